@@ -1,0 +1,473 @@
+"""Pure-Python twin of the compiled codec (:mod:`fastws._speedups`).
+
+Same names, same results, same exceptions with the same messages and close codes:
+the test suite runs every codec test against both, and property tests compare them
+on random and mutated input. This module is used on interpreters where the
+extension is not built (PyPy, source builds with ``FASTWS_NO_EXTENSIONS=1``) and
+whenever ``FASTWS_NO_EXTENSIONS=1`` is set at import time.
+
+Speed still matters here: masking uses big-integer XOR (one pass in C), UTF-8
+validation uses CPython's own strict decoder, and the parser slices a single
+``bytearray`` buffer instead of copying byte by byte.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+
+from .exceptions import InvalidUTF8, PayloadTooBig, ProtocolError
+from .frames import CloseCode, Opcode
+
+__all__ = [
+    "apply_mask",
+    "apply_mask_inplace",
+    "validate_utf8",
+    "Utf8Validator",
+    "Frame",
+    "FrameParser",
+    "build_frame",
+    "parse_close",
+    "build_close",
+]
+
+# Opcode member for each 4-bit opcode, None where reserved.
+_OPCODES = tuple(Opcode(i) if i in Opcode._value2member_map_ else None for i in range(16))
+_CLOSE_CODES = CloseCode._value2member_map_
+
+
+# --- masking --------------------------------------------------------------------
+
+
+def _as_bytes_view(data, what: str) -> memoryview:
+    try:
+        view = memoryview(data)
+    except TypeError:
+        raise TypeError(
+            f"{what} must be a bytes-like object, not {type(data).__name__}"
+        ) from None
+    if view.ndim != 1 or view.itemsize != 1:
+        view = view.cast("B")
+    return view
+
+
+def _check_mask(mask) -> bytes:
+    view = _as_bytes_view(mask, "mask")
+    if view.nbytes != 4:
+        raise ValueError(f"mask must be 4 bytes, got {view.nbytes}")
+    return view.tobytes()
+
+
+def _xor(data, mask: bytes, n: int) -> bytes:
+    """XOR ``n`` bytes of ``data`` with ``mask`` repeated, as one big-integer op."""
+    q, r = divmod(n, 4)
+    mask_int = int.from_bytes(mask * q + mask[:r], "little")
+    return (int.from_bytes(data, "little") ^ mask_int).to_bytes(n, "little")
+
+
+def apply_mask(data, mask) -> bytes:
+    """Return ``data`` XOR-ed with the 4-byte ``mask`` (RFC 6455 section 5.3)."""
+    key = _check_mask(mask)
+    view = _as_bytes_view(data, "data")
+    n = view.nbytes
+    if n == 0:
+        return b""
+    return _xor(view, key, n)
+
+
+def apply_mask_inplace(buffer, mask, phase: int = 0) -> int:
+    """XOR a writable buffer in place with ``mask``, starting at key byte ``phase``.
+
+    Returns the phase for the next piece, ``(phase + len(buffer)) % 4``, so a
+    payload that arrives in pieces can be unmasked piece by piece.
+    """
+    key = _check_mask(mask)
+    if not 0 <= phase <= 3:
+        raise ValueError(f"phase must be 0 to 3, got {phase}")
+    view = _as_bytes_view(buffer, "buffer")
+    if view.readonly:
+        raise TypeError("buffer must be writable")
+    n = view.nbytes
+    if n:
+        view[:] = _xor(view, key[phase:] + key[:phase], n)
+    return (phase + n) & 3
+
+
+# --- UTF-8 ----------------------------------------------------------------------
+
+
+def validate_utf8(data) -> bool:
+    """True if ``data`` is strict UTF-8 (RFC 3629): no overlongs, surrogates,
+    code points above U+10FFFF or truncated sequence at the end."""
+    try:
+        str(_as_bytes_view(data, "data"), "utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _valid_prefix(pending: bytes) -> bool:
+    """True if ``pending`` (1 to 3 bytes, an incomplete sequence) can still
+    become a valid UTF-8 sequence. CPython's incremental decoder lets some
+    impossible prefixes wait (a surrogate's ``ED A0``), this does not."""
+    lead = pending[0]
+    if lead < 0xC2 or lead > 0xF4:
+        return False
+    if len(pending) > 1:
+        second = pending[1]
+        low, high = 0x80, 0xBF
+        if lead == 0xE0:
+            low = 0xA0
+        elif lead == 0xED:
+            high = 0x9F
+        elif lead == 0xF0:
+            low = 0x90
+        elif lead == 0xF4:
+            high = 0x8F
+        if not low <= second <= high:
+            return False
+    return True
+
+
+class Utf8Validator:
+    """Incremental strict UTF-8 validator for messages that arrive in fragments.
+
+    :meth:`feed` returns False as soon as the bytes seen so far cannot begin valid
+    UTF-8, even in the middle of a multi-byte sequence; :attr:`complete` tells
+    whether they end on a code point boundary, that is whether a message may end
+    here. Once invalid, it stays invalid until :meth:`reset`.
+    """
+
+    __slots__ = ("_decoder", "_valid", "_complete")
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self._valid = True
+        self._complete = True
+
+    def feed(self, data) -> bool:
+        if not self._valid:
+            return False
+        view = _as_bytes_view(data, "data")
+        try:
+            self._decoder.decode(view, False)
+        except UnicodeDecodeError:
+            self._valid = False
+            return False
+        pending = self._decoder.getstate()[0]
+        if pending and not _valid_prefix(pending):
+            self._valid = False
+            return False
+        self._complete = not pending
+        return True
+
+    @property
+    def valid(self) -> bool:
+        """False once an invalid byte has been fed."""
+        return self._valid
+
+    @property
+    def complete(self) -> bool:
+        """True when the input so far is valid and ends on a code point boundary."""
+        return self._valid and self._complete
+
+    def reset(self) -> None:
+        """Forget everything fed so far, to validate a new message."""
+        self._decoder.reset()
+        self._valid = True
+        self._complete = True
+
+
+# --- frames ---------------------------------------------------------------------
+
+
+class Frame:
+    """One WebSocket frame with its payload already unmasked."""
+
+    __slots__ = ("opcode", "payload", "fin", "rsv1", "rsv2", "rsv3")
+
+    def __init__(
+        self,
+        opcode,
+        payload=b"",
+        fin: bool = True,
+        rsv1: bool = False,
+        rsv2: bool = False,
+        rsv3: bool = False,
+    ) -> None:
+        setattr_ = object.__setattr__
+        setattr_(self, "opcode", Opcode(opcode))
+        setattr_(self, "payload", payload if type(payload) is bytes else bytes(payload))
+        setattr_(self, "fin", bool(fin))
+        setattr_(self, "rsv1", bool(rsv1))
+        setattr_(self, "rsv2", bool(rsv2))
+        setattr_(self, "rsv3", bool(rsv3))
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"Frame attribute {name!r} is read-only")
+
+    def __eq__(self, other):
+        if not isinstance(other, Frame):
+            return NotImplemented
+        return (
+            self.opcode == other.opcode
+            and self.fin == other.fin
+            and self.rsv1 == other.rsv1
+            and self.rsv2 == other.rsv2
+            and self.rsv3 == other.rsv3
+            and self.payload == other.payload
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return _frame_repr(self)
+
+    def __reduce__(self):
+        return (Frame, (self.opcode, self.payload, self.fin, self.rsv1, self.rsv2, self.rsv3))
+
+
+def _frame_repr(frame) -> str:
+    payload = frame.payload
+    shown = repr(payload) if len(payload) <= 64 else f"{payload[:60]!r}...({len(payload)} bytes)"
+    rsv = "".join(f", rsv{i}=True" for i in (1, 2, 3) if getattr(frame, f"rsv{i}"))
+    return f"Frame({frame.opcode.name}, {shown}, fin={frame.fin}{rsv})"
+
+
+def _header_error(b0: int, b1: int, mask_required: bool, allow_rsv1: bool):
+    """The error the first two header bytes reveal, or None. Checked in this order:
+    reserved bits, reserved opcode, control frame rules, mask direction."""
+    opcode = b0 & 0x0F
+    if b0 & 0x40 and not allow_rsv1:
+        return ProtocolError("reserved bit RSV1 set without an extension that allows it")
+    if b0 & 0x20:
+        return ProtocolError("reserved bit RSV2 set")
+    if b0 & 0x10:
+        return ProtocolError("reserved bit RSV3 set")
+    op = _OPCODES[opcode]
+    if op is None:
+        return ProtocolError(f"reserved opcode {opcode}")
+    if opcode >= 8:
+        if not b0 & 0x80:
+            return ProtocolError(f"fragmented control frame ({op.name} with FIN clear)")
+        if (b1 & 0x7F) > 125:
+            return ProtocolError(f"control frame ({op.name}) longer than 125 bytes")
+        if b0 & 0x40:
+            return ProtocolError(f"RSV1 set on a control frame ({op.name})")
+    elif b0 & 0x40 and opcode == 0:
+        return ProtocolError("RSV1 set on a continuation frame")
+    if b1 & 0x80:
+        if not mask_required:
+            return ProtocolError("masked frame from the server")
+    elif mask_required:
+        return ProtocolError("unmasked frame from the client")
+    return None
+
+
+class FrameParser:
+    """Incremental frame parser: :meth:`feed` bytes, get back completed frames.
+
+    ``mask_required`` is True on the server (client frames must be masked) and
+    False on the client (server frames must not be). ``max_size`` bounds the
+    payload of one frame and is checked from the header alone, before any of the
+    payload is buffered. ``allow_rsv1`` accepts RSV1 on the first frame of a data
+    message, for permessage-deflate. After a :class:`ProtocolError` the parser is
+    failed: every later call raises the same error.
+    """
+
+    __slots__ = ("_mask_required", "_max_size", "_allow_rsv1", "_buf", "_error")
+
+    def __init__(
+        self,
+        *,
+        mask_required: bool,
+        max_size: int | None = None,
+        allow_rsv1: bool = False,
+    ) -> None:
+        if max_size is not None and max_size < 0:
+            raise ValueError(f"max_size must be >= 0 or None, got {max_size}")
+        self._mask_required = bool(mask_required)
+        self._max_size = max_size
+        self._allow_rsv1 = bool(allow_rsv1)
+        self._buf = bytearray()
+        self._error: ProtocolError | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and kept for a frame that is not complete yet."""
+        return len(self._buf)
+
+    def feed(self, data) -> list:
+        if self._error is not None:
+            raise self._error
+        buf = self._buf
+        buf += data
+        frames: list = []
+        pos = 0
+        end = len(buf)
+        mask_required = self._mask_required
+        max_size = self._max_size
+        try:
+            while end - pos >= 2:
+                b0 = buf[pos]
+                b1 = buf[pos + 1]
+                error = _header_error(b0, b1, mask_required, self._allow_rsv1)
+                if error is not None:
+                    raise error
+                length = b1 & 0x7F
+                start = pos + 2
+                if length == 126:
+                    if end - start < 2:
+                        break
+                    length = (buf[start] << 8) | buf[start + 1]
+                    start += 2
+                    if length < 126:
+                        raise ProtocolError(
+                            f"length {length} sent in the 16-bit form (not minimal)"
+                        )
+                elif length == 127:
+                    if end - start < 8:
+                        break
+                    length = int.from_bytes(buf[start : start + 8], "big")
+                    start += 8
+                    if length >> 63:
+                        raise ProtocolError("64-bit length with the most significant bit set")
+                    if length < 0x10000:
+                        raise ProtocolError(
+                            f"length {length} sent in the 64-bit form (not minimal)"
+                        )
+                if max_size is not None and length > max_size:
+                    raise PayloadTooBig(
+                        f"frame of {length} bytes exceeds max_size of {max_size} bytes"
+                    )
+                if b1 & 0x80:
+                    stop = start + 4 + length
+                    if stop > end:
+                        break
+                    payload = _xor(
+                        memoryview(buf)[start + 4 : stop], bytes(buf[start : start + 4]), length
+                    ) if length else b""
+                else:
+                    stop = start + length
+                    if stop > end:
+                        break
+                    payload = bytes(buf[start:stop])
+                frame = Frame.__new__(Frame)
+                setattr_ = object.__setattr__
+                setattr_(frame, "opcode", _OPCODES[b0 & 0x0F])
+                setattr_(frame, "payload", payload)
+                setattr_(frame, "fin", b0 & 0x80 != 0)
+                setattr_(frame, "rsv1", b0 & 0x40 != 0)
+                setattr_(frame, "rsv2", False)
+                setattr_(frame, "rsv3", False)
+                frames.append(frame)
+                pos = stop
+        except ProtocolError as exc:
+            buf.clear()
+            exc.frames = frames
+            self._error = exc
+            raise
+        if pos:
+            del buf[:pos]
+        return frames
+
+
+# --- building -------------------------------------------------------------------
+
+_VALID_OPCODES = frozenset({0, 1, 2, 8, 9, 10})
+_key_pool = b""
+_key_pos = 0
+
+
+def _fresh_key() -> bytes:
+    """An unpredictable 4-byte key (RFC 6455 section 5.3), from a pool of
+    ``os.urandom`` bytes refilled 4 KiB at a time rather than a call per frame."""
+    global _key_pool, _key_pos
+    if _key_pos >= len(_key_pool):
+        _key_pool = os.urandom(4096)
+        _key_pos = 0
+    key = _key_pool[_key_pos : _key_pos + 4]
+    _key_pos += 4
+    return key
+
+
+def build_frame(opcode, payload, *, fin: bool = True, rsv1: bool = False, mask=None) -> bytes:
+    """Serialize one frame. ``payload`` is bytes-like, or ``str`` (sent as UTF-8).
+
+    ``mask=None`` (or False) builds an unmasked frame, a 4-byte key masks with that
+    key, and ``mask=True`` masks with a fresh unpredictable key.
+    """
+    op = int(opcode)
+    if op not in _VALID_OPCODES:
+        raise ValueError(f"invalid opcode {op}")
+    if isinstance(payload, str):
+        payload = payload.encode("utf-8")
+    view = _as_bytes_view(payload, "payload")
+    n = view.nbytes
+    if op >= 8:
+        if n > 125:
+            raise ValueError(f"control frame of {n} bytes (125 at most)")
+        if not fin:
+            raise ValueError("control frames cannot be fragmented")
+    b0 = op | (0x80 if fin else 0) | (0x40 if rsv1 else 0)
+    if mask is None or mask is False:
+        key = None
+        mask_bit = 0
+    else:
+        key = _fresh_key() if mask is True else _check_mask(mask)
+        mask_bit = 0x80
+    if n < 126:
+        header = bytes((b0, mask_bit | n))
+    elif n < 0x10000:
+        header = bytes((b0, mask_bit | 126)) + n.to_bytes(2, "big")
+    else:
+        header = bytes((b0, mask_bit | 127)) + n.to_bytes(8, "big")
+    if key is None:
+        return header + view
+    return header + key + (_xor(view, key, n) if n else b"")
+
+
+# --- close frames ---------------------------------------------------------------
+
+
+def _close_code_allowed(code: int) -> bool:
+    """Codes that may appear in a close frame (RFC 6455 section 7.4)."""
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+def parse_close(payload) -> tuple:
+    """Parse a close frame's payload into ``(code, reason)``.
+
+    An empty payload means no status code: ``(1005, "")``. Known codes come back
+    as :class:`CloseCode` members, others (3000-4999) as ints.
+    """
+    view = _as_bytes_view(payload, "payload")
+    n = view.nbytes
+    if n == 0:
+        return CloseCode.NO_STATUS_RCVD, ""
+    if n == 1:
+        raise ProtocolError("close payload of 1 byte (a code takes 2)")
+    if n > 125:
+        raise ProtocolError(f"close payload of {n} bytes (125 at most)")
+    code = (view[0] << 8) | view[1]
+    if not _close_code_allowed(code):
+        raise ProtocolError(f"invalid close code {code}")
+    try:
+        reason = str(view[2:], "utf-8")
+    except UnicodeDecodeError:
+        raise InvalidUTF8("invalid UTF-8 in close reason") from None
+    return _CLOSE_CODES.get(code, code), reason
+
+
+def build_close(code: int, reason: str = "") -> bytes:
+    """Serialize a close frame's payload. ``code`` 1005 with no reason gives the
+    empty payload (a close frame without a status code)."""
+    code = int(code)
+    if code == 1005 and not reason:
+        return b""
+    if not _close_code_allowed(code):
+        raise ValueError(f"close code {code} cannot be sent")
+    data = reason.encode("utf-8")
+    if len(data) > 123:
+        raise ValueError(f"close reason of {len(data)} bytes (123 at most)")
+    return code.to_bytes(2, "big") + data

@@ -1,0 +1,63 @@
+"""Chooses the codec implementation, once, at import time.
+
+The compiled core (:mod:`fastws._speedups`) is used when it is importable, and the
+pure-Python twin (:mod:`fastws._codec_py`) otherwise. Environment variables:
+
+- ``FASTWS_NO_EXTENSIONS=1`` forces the pure-Python twin;
+- ``FASTWS_REQUIRE_EXTENSIONS=1`` makes a missing or broken extension an
+  ImportError instead of a silent fallback (CI sets it).
+
+:data:`IMPLEMENTATION` says which one is active: ``"cython"`` or ``"python"``.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
+if _flag("FASTWS_NO_EXTENSIONS"):
+    if _flag("FASTWS_REQUIRE_EXTENSIONS"):
+        raise ImportError(
+            "FASTWS_NO_EXTENSIONS and FASTWS_REQUIRE_EXTENSIONS are both set"
+        )
+    from . import _codec_py as _impl
+
+    IMPLEMENTATION = "python"
+else:
+    try:
+        from . import _speedups as _impl  # type: ignore[no-redef]
+    except ImportError:
+        if _flag("FASTWS_REQUIRE_EXTENSIONS"):
+            raise
+        from . import _codec_py as _impl  # type: ignore[no-redef]
+
+        IMPLEMENTATION = "python"
+    else:
+        IMPLEMENTATION = "cython"
+
+apply_mask = _impl.apply_mask
+apply_mask_inplace = _impl.apply_mask_inplace
+validate_utf8 = _impl.validate_utf8
+Utf8Validator = _impl.Utf8Validator
+Frame = _impl.Frame
+FrameParser = _impl.FrameParser
+build_frame = _impl.build_frame
+parse_close = _impl.parse_close
+build_close = _impl.build_close
+
+__all__ = [
+    "IMPLEMENTATION",
+    "apply_mask",
+    "apply_mask_inplace",
+    "validate_utf8",
+    "Utf8Validator",
+    "Frame",
+    "FrameParser",
+    "build_frame",
+    "parse_close",
+    "build_close",
+]
