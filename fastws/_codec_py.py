@@ -14,9 +14,11 @@ validation uses CPython's own strict decoder, and the parser slices a single
 from __future__ import annotations
 
 import codecs
+import operator
 import os
 
-from .exceptions import InvalidUTF8, PayloadTooBig, ProtocolError
+from . import _rules
+from .exceptions import ProtocolError
 from .frames import CloseCode, Opcode
 
 __all__ = [
@@ -31,9 +33,7 @@ __all__ = [
     "build_close",
 ]
 
-# Opcode member for each 4-bit opcode, None where reserved.
-_OPCODES = tuple(Opcode(i) if i in Opcode._value2member_map_ else None for i in range(16))
-_CLOSE_CODES = CloseCode._value2member_map_
+_OPCODES = _rules.OPCODES
 
 
 # --- masking --------------------------------------------------------------------
@@ -46,6 +46,8 @@ def _as_bytes_view(data, what: str) -> memoryview:
         raise TypeError(
             f"{what} must be a bytes-like object, not {type(data).__name__}"
         ) from None
+    if not view.c_contiguous:
+        raise TypeError(f"{what} must be a contiguous bytes-like object")
     if view.ndim != 1 or view.itemsize != 1:
         view = view.cast("B")
     return view
@@ -221,47 +223,10 @@ class Frame:
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return _frame_repr(self)
+        return _rules.frame_repr(self)
 
     def __reduce__(self):
         return (Frame, (self.opcode, self.payload, self.fin, self.rsv1, self.rsv2, self.rsv3))
-
-
-def _frame_repr(frame) -> str:
-    payload = frame.payload
-    shown = repr(payload) if len(payload) <= 64 else f"{payload[:60]!r}...({len(payload)} bytes)"
-    rsv = "".join(f", rsv{i}=True" for i in (1, 2, 3) if getattr(frame, f"rsv{i}"))
-    return f"Frame({frame.opcode.name}, {shown}, fin={frame.fin}{rsv})"
-
-
-def _header_error(b0: int, b1: int, mask_required: bool, allow_rsv1: bool):
-    """The error the first two header bytes reveal, or None. Checked in this order:
-    reserved bits, reserved opcode, control frame rules, mask direction."""
-    opcode = b0 & 0x0F
-    if b0 & 0x40 and not allow_rsv1:
-        return ProtocolError("reserved bit RSV1 set without an extension that allows it")
-    if b0 & 0x20:
-        return ProtocolError("reserved bit RSV2 set")
-    if b0 & 0x10:
-        return ProtocolError("reserved bit RSV3 set")
-    op = _OPCODES[opcode]
-    if op is None:
-        return ProtocolError(f"reserved opcode {opcode}")
-    if opcode >= 8:
-        if not b0 & 0x80:
-            return ProtocolError(f"fragmented control frame ({op.name} with FIN clear)")
-        if (b1 & 0x7F) > 125:
-            return ProtocolError(f"control frame ({op.name}) longer than 125 bytes")
-        if b0 & 0x40:
-            return ProtocolError(f"RSV1 set on a control frame ({op.name})")
-    elif b0 & 0x40 and opcode == 0:
-        return ProtocolError("RSV1 set on a continuation frame")
-    if b1 & 0x80:
-        if not mask_required:
-            return ProtocolError("masked frame from the server")
-    elif mask_required:
-        return ProtocolError("unmasked frame from the client")
-    return None
 
 
 class FrameParser:
@@ -311,7 +276,7 @@ class FrameParser:
             while end - pos >= 2:
                 b0 = buf[pos]
                 b1 = buf[pos + 1]
-                error = _header_error(b0, b1, mask_required, self._allow_rsv1)
+                error = _rules.header_error(b0, b1, mask_required, self._allow_rsv1)
                 if error is not None:
                     raise error
                 length = b1 & 0x7F
@@ -322,24 +287,16 @@ class FrameParser:
                     length = (buf[start] << 8) | buf[start + 1]
                     start += 2
                     if length < 126:
-                        raise ProtocolError(
-                            f"length {length} sent in the 16-bit form (not minimal)"
-                        )
+                        raise _rules.length_error(length, 16)
                 elif length == 127:
                     if end - start < 8:
                         break
                     length = int.from_bytes(buf[start : start + 8], "big")
                     start += 8
-                    if length >> 63:
-                        raise ProtocolError("64-bit length with the most significant bit set")
-                    if length < 0x10000:
-                        raise ProtocolError(
-                            f"length {length} sent in the 64-bit form (not minimal)"
-                        )
+                    if length >> 63 or length < 0x10000:
+                        raise _rules.length_error(length, 64)
                 if max_size is not None and length > max_size:
-                    raise PayloadTooBig(
-                        f"frame of {length} bytes exceeds max_size of {max_size} bytes"
-                    )
+                    raise _rules.too_big(length, max_size)
                 if b1 & 0x80:
                     stop = start + 4 + length
                     if stop > end:
@@ -374,9 +331,19 @@ class FrameParser:
 
 # --- building -------------------------------------------------------------------
 
-_VALID_OPCODES = frozenset({0, 1, 2, 8, 9, 10})
 _key_pool = b""
 _key_pos = 0
+
+
+def _reset_key_pool() -> None:
+    """Forget the pool in a forked child, so parent and child never share keys."""
+    global _key_pool, _key_pos
+    _key_pool = b""
+    _key_pos = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_key_pool)
 
 
 def _fresh_key() -> bytes:
@@ -397,18 +364,12 @@ def build_frame(opcode, payload, *, fin: bool = True, rsv1: bool = False, mask=N
     ``mask=None`` (or False) builds an unmasked frame, a 4-byte key masks with that
     key, and ``mask=True`` masks with a fresh unpredictable key.
     """
-    op = int(opcode)
-    if op not in _VALID_OPCODES:
-        raise ValueError(f"invalid opcode {op}")
+    op = operator.index(opcode)
     if isinstance(payload, str):
         payload = payload.encode("utf-8")
     view = _as_bytes_view(payload, "payload")
     n = view.nbytes
-    if op >= 8:
-        if n > 125:
-            raise ValueError(f"control frame of {n} bytes (125 at most)")
-        if not fin:
-            raise ValueError("control frames cannot be fragmented")
+    _rules.check_build(op, n, fin)
     b0 = op | (0x80 if fin else 0) | (0x40 if rsv1 else 0)
     if mask is None or mask is False:
         key = None
@@ -430,11 +391,6 @@ def build_frame(opcode, payload, *, fin: bool = True, rsv1: bool = False, mask=N
 # --- close frames ---------------------------------------------------------------
 
 
-def _close_code_allowed(code: int) -> bool:
-    """Codes that may appear in a close frame (RFC 6455 section 7.4)."""
-    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
-
-
 def parse_close(payload) -> tuple:
     """Parse a close frame's payload into ``(code, reason)``.
 
@@ -445,29 +401,23 @@ def parse_close(payload) -> tuple:
     n = view.nbytes
     if n == 0:
         return CloseCode.NO_STATUS_RCVD, ""
-    if n == 1:
-        raise ProtocolError("close payload of 1 byte (a code takes 2)")
-    if n > 125:
-        raise ProtocolError(f"close payload of {n} bytes (125 at most)")
-    code = (view[0] << 8) | view[1]
-    if not _close_code_allowed(code):
-        raise ProtocolError(f"invalid close code {code}")
+    code = (view[0] << 8) | view[1] if n >= 2 else 0
+    error = _rules.close_payload_error(n, code)
+    if error is not None:
+        raise error
     try:
         reason = str(view[2:], "utf-8")
     except UnicodeDecodeError:
-        raise InvalidUTF8("invalid UTF-8 in close reason") from None
-    return _CLOSE_CODES.get(code, code), reason
+        raise _rules.invalid_close_reason() from None
+    return _rules.close_code(code), reason
 
 
 def build_close(code: int, reason: str = "") -> bytes:
     """Serialize a close frame's payload. ``code`` 1005 with no reason gives the
     empty payload (a close frame without a status code)."""
-    code = int(code)
+    code = operator.index(code)
     if code == 1005 and not reason:
         return b""
-    if not _close_code_allowed(code):
-        raise ValueError(f"close code {code} cannot be sent")
     data = reason.encode("utf-8")
-    if len(data) > 123:
-        raise ValueError(f"close reason of {len(data)} bytes (123 at most)")
+    _rules.check_close(code, len(data))
     return code.to_bytes(2, "big") + data

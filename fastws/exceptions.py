@@ -51,3 +51,147 @@ class InvalidUTF8(ProtocolError):
     """A text message or close reason is not valid UTF-8 (1007)."""
 
     default_close_code = 1007
+
+
+# --- local misuse ---------------------------------------------------------------
+
+
+class InvalidState(FastWSError):
+    """An operation is not allowed in the connection's current state, for example
+    sending a message after the closing handshake started. This is a bug in the
+    code that drives the protocol, never something the peer caused."""
+
+
+class InvalidURI(FastWSError, ValueError):
+    """A WebSocket URI that cannot be used to connect (not ``ws://`` or ``wss://``,
+    no host, a fragment...)."""
+
+    def __init__(self, uri: str, reason: str) -> None:
+        super().__init__(f"{uri!r} isn't a valid WebSocket URI: {reason}")
+        self.uri = uri
+        self.reason = reason
+
+
+class MultipleValuesError(FastWSError, LookupError):
+    """A header that must appear at most once appears several times."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"more than one {name} header")
+        self.name = name
+
+
+# --- opening handshake ----------------------------------------------------------
+
+
+class InvalidHandshake(FastWSError):
+    """The opening handshake (RFC 6455 section 4) failed.
+
+    :attr:`http_status` is the HTTP status a server answers with when it is the
+    one that finds the problem (400 unless a subclass or the raiser says otherwise).
+    """
+
+    #: HTTP status for the error response a server sends.
+    http_status: int = 400
+
+    def __init__(self, message: str, *, http_status: int | None = None) -> None:
+        super().__init__(message)
+        if http_status is not None:
+            self.http_status = http_status
+
+    def __reduce__(self):
+        return (_rebuild, (type(self), self.args, self.__dict__.copy()))
+
+
+def _rebuild(cls, args, state):
+    exc = cls.__new__(cls)
+    exc.args = args
+    exc.__dict__.update(state)
+    return exc
+
+
+class InvalidMessage(InvalidHandshake):
+    """An HTTP request or response that cannot be parsed, or that breaks a limit
+    (line length, header count, total header size). :attr:`http_status` is 400,
+    414 (request line too long), 431 (headers too large) or 505 (HTTP version)."""
+
+
+class InvalidHeader(InvalidHandshake):
+    """A header the handshake needs is missing, repeated, or has a bad value."""
+
+    def __init__(
+        self,
+        name: str,
+        value: str | None = None,
+        reason: str | None = None,
+        *,
+        http_status: int | None = None,
+    ) -> None:
+        if value is None:
+            message = f"missing {name} header"
+        else:
+            message = f"invalid {name} header: {value!r}"
+        if reason:
+            message = f"{message} ({reason})"
+        super().__init__(message, http_status=http_status)
+        self.name = name
+        self.value = value
+        self.reason = reason
+
+
+class InvalidUpgrade(InvalidHeader):
+    """The ``Upgrade`` or ``Connection`` header does not ask for a WebSocket
+    upgrade, or the ``Sec-WebSocket-Version`` is not 13 (426 Upgrade Required)."""
+
+    http_status = 426
+
+
+class InvalidOrigin(InvalidHeader):
+    """The ``Origin`` header is missing or not in the server's allow-list (403)."""
+
+    http_status = 403
+
+
+class NegotiationError(InvalidHandshake):
+    """Subprotocol or extension negotiation failed: the peer picked something that
+    was not offered, or nothing acceptable was offered."""
+
+
+class InvalidStatus(InvalidHandshake):
+    """The server refused the upgrade: it answered with a status other than 101.
+
+    :attr:`response` is the whole :class:`fastws.http11.Response`, with
+    ``status_code``, ``headers`` and ``body``.
+    """
+
+    def __init__(self, response) -> None:
+        super().__init__(
+            f"server rejected the WebSocket connection: HTTP {response.status_code}"
+            + (f" {response.reason_phrase}" if response.reason_phrase else "")
+        )
+        self.response = response
+
+    @property
+    def status_code(self) -> int:
+        return self.response.status_code
+
+    @property
+    def headers(self):
+        return self.response.headers
+
+    @property
+    def body(self) -> bytes:
+        return self.response.body
+
+
+__all__ += [
+    "InvalidState",
+    "InvalidURI",
+    "MultipleValuesError",
+    "InvalidHandshake",
+    "InvalidMessage",
+    "InvalidHeader",
+    "InvalidUpgrade",
+    "InvalidOrigin",
+    "NegotiationError",
+    "InvalidStatus",
+]

@@ -1,0 +1,586 @@
+"""HTTP/1.1 for the opening handshake: headers, request and response objects, and
+incremental parsers with limits (RFC 7230).
+
+Only what a WebSocket handshake needs: a request has no body (a body is refused),
+a response may have one (an error page) delimited by ``Content-Length``, chunked
+encoding, or the end of the stream. Lines must end with CRLF. Header values are
+decoded as Latin-1 (lossless: every byte maps to one code point) and header names
+are matched case-insensitively.
+
+Parse errors raise :class:`~fastws.exceptions.InvalidMessage`, whose
+``http_status`` is the status a server answers with: 400, 414 (request line too
+long), 431 (header line too long, too many headers, headers too large), 505 (an
+HTTP major version other than 1).
+"""
+
+from __future__ import annotations
+
+import http
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Mapping, Optional, Tuple, Union
+
+from .exceptions import InvalidMessage, MultipleValuesError
+
+__all__ = [
+    "Headers",
+    "Request",
+    "Response",
+    "RequestParser",
+    "ResponseParser",
+    "MAX_LINE",
+    "MAX_HEADERS",
+    "MAX_HEADER_BYTES",
+    "MAX_BODY",
+]
+
+#: Longest request line, status line or header line, without its CRLF.
+MAX_LINE = 8192
+#: Most header lines in one message.
+MAX_HEADERS = 128
+#: Most bytes in the start line and headers together, CRLFs included.
+MAX_HEADER_BYTES = 65536
+#: Largest response body the client keeps (an error page).
+MAX_BODY = 1 << 20
+
+# RFC 7230 section 3.2.6: token = 1*tchar
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Field value: visible ASCII, obs-text, space and tab; no CR, LF, NUL or other controls.
+_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+_VERSION = re.compile(rb"HTTP/([0-9])\.([0-9])")
+_STATUS = re.compile(rb"[0-9]{3}")
+_TARGET = re.compile(rb"[\x21-\x7e]+")
+_REASON = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
+
+HeadersLike = Union["Headers", Mapping[str, str], Iterable[Tuple[str, str]]]
+
+
+def _check_name(name: str) -> str:
+    if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+        raise ValueError(f"invalid header name {name!r}")
+    return name
+
+
+def _check_value(name: str, value: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"value of header {name} must be str, not {type(value).__name__}")
+    if not _VALUE.fullmatch(value):
+        raise ValueError(f"invalid value for header {name}: {value!r}")
+    return value
+
+
+class Headers:
+    """Case-insensitive, multi-valued HTTP headers that keep their order.
+
+    ``headers[name]`` is the single value of ``name`` (:class:`KeyError` if absent,
+    :class:`~fastws.exceptions.MultipleValuesError` if repeated);
+    :meth:`get_all` gives every value; ``headers[name] = value`` replaces every
+    value and :meth:`add` appends one. Iterating gives ``(name, value)`` pairs in
+    the order they were received or added, with names as spelled.
+    Names must be tokens and values must not contain CR, LF or NUL, so a header
+    built from untrusted input cannot inject another header.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, headers: Optional[HeadersLike] = None, **kwargs: str) -> None:
+        self._items: list = []
+        if headers is not None:
+            self.update(headers)
+        if kwargs:
+            self.update(kwargs)
+
+    def update(self, headers: HeadersLike) -> None:
+        """Add every ``(name, value)`` of ``headers`` (appends, like :meth:`add`)."""
+        if isinstance(headers, Headers):
+            self._items.extend(headers._items)
+            return
+        items = headers.items() if isinstance(headers, Mapping) else headers
+        for name, value in items:
+            self.add(name, value)
+
+    def add(self, name: str, value: str) -> None:
+        """Append a value for ``name``, keeping the ones already there."""
+        self._items.append((_check_name(name), _check_value(name, value)))
+
+    def get_all(self, name: str) -> list:
+        """Every value of ``name``, in order; empty if absent."""
+        key = name.lower()
+        return [v for n, v in self._items if n.lower() == key]
+
+    def get(self, name: str, default=None):
+        """The single value of ``name``, ``default`` if absent.
+        Raises MultipleValuesError if it appears more than once."""
+        values = self.get_all(name)
+        if not values:
+            return default
+        if len(values) > 1:
+            raise MultipleValuesError(name)
+        return values[0]
+
+    def __getitem__(self, name: str) -> str:
+        values = self.get_all(name)
+        if not values:
+            raise KeyError(name)
+        if len(values) > 1:
+            raise MultipleValuesError(name)
+        return values[0]
+
+    def __setitem__(self, name: str, value: str) -> None:
+        _check_name(name)
+        _check_value(name, value)
+        key = name.lower()
+        self._items = [(n, v) for n, v in self._items if n.lower() != key]
+        self._items.append((name, value))
+
+    def __delitem__(self, name: str) -> None:
+        key = name.lower()
+        items = [(n, v) for n, v in self._items if n.lower() != key]
+        if len(items) == len(self._items):
+            raise KeyError(name)
+        self._items = items
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        key = name.lower()
+        return any(n.lower() == key for n, _ in self._items)
+
+    def __iter__(self) -> Iterator[Tuple[str, str]]:
+        return iter(list(self._items))
+
+    def items(self) -> list:
+        """``(name, value)`` pairs in order, names as spelled."""
+        return list(self._items)
+
+    def keys(self) -> list:
+        """Distinct lower-cased names, in order of first appearance."""
+        seen: dict = {}
+        for n, _ in self._items:
+            seen.setdefault(n.lower(), None)
+        return list(seen)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Headers):
+            return NotImplemented
+        return [(n.lower(), v) for n, v in self._items] == [
+            (n.lower(), v) for n, v in other._items
+        ]
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def copy(self) -> "Headers":
+        new = Headers()
+        new._items = list(self._items)
+        return new
+
+    def __repr__(self) -> str:
+        return f"Headers({self._items!r})"
+
+    def serialize(self) -> bytes:
+        """The header lines, each ending with CRLF (no blank line after them)."""
+        return "".join(f"{n}: {v}\r\n" for n, v in self._items).encode("latin-1")
+
+    def __getstate__(self):
+        return self._items
+
+    def __setstate__(self, state) -> None:
+        self._items = list(state)
+
+
+def _as_headers(headers) -> Headers:
+    return headers if isinstance(headers, Headers) else Headers(headers)
+
+
+@dataclass
+class Request:
+    """An HTTP request: the client's opening handshake."""
+
+    path: str
+    headers: Headers = field(default_factory=Headers)
+    method: str = "GET"
+    version: str = "HTTP/1.1"
+
+    def __post_init__(self) -> None:
+        self.headers = _as_headers(self.headers)
+
+    def serialize(self) -> bytes:
+        if not _TOKEN.fullmatch(self.method):
+            raise ValueError(f"invalid method {self.method!r}")
+        target = self.path.encode("ascii", "strict")
+        if not _TARGET.fullmatch(target):
+            raise ValueError(f"invalid request target {self.path!r}")
+        return (
+            f"{self.method} {self.path} {self.version}\r\n".encode("ascii")
+            + self.headers.serialize()
+            + b"\r\n"
+        )
+
+
+@dataclass
+class Response:
+    """An HTTP response: the server's opening handshake, or a refusal with a body.
+
+    ``reason_phrase`` defaults to the standard phrase of ``status_code``.
+    """
+
+    status_code: int
+    reason_phrase: str = ""
+    headers: Headers = field(default_factory=Headers)
+    body: bytes = b""
+    version: str = "HTTP/1.1"
+
+    def __post_init__(self) -> None:
+        self.status_code = int(self.status_code)
+        if not 100 <= self.status_code <= 999:
+            raise ValueError(f"invalid status code {self.status_code}")
+        if not self.reason_phrase:
+            try:
+                self.reason_phrase = http.HTTPStatus(self.status_code).phrase
+            except ValueError:
+                self.reason_phrase = ""
+        self.headers = _as_headers(self.headers)
+        self.body = bytes(self.body)
+
+    @property
+    def status(self) -> int:
+        """Alias of :attr:`status_code`."""
+        return self.status_code
+
+    def serialize(self) -> bytes:
+        if not _REASON.fullmatch(self.reason_phrase.encode("latin-1")) or "\r" in self.reason_phrase:
+            raise ValueError(f"invalid reason phrase {self.reason_phrase!r}")
+        return (
+            f"{self.version} {self.status_code} {self.reason_phrase}\r\n".encode("latin-1")
+            + self.headers.serialize()
+            + b"\r\n"
+            + self.body
+        )
+
+
+# --- parsing --------------------------------------------------------------------
+
+
+class _HeadParser:
+    """Start line and header lines, fed incrementally. Subclasses parse the start
+    line and decide what follows the blank line."""
+
+    _line_status = 400  # status for a start line longer than max_line
+
+    def __init__(
+        self,
+        *,
+        max_line: int = MAX_LINE,
+        max_headers: int = MAX_HEADERS,
+        max_header_bytes: int = MAX_HEADER_BYTES,
+    ) -> None:
+        self.max_line = max_line
+        self.max_headers = max_headers
+        self.max_header_bytes = max_header_bytes
+        self._buf = bytearray()
+        self._pos = 0  # start of the first line not parsed yet
+        self._start = None  # parsed start line
+        self._headers = Headers()
+        self._head_done = False
+        self._error: Optional[InvalidMessage] = None
+
+    def _fail(self, message: str, status: int = 400) -> InvalidMessage:
+        self._error = InvalidMessage(message, http_status=status)
+        self._buf.clear()
+        self._pos = 0
+        return self._error
+
+    def _feed_head(self, data) -> bool:
+        """Consume header lines; True once the blank line after them was read."""
+        buf = self._buf
+        buf += data
+        pos = self._pos
+        while True:
+            nl = buf.find(b"\n", pos)
+            if nl < 0:
+                pending = len(buf) - pos
+                if pending > self.max_line + 1:  # +1: the CR may be there already
+                    raise self._line_too_long()
+                if len(buf) > self.max_header_bytes:
+                    raise self._fail(
+                        f"headers exceed {self.max_header_bytes} bytes", 431
+                    )
+                self._pos = pos
+                return False
+            if nl + 1 > self.max_header_bytes:
+                raise self._fail(f"headers exceed {self.max_header_bytes} bytes", 431)
+            if nl == pos or buf[nl - 1] != 0x0D:
+                raise self._fail("line ends with LF instead of CRLF")
+            line = bytes(buf[pos : nl - 1])
+            if len(line) > self.max_line:
+                raise self._line_too_long()
+            pos = nl + 1
+            if self._start is None:
+                self._start = self._parse_start_line(line)
+            elif not line:
+                self._pos = pos
+                self._head_done = True
+                return True
+            else:
+                self._parse_header_line(line)
+
+    def _line_too_long(self) -> InvalidMessage:
+        if self._start is None:
+            status = self._line_status
+            what = "start line"
+        else:
+            status = 431
+            what = "header line"
+        return self._fail(f"{what} longer than {self.max_line} bytes", status)
+
+    def _parse_start_line(self, line: bytes):
+        raise NotImplementedError
+
+    def _parse_header_line(self, line: bytes) -> None:
+        if len(self._headers) >= self.max_headers:
+            raise self._fail(f"more than {self.max_headers} headers", 431)
+        if line[:1] in (b" ", b"\t"):
+            raise self._fail("obsolete line folding in headers")
+        name, colon, value = line.partition(b":")
+        if not colon:
+            raise self._fail(f"header line without a colon: {_shown(line)}")
+        try:
+            name_str = name.decode("ascii")
+        except UnicodeDecodeError:
+            name_str = ""
+        if not _TOKEN.fullmatch(name_str):
+            raise self._fail(f"invalid header name {_shown(name)}")
+        value = value.strip(b" \t")
+        value_str = value.decode("latin-1")
+        if not _VALUE.fullmatch(value_str):
+            raise self._fail(f"invalid value for header {name_str}: {_shown(value)}")
+        self._headers._items.append((name_str, value_str))
+
+    def _trailing(self) -> bytes:
+        data = bytes(self._buf[self._pos :])
+        self._buf.clear()
+        self._pos = 0
+        return data
+
+
+def _shown(data: bytes) -> str:
+    return repr(data if len(data) <= 60 else data[:57] + b"...")
+
+
+def _parse_version(version: bytes, fail) -> str:
+    m = _VERSION.fullmatch(version)
+    if m is None:
+        raise fail(f"invalid HTTP version {_shown(version)}")
+    if m.group(1) != b"1":
+        raise fail(f"unsupported HTTP version {version.decode('ascii')}", 505)
+    return version.decode("ascii")
+
+
+class RequestParser(_HeadParser):
+    """Incremental HTTP/1.1 request parser for the opening handshake.
+
+    :meth:`feed` returns the :class:`Request` once the blank line after the
+    headers has arrived, None before. Bytes after the blank line are kept in
+    :attr:`trailing` (the first WebSocket frames, if the client did not wait).
+    A request with a body (``Content-Length`` other than 0, or
+    ``Transfer-Encoding``) is refused: a WebSocket upgrade has none.
+    """
+
+    _line_status = 414
+
+    def __init__(self, **limits: int) -> None:
+        super().__init__(**limits)
+        self.request: Optional[Request] = None
+        self.trailing = b""
+
+    def feed(self, data) -> Optional[Request]:
+        if self._error is not None:
+            raise self._error
+        if self.request is not None:
+            raise RuntimeError("request already complete")
+        if not self._feed_head(data):
+            return None
+        method, target, version = self._start
+        headers = self._headers
+        if "Transfer-Encoding" in headers:
+            raise self._fail("request with a body (Transfer-Encoding)")
+        lengths = headers.get_all("Content-Length")
+        if any(v.strip() != "0" for v in lengths):
+            raise self._fail("request with a body (Content-Length)")
+        self.trailing = self._trailing()
+        self.request = Request(target, headers, method, version)
+        return self.request
+
+    def _parse_start_line(self, line: bytes):
+        parts = line.split(b" ")
+        if len(parts) != 3:
+            raise self._fail(f"invalid request line: {_shown(line)}")
+        method, target, version = parts
+        try:
+            method_str = method.decode("ascii")
+        except UnicodeDecodeError:
+            method_str = ""
+        if not _TOKEN.fullmatch(method_str):
+            raise self._fail(f"invalid method {_shown(method)}")
+        if not _TARGET.fullmatch(target) or not target.startswith(b"/"):
+            raise self._fail(f"invalid request target {_shown(target)}")
+        version_str = _parse_version(version, self._fail)
+        return method_str, target.decode("ascii"), version_str
+
+
+class ResponseParser(_HeadParser):
+    """Incremental HTTP/1.1 response parser for the client side of the handshake.
+
+    A 101 response ends with its headers: what follows is WebSocket data, kept in
+    :attr:`trailing`. Any other response has its body read too, delimited by
+    ``Content-Length``, chunked transfer coding, or the end of the stream
+    (:meth:`feed_eof`), up to ``max_body`` bytes. 1xx, 204 and 304 have no body.
+    """
+
+    def __init__(self, *, max_body: int = MAX_BODY, **limits: int) -> None:
+        super().__init__(**limits)
+        self.max_body = max_body
+        self.response: Optional[Response] = None
+        self.trailing = b""
+        self._body_mode: Optional[str] = None  # "length", "chunked", "eof"
+        self._length = 0
+        self._body = bytearray()
+        # > 0: chunk data bytes left; -1: a size line next; -2: the CRLF after chunk data
+        self._chunk_left = -1
+        self._chunk_trailers = False
+        self._eof = False
+
+    def feed(self, data) -> Optional[Response]:
+        if self._error is not None:
+            raise self._error
+        if self.response is not None:
+            raise RuntimeError("response already complete")
+        if not self._head_done:
+            if not self._feed_head(data):
+                return None
+            data = self._trailing()
+            version, status, reason = self._start
+            headers = self._headers
+            if 100 <= status < 200 or status in (204, 304):
+                self.trailing = data
+                return self._complete(b"")
+            self._choose_body_mode(headers)
+        return self._feed_body(data)
+
+    def feed_eof(self) -> Optional[Response]:
+        """The stream ended. Completes a body delimited by the end of the stream;
+        raises InvalidMessage if the response is incomplete."""
+        if self._error is not None:
+            raise self._error
+        if self.response is not None:
+            return self.response
+        if self._head_done and self._body_mode == "eof":
+            return self._complete(bytes(self._body))
+        raise self._fail("connection closed before the response was complete")
+
+    def _parse_start_line(self, line: bytes):
+        version, sp, rest = line.partition(b" ")
+        if not sp:
+            raise self._fail(f"invalid status line: {_shown(line)}")
+        version_str = _parse_version(version, self._fail)
+        status, _, reason = rest.partition(b" ")
+        if not _STATUS.fullmatch(status) or status[:1] == b"0":
+            raise self._fail(f"invalid status code {_shown(status)}")
+        if not _REASON.fullmatch(reason):
+            raise self._fail(f"invalid reason phrase {_shown(reason)}")
+        return version_str, int(status), reason.decode("latin-1")
+
+    def _complete(self, body: bytes) -> Response:
+        version, status, reason = self._start
+        self.response = Response(status, reason, self._headers, body, version)
+        if not reason:  # keep an empty reason phrase empty
+            self.response.reason_phrase = ""
+        return self.response
+
+    def _choose_body_mode(self, headers: Headers) -> None:
+        te = headers.get_all("Transfer-Encoding")
+        if te:
+            codings = [c.strip().lower() for v in te for c in v.split(",") if c.strip()]
+            if not codings or codings[-1] != "chunked":
+                self._body_mode = "eof"
+            else:
+                self._body_mode = "chunked"
+            return
+        lengths = headers.get_all("Content-Length")
+        if lengths:
+            values = {v.strip() for v in lengths for v in v.split(",")}
+            if len(values) != 1 or not next(iter(values)).isdigit():
+                raise self._fail(f"invalid Content-Length: {', '.join(lengths)!r}")
+            self._length = int(next(iter(values)))
+            if self._length > self.max_body:
+                raise self._fail(f"response body of {self._length} bytes is too large")
+            self._body_mode = "length"
+        else:
+            self._body_mode = "eof"
+
+    def _feed_body(self, data) -> Optional[Response]:
+        body = self._body
+        mode = self._body_mode
+        if mode == "length":
+            need = self._length - len(body)
+            body += data[:need]
+            if len(body) < self._length:
+                return None
+            self.trailing = bytes(data[need:])
+            return self._complete(bytes(body))
+        if mode == "eof":
+            body += data
+            if len(body) > self.max_body:
+                raise self._fail(f"response body larger than {self.max_body} bytes")
+            return None
+        return self._feed_chunked(data)
+
+    def _feed_chunked(self, data) -> Optional[Response]:
+        buf = self._buf
+        buf += data
+        body = self._body
+        while True:
+            if self._chunk_left > 0:  # chunk data
+                if not buf:
+                    return None
+                take = min(len(buf), self._chunk_left)
+                body += buf[:take]
+                del buf[:take]
+                self._chunk_left -= take
+                if self._chunk_left == 0:
+                    self._chunk_left = -2  # CRLF after the data next
+                continue
+            if self._chunk_left == -2:
+                if len(buf) < 2:
+                    return None
+                if buf[:2] != b"\r\n":
+                    raise self._fail("chunk data not followed by CRLF")
+                del buf[:2]
+                self._chunk_left = -1
+                continue
+            nl = buf.find(b"\r\n")
+            if nl < 0:
+                if len(buf) > self.max_line:
+                    raise self._fail("chunk size or trailer line too long")
+                return None
+            line = bytes(buf[:nl])
+            del buf[: nl + 2]
+            if self._chunk_trailers:
+                if not line:
+                    self.trailing = bytes(buf)
+                    buf.clear()
+                    return self._complete(bytes(body))
+                continue
+            size_str = line.split(b";", 1)[0].strip(b" \t")
+            if not size_str or not re.fullmatch(rb"[0-9A-Fa-f]+", size_str):
+                raise self._fail(f"invalid chunk size {_shown(size_str)}")
+            size = int(size_str, 16)
+            if size == 0:
+                self._chunk_trailers = True
+                continue
+            if len(body) + size > self.max_body:
+                raise self._fail(f"response body larger than {self.max_body} bytes")
+            self._chunk_left = size
