@@ -1,4 +1,4 @@
-# cython: language_level=3
+# cython: language_level=3, binding=False
 """Compiled WebSocket codec: masking, UTF-8 validation, frame parsing and building.
 
 The pure-Python twin, fastws._codec_py, has the same names and gives the same
@@ -12,6 +12,7 @@ payload, unmasked while it is copied out of the input) and one per built frame
 
 cimport cython
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
@@ -168,14 +169,21 @@ def apply_mask_inplace(buffer, mask, Py_ssize_t phase=0):
     _load_key(mask, key)
     if phase < 0 or phase > 3:
         raise ValueError(f"phase must be 0 to 3, got {phase}")
+    if phase:
+        for i in range(4):
+            rotated[i] = key[(phase + i) & 3]
+        memcpy(key, rotated, 4)
+    if type(buffer) is bytearray:
+        n = PyByteArray_GET_SIZE(buffer)
+        _mask_maybe_nogil(<const uint8_t *>PyByteArray_AS_STRING(buffer),
+                          <uint8_t *>PyByteArray_AS_STRING(buffer), n, key)
+        return (phase + n) & 3
     _acquire(buffer, &view, "buffer")
     try:
         if view.readonly:
             raise TypeError("buffer must be writable")
         n = view.len
-        for i in range(4):
-            rotated[i] = key[(phase + i) & 3]
-        _mask_maybe_nogil(<const uint8_t *>view.buf, <uint8_t *>view.buf, n, rotated)
+        _mask_maybe_nogil(<const uint8_t *>view.buf, <uint8_t *>view.buf, n, key)
     finally:
         PyBuffer_Release(&view)
     return (phase + n) & 3
