@@ -416,7 +416,11 @@ cdef class FrameParser:
         self._mask_required = mask_required
         self._allow_rsv1 = allow_rsv1
         self._max_size = max_size
-        self._limit = <uint64_t>max_size if max_size is not None else <uint64_t>(-1)
+        # Lengths never exceed 2**63 - 1, so any larger max_size means no limit.
+        if max_size is None or max_size >= 1 << 63:
+            self._limit = <uint64_t>(-1)
+        else:
+            self._limit = <uint64_t>max_size
         self._error = None
 
     @property
