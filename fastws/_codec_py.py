@@ -273,10 +273,8 @@ class FrameParser:
         max_size: int | None = None,
         allow_rsv1: bool = False,
     ) -> None:
-        if max_size is not None and max_size < 0:
-            raise ValueError(f"max_size must be >= 0 or None, got {max_size}")
+        self._max_size = _rules.check_max_size(max_size)
         self._mask_required = bool(mask_required)
-        self._max_size = max_size
         self._allow_rsv1 = bool(allow_rsv1)
         self._buf = bytearray()
         self._error: ProtocolError | None = None
@@ -288,8 +286,10 @@ class FrameParser:
 
     def feed(self, data) -> list:
         if self._error is not None:
-            raise self._error
+            raise _rules.repeat_error(self._error)
         buf = self._buf
+        if type(data) is not bytes:
+            data = _as_bytes_view(data, "data")
         buf += data
         frames: list = []
         pos = 0
@@ -393,7 +393,7 @@ def build_frame(opcode, payload, *, fin: bool = True, rsv1: bool = False, mask=N
         payload = payload.encode("utf-8")
     view = _as_bytes_view(payload, "payload")
     n = view.nbytes
-    _rules.check_build(op, n, fin)
+    _rules.check_build(op, n, fin, rsv1)
     b0 = op | (0x80 if fin else 0) | (0x40 if rsv1 else 0)
     if mask is None or mask is False:
         key = None

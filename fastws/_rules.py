@@ -76,10 +76,31 @@ def too_big(length: int, max_size: int) -> PayloadTooBig:
     return PayloadTooBig(f"frame of {length} bytes exceeds max_size of {max_size} bytes")
 
 
-def check_build(op: int, n: int, fin: bool) -> None:
+def check_max_size(max_size):
+    """Validate a FrameParser's max_size: None or an int >= 0."""
+    if max_size is None:
+        return None
+    if isinstance(max_size, bool) or not isinstance(max_size, int):
+        raise TypeError(f"max_size must be an int or None, not {type(max_size).__name__}")
+    if max_size < 0:
+        raise ValueError(f"max_size must be >= 0 or None, got {max_size}")
+    return max_size
+
+
+def repeat_error(error: ProtocolError) -> ProtocolError:
+    """The error a failed parser raises again on every later feed: the same type,
+    message and close code, and no frames (they were delivered the first time)."""
+    again = type(error)(str(error), error.close_code)
+    again.__cause__ = error
+    return again
+
+
+def check_build(op: int, n: int, fin: bool, rsv1: bool) -> None:
     """Reject frames that build_frame must not produce."""
     if op not in VALID_OPCODES:
         raise ValueError(f"invalid opcode {op}")
+    if rsv1 and op not in (1, 2):
+        raise ValueError("RSV1 may only be set on the first frame of a data message")
     if op >= 8:
         if n > 125:
             raise ValueError(f"control frame of {n} bytes (125 at most)")

@@ -411,8 +411,7 @@ cdef class FrameParser:
         self._payload = NULL
 
     def __init__(self, *, mask_required, max_size=None, allow_rsv1=False):
-        if max_size is not None and max_size < 0:
-            raise ValueError(f"max_size must be >= 0 or None, got {max_size}")
+        _rules.check_max_size(max_size)
         self._mask_required = mask_required
         self._allow_rsv1 = allow_rsv1
         self._max_size = max_size
@@ -589,7 +588,7 @@ cdef class FrameParser:
         cdef Py_buffer view
         cdef list frames = []
         if self._error is not None:
-            raise self._error
+            raise _rules.repeat_error(self._error)
         if type(data) is bytes:
             try:
                 self._run(<const uint8_t *>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), frames)
@@ -679,8 +678,9 @@ def build_frame(opcode, payload, *, bint fin=True, bint rsv1=False, mask=None):
         src = <const uint8_t *>view.buf
         n = view.len
     try:
-        if op < 0 or op > 10 or not (_DEFINED_OPCODES >> op) & 1 or (op >= 8 and (n > 125 or not fin)):
-            _rules.check_build(op, n, fin)
+        if (op < 0 or op > 10 or not (_DEFINED_OPCODES >> op) & 1
+                or (op >= 8 and (n > 125 or not fin)) or (rsv1 and op != 1 and op != 2)):
+            _rules.check_build(op, n, fin, rsv1)
         if mask is None or mask is False:
             masked = False
         else:

@@ -1,0 +1,176 @@
+"""The codec picker (``fastws.codec``): which implementation ``import fastws``
+gives, and how FASTWS_NO_EXTENSIONS / FASTWS_REQUIRE_EXTENSIONS change it.
+
+The environment is read once at import time, so every variant runs in a fresh
+interpreter (``sys.executable``)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import fastws
+from fastws import _codec_py
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Prints the chosen implementation and checks that the public names are that
+# module's own objects.
+REPORT = """
+import fastws, fastws.codec
+impl = fastws.codec._impl
+for name in ("apply_mask", "apply_mask_inplace", "validate_utf8", "Utf8Validator",
+             "Frame", "FrameParser", "build_frame", "parse_close", "build_close"):
+    assert getattr(fastws, name) is getattr(impl, name), name
+print(fastws.IMPLEMENTATION, impl.__name__)
+"""
+
+# Makes ``fastws._speedups`` unimportable, as on an interpreter without a build.
+BLOCK_EXTENSION = """
+import sys
+class _Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "fastws._speedups":
+            raise ImportError("blocked by the test: no compiled extension")
+        return None
+sys.meta_path.insert(0, _Block())
+"""
+
+# Puts a stand-in ``fastws._speedups`` in place, so that the picker's decisions
+# are tested the same way whether or not the real extension is built.
+FAKE_EXTENSION = """
+import sys, types
+fake = types.ModuleType("fastws._speedups")
+for name in ("apply_mask", "apply_mask_inplace", "validate_utf8", "Utf8Validator",
+             "Frame", "FrameParser", "build_frame", "parse_close", "build_close"):
+    setattr(fake, name, object())
+sys.modules["fastws._speedups"] = fake
+"""
+
+
+def run_python(code: str, **env_vars: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FASTWS_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env.update(env_vars)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,  # a hang guard, not a timing assertion
+    )
+
+
+def speedups_importable() -> bool:
+    try:
+        importlib.import_module("fastws._speedups")
+    except ImportError:
+        return False
+    return True
+
+
+def test_implementation_in_this_process():
+    assert fastws.IMPLEMENTATION in ("cython", "python")
+    expected = "fastws._speedups" if fastws.IMPLEMENTATION == "cython" else "fastws._codec_py"
+    assert fastws.codec._impl.__name__ == expected
+    assert fastws.FrameParser is fastws.codec._impl.FrameParser
+
+
+def test_default_prefers_the_extension():
+    result = run_python(REPORT)
+    assert result.returncode == 0, result.stderr
+    if speedups_importable():
+        assert result.stdout.split() == ["cython", "fastws._speedups"]
+    else:
+        assert result.stdout.split() == ["python", "fastws._codec_py"]
+
+
+def test_extension_is_used_when_importable():
+    result = run_python(FAKE_EXTENSION + REPORT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["cython", "fastws._speedups"]
+
+
+@pytest.mark.parametrize("value", ["1", "true", "yes", "TRUE", " 1 ", "on"])
+def test_no_extensions_forces_python(value):
+    result = run_python(FAKE_EXTENSION + REPORT, FASTWS_NO_EXTENSIONS=value)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["python", "fastws._codec_py"]
+
+
+@pytest.mark.parametrize("value", ["", "0", "false", "no", "FALSE", " No "])
+def test_false_values_do_not_force_python(value):
+    result = run_python(FAKE_EXTENSION + REPORT, FASTWS_NO_EXTENSIONS=value)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["cython", "fastws._speedups"]
+
+
+def test_no_extensions_with_the_real_extension():
+    if not speedups_importable():
+        pytest.skip("fastws._speedups is not built")
+    result = run_python(REPORT, FASTWS_NO_EXTENSIONS="1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["python", "fastws._codec_py"]
+
+
+def test_missing_extension_falls_back_to_python():
+    result = run_python(BLOCK_EXTENSION + REPORT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["python", "fastws._codec_py"]
+
+
+@pytest.mark.parametrize("value", ["1", "true"])
+def test_require_extensions_makes_a_missing_extension_an_error(value):
+    code = BLOCK_EXTENSION + """
+try:
+    import fastws
+except ImportError as exc:
+    print("ImportError:", exc)
+else:
+    print("imported", fastws.IMPLEMENTATION)
+"""
+    result = run_python(code, FASTWS_REQUIRE_EXTENSIONS=value)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ImportError: blocked by the test: no compiled extension"
+
+
+def test_require_extensions_with_an_extension():
+    result = run_python(FAKE_EXTENSION + REPORT, FASTWS_REQUIRE_EXTENSIONS="1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["cython", "fastws._speedups"]
+
+
+def test_require_extensions_with_the_real_extension():
+    if not speedups_importable():
+        pytest.skip("fastws._speedups is not built")
+    result = run_python(REPORT, FASTWS_REQUIRE_EXTENSIONS="1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["cython", "fastws._speedups"]
+
+
+def test_no_and_require_together_is_an_error():
+    code = FAKE_EXTENSION + """
+try:
+    import fastws
+except ImportError as exc:
+    print("ImportError:", exc)
+"""
+    result = run_python(code, FASTWS_NO_EXTENSIONS="1", FASTWS_REQUIRE_EXTENSIONS="1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (
+        "ImportError: FASTWS_NO_EXTENSIONS and FASTWS_REQUIRE_EXTENSIONS are both set"
+    )
+
+
+def test_pure_module_is_always_importable():
+    # The fallback must never depend on the extension.
+    result = run_python(BLOCK_EXTENSION + "import fastws._codec_py as m; print(m.__name__)")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "fastws._codec_py"
+    assert _codec_py.validate_utf8(b"ok")
