@@ -46,6 +46,7 @@ __all__ = [
     "validate_request",
     "check_origin",
     "select_subprotocol",
+    "offered_subprotocols",
     "negotiate_server_extensions",
     "build_response",
     "reject",
@@ -514,7 +515,8 @@ def reject(
         h.update(headers)
     if server_header is not None and "Server" not in h:
         h.add("Server", server_header)
-    h["Connection"] = "close"
+    # A sender of Upgrade lists it in Connection (RFC 7230 section 6.7).
+    h["Connection"] = "Upgrade, close" if "Upgrade" in h else "close"
     h["Content-Type"] = "text/plain; charset=utf-8"
     h["Content-Length"] = str(len(body))
     response.body = body
