@@ -129,7 +129,10 @@ class InvalidHeader(InvalidHandshake):
         if value is None:
             message = f"missing {name} header"
         else:
-            message = f"invalid {name} header: {value!r}"
+            # The value comes from the peer and ends up in logs and error pages:
+            # keep it short.
+            shown = value if len(value) <= 100 else value[:97] + "..."
+            message = f"invalid {name} header: {shown!r}"
         if reason:
             message = f"{message} ({reason})"
         super().__init__(message, http_status=http_status)
@@ -194,4 +197,71 @@ __all__ += [
     "InvalidOrigin",
     "NegotiationError",
     "InvalidStatus",
+]
+
+
+# --- connection -----------------------------------------------------------------
+
+
+class ConnectionClosed(FastWSError):
+    """Raised by ``recv()``, ``send()`` and friends once the connection is closed.
+
+    :attr:`rcvd` and :attr:`sent` are the close frames received and sent
+    (:class:`fastws.events.Close` objects, or None); :attr:`code` and
+    :attr:`reason` are those of the close frame received, 1006 and ``""`` when
+    the connection ended without one.
+    """
+
+    def __init__(self, rcvd=None, sent=None, rcvd_then_sent: bool | None = None) -> None:
+        self.rcvd = rcvd
+        self.sent = sent
+        self.rcvd_then_sent = rcvd_then_sent
+        super().__init__(self._describe())
+
+    @property
+    def code(self) -> int:
+        return 1006 if self.rcvd is None else self.rcvd.code
+
+    @property
+    def reason(self) -> str:
+        return "" if self.rcvd is None else self.rcvd.reason
+
+    def _describe(self) -> str:
+        def frame(close) -> str:
+            text = f"{int(close.code)}"
+            if close.reason:
+                text += f" ({close.reason})"
+            return text
+
+        if self.rcvd is None and self.sent is None:
+            return "no close frame received or sent"
+        if self.rcvd is None:
+            return f"sent {frame(self.sent)}; no close frame received"
+        if self.sent is None:
+            return f"received {frame(self.rcvd)}; no close frame sent"
+        if self.rcvd_then_sent:
+            return f"received {frame(self.rcvd)}; then sent {frame(self.sent)}"
+        return f"sent {frame(self.sent)}; then received {frame(self.rcvd)}"
+
+    def __reduce__(self):
+        return (type(self), (self.rcvd, self.sent, self.rcvd_then_sent))
+
+
+class ConnectionClosedOK(ConnectionClosed):
+    """The connection ended with a clean closing handshake (1000, 1001 or no code)."""
+
+
+class ConnectionClosedError(ConnectionClosed):
+    """The connection ended with an error code, or without a closing handshake."""
+
+
+class ConcurrencyError(FastWSError, RuntimeError):
+    """Two coroutines did what only one at a time may do, for example ``recv()``."""
+
+
+__all__ += [
+    "ConnectionClosed",
+    "ConnectionClosedOK",
+    "ConnectionClosedError",
+    "ConcurrencyError",
 ]

@@ -1,0 +1,172 @@
+"""``connect()``: a WebSocket client on asyncio.
+
+::
+
+    async with fastws.connect("ws://localhost:8765") as websocket:
+        await websocket.send("world")
+        print(await websocket.recv())
+
+Errors: :class:`~fastws.exceptions.InvalidURI` for a URI that cannot be used,
+:class:`~fastws.exceptions.InvalidStatus` (with the HTTP status, headers and
+body) when the server refuses, another
+:class:`~fastws.exceptions.InvalidHandshake` for a bad response,
+:class:`TimeoutError` when the handshake takes longer than ``open_timeout``, and
+OS errors such as :class:`ConnectionRefusedError` as they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl as ssl_module
+from typing import Any, Callable, Optional, Sequence
+
+from ..exceptions import InvalidHandshake
+from ..handshake import parse_uri
+from ..http11 import HeadersLike
+from ..protocol import DEFAULT_MAX_SIZE, ClientProtocol
+from .connection import Connection, Listener
+from .server import _check_compression
+
+__all__ = ["connect", "unix_connect", "connect_listener", "ClientConnection"]
+
+
+class ClientConnection(Connection):
+    """A connection opened by :func:`connect`."""
+
+    def _handshake_event(self, response) -> None:
+        # Frames that came with the response may have moved the state past OPEN
+        # already: the handshake succeeded unless it recorded a handshake error.
+        if not isinstance(self.protocol.error, InvalidHandshake):
+            self._connection_open()
+        elif not self._opened.done():
+            error = self.protocol.error
+            self._opened.set_exception(error if error is not None else ConnectionError("handshake failed"))
+            self._opened.exception()  # retrieved by connect(); no "never retrieved" log
+
+
+class connect:
+    """Open a WebSocket connection; use with ``await`` or ``async with``.
+
+    Options: ``origin``, ``subprotocols``, ``extra_headers`` (also accepted as
+    ``additional_headers``), ``user_agent_header``, ``compression``,
+    ``open_timeout``, ``ping_interval``, ``ping_timeout``, ``close_timeout``,
+    ``max_size``, ``max_queue``, ``write_limit``, ``ssl`` (an
+    :class:`ssl.SSLContext`; ``wss://`` gets a default secure context),
+    ``server_hostname``. ``unix=True`` with ``path`` connects to a Unix socket.
+    Other keyword arguments go to :meth:`asyncio.loop.create_connection`.
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        origin: Optional[str] = None,
+        subprotocols: Optional[Sequence[str]] = None,
+        extra_headers: Optional[HeadersLike] = None,
+        additional_headers: Optional[HeadersLike] = None,
+        user_agent_header: Optional[str] = "default",
+        compression: Optional[str] = None,
+        open_timeout: Optional[float] = 10,
+        ping_interval: Optional[float] = 20,
+        ping_timeout: Optional[float] = 20,
+        close_timeout: Optional[float] = 10,
+        max_size: Optional[int] = DEFAULT_MAX_SIZE,
+        max_queue: Optional[int] = 16,
+        write_limit: int = 32768,
+        ssl: Any = None,
+        server_hostname: Optional[str] = None,
+        listener: Optional[Callable[[], Listener]] = None,
+        unix: bool = False,
+        path: Optional[str] = None,
+        **create_connection_kwargs: Any,
+    ) -> None:
+        _check_compression(compression)
+        self.uri = parse_uri(uri)  # InvalidURI at once, before any I/O
+        if ssl is not None and not self.uri.secure:
+            raise ValueError("connect() got an ssl context for a ws:// URI; use wss://")
+        if self.uri.secure and ssl is None:
+            ssl = ssl_module.create_default_context()
+        self._ssl = ssl
+        self._server_hostname = server_hostname
+        protocol_options: dict = dict(
+            origin=origin,
+            subprotocols=subprotocols,
+            extra_headers=additional_headers if additional_headers is not None else extra_headers,
+            max_size=max_size,
+        )
+        if user_agent_header != "default":
+            protocol_options["user_agent"] = user_agent_header
+        self._protocol_options = protocol_options
+        self._connection_options = dict(
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            close_timeout=close_timeout,
+            max_queue=max_queue,
+            write_limit=write_limit,
+        )
+        self._listener = listener
+        self.open_timeout = open_timeout
+        self._unix, self._path = unix, path
+        self._kwargs = create_connection_kwargs
+        self.connection: Optional[ClientConnection] = None
+
+    def _make_connection(self) -> ClientConnection:
+        protocol = ClientProtocol(self.uri, **self._protocol_options)
+        return ClientConnection(
+            protocol,
+            listener=self._listener() if self._listener is not None else None,
+            **self._connection_options,
+        )
+
+    async def _open(self) -> ClientConnection:
+        loop = asyncio.get_running_loop()
+        kwargs = dict(self._kwargs)
+        if self._ssl is not None:
+            kwargs["ssl"] = self._ssl
+            kwargs["server_hostname"] = self._server_hostname or self.uri.host
+        if self._unix:
+            _, connection = await loop.create_unix_connection(self._make_connection, self._path, **kwargs)
+        elif "sock" in kwargs:
+            _, connection = await loop.create_connection(self._make_connection, **kwargs)
+        else:
+            _, connection = await loop.create_connection(
+                self._make_connection, self.uri.host, self.uri.port, **kwargs
+            )
+        self.connection = connection
+        await connection._opened
+        return connection
+
+    async def _create(self) -> ClientConnection:
+        try:
+            if self.open_timeout is None:
+                return await self._open()
+            return await asyncio.wait_for(self._open(), self.open_timeout)
+        except asyncio.TimeoutError:
+            if self.connection is not None and self.connection.transport is not None:
+                self.connection.transport.abort()
+            raise TimeoutError(f"timed out after {self.open_timeout} s during the opening handshake") from None
+        except BaseException:
+            if self.connection is not None and self.connection.transport is not None:
+                self.connection.transport.abort()
+            raise
+
+    def __await__(self):
+        return self._create().__await__()
+
+    async def __aenter__(self) -> ClientConnection:
+        return await self._create()
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        assert self.connection is not None
+        await self.connection.close()
+
+
+def unix_connect(path: Optional[str] = None, uri: str = "ws://localhost/", **options: Any) -> connect:
+    """:func:`connect` over a Unix socket at ``path``."""
+    return connect(uri, unix=True, path=path, **options)
+
+
+def connect_listener(factory: Callable[[], Listener], uri: str, **options: Any) -> connect:
+    """:func:`connect` with the callback interface: ``factory()`` makes the
+    :class:`Listener` whose methods are called as events arrive."""
+    return connect(uri, listener=factory, **options)

@@ -1,0 +1,638 @@
+"""A WebSocket connection on asyncio.
+
+:class:`Connection` is an :class:`asyncio.Protocol`: the event loop hands it the
+bytes it reads, it feeds them to a sans-I/O :class:`fastws.protocol.Protocol`
+(which runs the compiled parser) and writes what that protocol wants to send.
+No streams, no task per message: ``recv()`` waits on one future, messages wait in
+a deque, and a :class:`Listener` gets its messages called straight from
+``data_received``.
+
+Limits and flow control:
+
+- ``max_queue``: messages received and not yet read by ``recv()``; past it,
+  reading from the socket pauses (``pause_reading``) until the queue drains to a
+  quarter of it, so a slow consumer holds at most ``max_queue`` messages of
+  ``max_size`` bytes;
+- ``write_limit``: ``send()`` returns at once while the transport buffers less
+  than this, and waits for it to drain below a quarter otherwise;
+- ``ping_interval`` / ``ping_timeout``: keepalive pings; a pong that does not
+  come in time fails the connection with 1011;
+- ``close_timeout``: how long the closing handshake may take before TCP is
+  closed anyway (then aborted after as long again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import os
+import time
+from typing import Any, AsyncIterable, Iterable, Optional, Union
+
+from ..events import Close, Ping, Pong
+from ..exceptions import (
+    ConcurrencyError,
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    InvalidState,
+)
+from ..frames import CloseCode
+from ..protocol import CLOSED, CLOSING, CONNECTING, OPEN, Protocol, State
+
+__all__ = ["Connection", "Listener", "broadcast", "Data"]
+
+logger = logging.getLogger("fastws")
+
+Data = Union[str, bytes]
+
+_CLOSED = object()  # resolves a waiting recv() when the connection ends
+_OK_CODES = frozenset({CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY, CloseCode.NO_STATUS_RCVD})
+
+
+class Listener:
+    """Callback interface: subclass it and override what you need.
+
+    Methods are called from the event loop as events happen, with no task
+    switch, so they must not block; send with ``connection.send_nowait()``.
+    An exception in a callback is logged and fails the connection with 1011.
+    """
+
+    def on_open(self, connection: "Connection") -> None:
+        """The opening handshake succeeded."""
+
+    def on_message(self, connection: "Connection", message: Data) -> None:
+        """A whole message arrived: ``str`` for text, ``bytes`` for binary."""
+
+    def on_ping(self, connection: "Connection", data: bytes) -> None:
+        """A ping arrived (the pong is sent automatically)."""
+
+    def on_pong(self, connection: "Connection", data: bytes) -> None:
+        """A pong arrived."""
+
+    def on_close(self, connection: "Connection", code: int, reason: str) -> None:
+        """The connection is closed (TCP included); ``code`` 1006 if no close frame came."""
+
+
+class Connection(asyncio.Protocol):
+    """One WebSocket connection, server or client side.
+
+    Attributes: :attr:`protocol` (the sans-I/O state machine), :attr:`request`,
+    :attr:`response`, :attr:`subprotocol`, :attr:`state`, :attr:`close_code`,
+    :attr:`close_reason`, :attr:`latency` (seconds, from the last pong),
+    :attr:`remote_address`, :attr:`local_address`.
+    """
+
+    def __init__(
+        self,
+        protocol: Protocol,
+        *,
+        ping_interval: Optional[float] = 20,
+        ping_timeout: Optional[float] = 20,
+        close_timeout: Optional[float] = 10,
+        max_queue: Optional[int] = 16,
+        write_limit: int = 32768,
+        listener: Optional[Listener] = None,
+    ) -> None:
+        if max_queue is not None and max_queue < 1:
+            raise ValueError(f"max_queue must be >= 1 or None, got {max_queue}")
+        if write_limit < 0:
+            raise ValueError(f"write_limit must be >= 0, got {write_limit}")
+        self.protocol = protocol
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.close_timeout = close_timeout
+        self.max_queue = max_queue
+        self.write_limit = write_limit
+        self.listener = listener
+        #: Round-trip time of the last ping answered, in seconds.
+        self.latency = 0.0
+        self.loop = asyncio.get_running_loop()
+        self.transport: Any = None
+        self._messages: collections.deque = collections.deque()
+        self._recv_waiter: Optional[asyncio.Future] = None
+        self._reading_paused = False
+        self._writing_paused = False
+        self._drain_waiters: list = []
+        self._send_lock: Optional[asyncio.Future] = None  # a fragmented send() in progress
+        self._pings: dict = {}  # payload -> (future, time sent)
+        self._opened: asyncio.Future = self.loop.create_future()
+        self._closed: asyncio.Future = self.loop.create_future()
+        self._close_timer: Optional[asyncio.TimerHandle] = None
+        self._close_stage = 0  # 1: waiting for the peer, 2: transport.close() sent
+        self._keepalive: Optional[asyncio.TimerHandle] = None
+
+    # --- attributes ---------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        return self.protocol.state
+
+    @property
+    def request(self):
+        return self.protocol.request  # type: ignore[attr-defined]
+
+    @property
+    def response(self):
+        return self.protocol.response  # type: ignore[attr-defined]
+
+    @property
+    def subprotocol(self) -> Optional[str]:
+        return self.protocol.subprotocol
+
+    @property
+    def close_code(self) -> Optional[int]:
+        """Code of the close frame received (1006 if the connection ended without
+        one); None while the connection is open."""
+        return self.protocol.close_code
+
+    @property
+    def close_reason(self) -> Optional[str]:
+        return self.protocol.close_reason
+
+    @property
+    def remote_address(self) -> Any:
+        return None if self.transport is None else self.transport.get_extra_info("peername")
+
+    @property
+    def local_address(self) -> Any:
+        return None if self.transport is None else self.transport.get_extra_info("sockname")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.state.name} {self.remote_address}>"
+
+    # --- asyncio.Protocol -----------------------------------------------------------
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        transport.set_write_buffer_limits(high=self.write_limit, low=self.write_limit // 4)
+        self._flush()  # a client's handshake request
+
+    def data_received(self, data: bytes) -> None:
+        protocol = self.protocol
+        protocol.receive_data(data)
+        events = protocol.events_received()
+        if events:
+            self._handle_events(events)
+        self._flush()
+
+    def eof_received(self) -> None:
+        # Returning None closes the transport; connection_lost() does the rest.
+        return None
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        protocol = self.protocol
+        protocol.receive_eof()
+        events = protocol.events_received()
+        if events:
+            self._handle_events(events)
+        for handle in (self._close_timer, self._keepalive):
+            if handle is not None:
+                handle.cancel()
+        if not self._opened.done():
+            self._opened.set_exception(self._handshake_error(exc))
+            self._opened.exception()  # whoever awaits it gets it; no "never retrieved" log
+        self._closed.set_result(None)
+        self._wake_recv(_CLOSED)
+        self._wake_writers()
+        if self._pings:
+            closed = self._closed_exc()
+            for future, _ in self._pings.values():
+                if not future.done():
+                    future.set_exception(closed)
+                    future.exception()
+            self._pings.clear()
+        if self.listener is not None and self._opened_ok():
+            self._call_listener("on_close", self.close_code, self.close_reason or "")
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._wake_writers()
+
+    # --- events ---------------------------------------------------------------------
+
+    def _handle_events(self, events: list) -> None:
+        listener = self.listener
+        for event in events:
+            kind = type(event)
+            if kind is str or kind is bytes:
+                if listener is not None:
+                    self._call_listener("on_message", event)
+                    continue
+                waiter = self._recv_waiter
+                if waiter is not None and not self._messages:
+                    self._recv_waiter = None
+                    if not waiter.done():
+                        waiter.set_result(event)
+                        continue
+                self._messages.append(event)
+                if (
+                    self.max_queue is not None
+                    and not self._reading_paused
+                    and len(self._messages) >= self.max_queue
+                ):
+                    self._reading_paused = True
+                    self.transport.pause_reading()
+            elif kind is Pong:
+                self._pong_received(event.data)
+                if listener is not None:
+                    self._call_listener("on_pong", event.data)
+            elif kind is Close:
+                self._wake_recv(_CLOSED)
+            elif kind is Ping:
+                if listener is not None:
+                    self._call_listener("on_ping", event.data)
+            else:
+                self._handshake_event(event)
+
+    def _handshake_event(self, event) -> None:
+        """The Request (server) or Response (client) of the opening handshake."""
+
+    def _call_listener(self, name: str, *args) -> None:
+        try:
+            getattr(self.listener, name)(self, *args)
+        except Exception:
+            logger.error("listener %s failed", name, exc_info=True)
+            if self.protocol.state is OPEN:
+                self.protocol.fail(CloseCode.INTERNAL_ERROR, "")
+                self._flush()
+
+    def _flush(self) -> None:
+        """Write what the protocol has to send; close TCP when it says so; bound
+        the closing handshake with close_timeout."""
+        protocol = self.protocol
+        out = protocol.data_to_send()
+        transport = self.transport
+        if out:
+            transport.write(out)
+        if protocol.should_close_transport():
+            if self._close_stage < 2:
+                self._close_stage = 2
+                transport.close()
+                self._arm_close_timer()
+        elif protocol.state is CLOSING and self._close_stage == 0:
+            self._close_stage = 1
+            self._arm_close_timer()
+
+    def _arm_close_timer(self) -> None:
+        if self.close_timeout is None or self._closed.done():
+            return
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+        self._close_timer = self.loop.call_later(self.close_timeout, self._close_timed_out)
+
+    def _close_timed_out(self) -> None:
+        """The peer took too long: close TCP, then abort it if even that hangs
+        (a peer that does not read keeps the write buffer full)."""
+        self._close_timer = None
+        if self._closed.done():
+            return
+        if self._close_stage < 2:
+            self._close_stage = 2
+            self.transport.close()
+            self._arm_close_timer()
+        else:
+            self.transport.abort()
+
+    def _opened_ok(self) -> bool:
+        return self._opened.done() and not self._opened.cancelled() and self._opened.exception() is None
+
+    def _handshake_error(self, exc: Optional[BaseException]) -> BaseException:
+        error = self.protocol.error
+        if error is not None:
+            return error
+        if exc is not None:
+            return exc
+        return ConnectionError("connection closed during the opening handshake")
+
+    def _connection_open(self) -> None:
+        """The opening handshake succeeded."""
+        if not self._opened.done():
+            self._opened.set_result(None)
+        self._start_keepalive()
+        if self.listener is not None:
+            self._call_listener("on_open")
+
+    # --- receiving --------------------------------------------------------------------
+
+    def _wake_recv(self, value) -> None:
+        waiter = self._recv_waiter
+        if waiter is not None:
+            self._recv_waiter = None
+            if not waiter.done():
+                waiter.set_result(value)
+
+    async def recv(self) -> Data:
+        """The next message: ``str`` for text, ``bytes`` for binary.
+
+        Raises :class:`ConnectionClosedOK` or :class:`ConnectionClosedError` once
+        the connection is closed and every message received before was read, and
+        :class:`ConcurrencyError` if another coroutine is already waiting in recv().
+        """
+        messages = self._messages
+        if messages:
+            message = messages.popleft()
+            if self._reading_paused and len(messages) <= self.max_queue // 4:  # type: ignore[operator]
+                self._reading_paused = False
+                if not self._closed.done():
+                    self.transport.resume_reading()
+            return message
+        if self.protocol.close_rcvd is not None or self._closed.done():
+            raise self._closed_exc()
+        if self._recv_waiter is not None:
+            raise ConcurrencyError("cannot call recv() while another coroutine is already in recv()")
+        if self.listener is not None:
+            raise InvalidState("recv() is not available on a connection with a Listener")
+        waiter = self._recv_waiter = self.loop.create_future()
+        try:
+            message = await waiter
+        finally:
+            if self._recv_waiter is waiter:
+                self._recv_waiter = None
+        if message is _CLOSED:
+            raise self._closed_exc()
+        return message
+
+    def __aiter__(self) -> "Connection":
+        return self
+
+    async def __anext__(self) -> Data:
+        """``async for message in connection`` ends on a normal close and raises
+        :class:`ConnectionClosedError` on an abnormal one."""
+        try:
+            return await self.recv()
+        except ConnectionClosedOK:
+            raise StopAsyncIteration from None
+
+    # --- sending ---------------------------------------------------------------------
+
+    def send_nowait(self, message: Data) -> None:
+        """Send a whole message now, without waiting for the write buffer to
+        drain (the callback interface and broadcast use this; check
+        :attr:`write_buffer_size` to apply your own backpressure)."""
+        protocol = self.protocol
+        try:
+            if type(message) is str:
+                protocol.send_text(message)
+            elif isinstance(message, (bytes, bytearray, memoryview)):
+                protocol.send_binary(message)
+            else:
+                raise TypeError(
+                    f"message must be str or bytes-like, not {type(message).__name__}"
+                )
+        except InvalidState:
+            raise self._closed_exc() from None
+        self.transport.write(protocol.data_to_send())
+
+    async def send(
+        self, message: Union[Data, Iterable[Data], AsyncIterable[Data]]
+    ) -> None:
+        """Send a message: ``str`` as text, bytes-like as binary, or an iterable
+        (sync or async) of such fragments, sent as one fragmented message.
+
+        Returns once the message is handed to the transport, waiting first if the
+        transport's buffer is above ``write_limit``. Raises
+        :class:`ConnectionClosed` once the connection is closing or closed.
+        """
+        if self._send_lock is not None:
+            await self._wait_send_lock()
+        kind = type(message)
+        if kind is str or kind is bytes or isinstance(message, (bytearray, memoryview)):
+            self.send_nowait(message)  # type: ignore[arg-type]
+        elif isinstance(message, dict):
+            raise TypeError("message must be str, bytes-like or an iterable of them, not dict")
+        elif hasattr(message, "__aiter__") or hasattr(message, "__iter__"):
+            await self._send_fragments(message)  # type: ignore[arg-type]
+            return
+        else:
+            raise TypeError(
+                "message must be str, bytes-like or an iterable of them,"
+                f" not {type(message).__name__}"
+            )
+        if self._writing_paused:
+            await self._drain()
+
+    async def _wait_send_lock(self) -> None:
+        while self._send_lock is not None:
+            await asyncio.shield(self._send_lock)
+
+    async def _send_fragments(self, fragments) -> None:
+        protocol = self.protocol
+        lock = self._send_lock = self.loop.create_future()
+        kind = None
+        try:
+            if hasattr(fragments, "__aiter__"):
+                async for fragment in fragments:
+                    kind = await self._send_fragment(kind, fragment)
+            else:
+                for fragment in fragments:
+                    kind = await self._send_fragment(kind, fragment)
+            if kind is not None:
+                try:
+                    protocol.send_continuation(b"", fin=True)
+                except InvalidState:
+                    raise self._closed_exc() from None
+                self._flush()
+        except (TypeError, ValueError) as exc:
+            if kind is not None and protocol.state is OPEN:
+                # Half a message went out: the peer cannot make sense of the rest.
+                protocol.fail(CloseCode.INTERNAL_ERROR, "error in fragmented message")
+                self._flush()
+            raise exc
+        finally:
+            self._send_lock = None
+            lock.set_result(None)
+
+    async def _send_fragment(self, kind, fragment):
+        protocol = self.protocol
+        is_text = type(fragment) is str
+        if not is_text and not isinstance(fragment, (bytes, bytearray, memoryview)):
+            raise TypeError(f"fragments must be str or bytes-like, not {type(fragment).__name__}")
+        try:
+            if kind is None:
+                kind = str if is_text else bytes
+                if is_text:
+                    protocol.send_text(fragment, fin=False)
+                else:
+                    protocol.send_binary(fragment, fin=False)
+            elif (kind is str) != is_text:
+                raise TypeError("all fragments of a message must be str, or all bytes-like")
+            else:
+                protocol.send_continuation(fragment, fin=False)
+        except InvalidState:
+            raise self._closed_exc() from None
+        self.transport.write(protocol.data_to_send())
+        if self._writing_paused:
+            await self._drain()
+        return kind
+
+    async def _drain(self) -> None:
+        """Wait until the transport's buffer is below the low-water mark."""
+        while self._writing_paused and not self._closed.done():
+            waiter = self.loop.create_future()
+            self._drain_waiters.append(waiter)
+            await waiter
+        if self._closed.done() and self.protocol.state is not OPEN:
+            raise self._closed_exc()
+
+    def _wake_writers(self) -> None:
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    @property
+    def write_buffer_size(self) -> int:
+        """Bytes written and not yet sent by the transport."""
+        return 0 if self.transport is None else self.transport.get_write_buffer_size()
+
+    # --- ping / pong -----------------------------------------------------------------
+
+    def ping(self, data: Optional[Data] = None) -> "asyncio.Future[float]":
+        """Send a ping; returns a future that resolves to the round-trip time in
+        seconds when the matching pong arrives (``await ws.ping()``). ``data``
+        defaults to 4 random bytes."""
+        if data is None:
+            data = os.urandom(4)
+            while data in self._pings:
+                data = os.urandom(4)
+        elif isinstance(data, str):
+            data = data.encode("utf-8")
+        else:
+            data = bytes(data)
+        if data in self._pings:
+            raise ConcurrencyError("a ping with the same data is already waiting for its pong")
+        try:
+            self.protocol.send_ping(data)
+        except InvalidState:
+            raise self._closed_exc() from None
+        future = self.loop.create_future()
+        self._pings[data] = (future, time.monotonic())
+        self._flush()
+        return future
+
+    async def pong(self, data: Data = b"") -> None:
+        """Send an unsolicited pong (pings are answered automatically)."""
+        try:
+            self.protocol.send_pong(data)
+        except InvalidState:
+            raise self._closed_exc() from None
+        self._flush()
+
+    def _pong_received(self, data: bytes) -> None:
+        """Resolve the ping this pong answers and every ping sent before it."""
+        if data not in self._pings:
+            return  # unsolicited
+        now = time.monotonic()
+        while self._pings:
+            key, (future, sent) = next(iter(self._pings.items()))
+            del self._pings[key]
+            if not future.done():
+                future.set_result(now - sent)
+            if key == data:
+                self.latency = now - sent
+                break
+
+    def _start_keepalive(self) -> None:
+        if self.ping_interval is not None:
+            self._keepalive = self.loop.call_later(self.ping_interval, self._keepalive_ping)
+
+    def _keepalive_ping(self) -> None:
+        self._keepalive = None
+        if self.protocol.state is not OPEN:
+            return
+        future = self.ping()
+        if self.ping_timeout is not None:
+            self._keepalive = self.loop.call_later(self.ping_timeout, self._keepalive_timed_out, future)
+        future.add_done_callback(self._keepalive_pong)
+
+    def _keepalive_pong(self, future: asyncio.Future) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+        self._keepalive = None
+        if self.protocol.state is OPEN and self.ping_interval is not None:
+            # The next ping ping_interval after this one was sent.
+            delay = max(0.0, self.ping_interval - future.result())
+            self._keepalive = self.loop.call_later(delay, self._keepalive_ping)
+
+    def _keepalive_timed_out(self, future: asyncio.Future) -> None:
+        self._keepalive = None
+        if future.done() or self.protocol.state is not OPEN:
+            return
+        logger.info("keepalive ping timed out after %.1f s; failing the connection", self.ping_timeout)
+        self.protocol.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+        self._flush()
+
+    # --- closing ---------------------------------------------------------------------
+
+    async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Start the closing handshake (if it has not started) and wait until the
+        TCP connection is closed, at most about twice ``close_timeout``."""
+        protocol = self.protocol
+        if protocol.state is OPEN:
+            protocol.send_close(code, reason)
+            self._flush()
+        elif protocol.state is CONNECTING and self.transport is not None:
+            self.transport.close()
+        await asyncio.shield(self._closed)
+
+    async def wait_closed(self) -> None:
+        """Wait until the TCP connection is closed."""
+        await asyncio.shield(self._closed)
+
+    def _closed_exc(self) -> ConnectionClosed:
+        protocol = self.protocol
+        rcvd, sent = protocol.close_rcvd, protocol.close_sent
+        if (
+            rcvd is not None
+            and sent is not None
+            and rcvd.code in _OK_CODES
+            and sent.code in _OK_CODES
+        ):
+            cls = ConnectionClosedOK
+        else:
+            cls = ConnectionClosedError
+        rcvd_then_sent = None
+        if rcvd is not None and sent is not None:
+            rcvd_then_sent = getattr(protocol, "close_rcvd_then_sent", None)
+        return cls(rcvd, sent, rcvd_then_sent)
+
+
+def broadcast(connections: Iterable[Connection], message: Data) -> None:
+    """Send ``message`` to every open connection, without waiting.
+
+    The frame is built once for all server-side connections and the same bytes
+    are written to each; a connection whose write buffer is above its
+    ``write_limit`` is skipped (and logged), so one slow reader never holds up
+    the others. Client-side connections mask each frame with their own key.
+    """
+    from ..codec import build_frame
+    from ..frames import Opcode
+
+    if isinstance(message, str):
+        opcode = Opcode.TEXT
+    elif isinstance(message, (bytes, bytearray, memoryview)):
+        opcode = Opcode.BINARY
+    else:
+        raise TypeError(f"message must be str or bytes-like, not {type(message).__name__}")
+    frame = None
+    for connection in connections:
+        protocol = connection.protocol
+        if not protocol.can_send_frame():
+            continue
+        transport = connection.transport
+        if transport.get_write_buffer_size() > connection.write_limit:
+            logger.warning("skipped broadcast: %r is not reading fast enough", connection)
+            continue
+        if protocol.mask_frames:
+            transport.write(build_frame(opcode, message, mask=True))
+        else:
+            if frame is None:
+                frame = build_frame(opcode, message)
+            transport.write(frame)

@@ -1,0 +1,369 @@
+"""``serve()``: a WebSocket server on asyncio.
+
+::
+
+    async def hello(websocket):
+        name = await websocket.recv()
+        await websocket.send(f"Hello {name}!")
+
+    async with fastws.serve(hello, "localhost", 8765) as server:
+        await server.serve_forever()
+
+The handler runs once per connection, after the opening handshake; the
+connection closes with 1000 when it returns and with 1011 when it raises (the
+exception is logged on the ``fastws`` logger). ``serve_listener()`` runs a
+:class:`~fastws.asyncio.connection.Listener` per connection instead, for servers
+that cannot afford a task switch per message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import Any, Awaitable, Callable, Optional, Sequence, Union
+
+from ..exceptions import ConnectionClosed
+from ..frames import CloseCode
+from ..http11 import HeadersLike, Request, Response
+from ..protocol import CONNECTING, DEFAULT_MAX_SIZE, OPEN, ServerProtocol
+from .connection import Connection, Listener, logger
+
+__all__ = ["serve", "unix_serve", "serve_listener", "Server", "ServerConnection"]
+
+Handler = Callable[..., Awaitable[None]]
+ProcessRequest = Callable[["ServerConnection", Request], Union[None, Response, Awaitable[Optional[Response]]]]
+
+
+def _check_compression(compression: Optional[str]) -> None:
+    if compression is not None:
+        raise NotImplementedError(
+            f"compression={compression!r}: permessage-deflate is not implemented yet;"
+            " pass compression=None"
+        )
+
+
+class ServerConnection(Connection):
+    """A connection accepted by a :class:`Server`."""
+
+    def __init__(self, server: "Server", protocol: ServerProtocol, **options: Any) -> None:
+        self.server = server
+        self.open_timeout: Optional[float] = options.pop("open_timeout", 10)
+        super().__init__(protocol, **options)
+        self._open_timer: Optional[asyncio.TimerHandle] = None
+        self.handler_task: Optional[asyncio.Task] = None
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self.server._connections.add(self)
+        if self.open_timeout is not None:
+            self._open_timer = self.loop.call_later(self.open_timeout, self._open_timed_out)
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        if self._open_timer is not None:
+            self._open_timer.cancel()
+        super().connection_lost(exc)
+        self.server._connections.discard(self)
+
+    def _open_timed_out(self) -> None:
+        """A client that opened TCP and never finished its request frees its slot."""
+        self._open_timer = None
+        if self.protocol.state is CONNECTING and self.transport is not None:
+            logger.info("opening handshake from %s timed out", self.remote_address)
+            self.transport.abort()
+
+    def respond(self, status: int, text: str) -> Response:
+        """An HTTP response with a plain-text body, to return from ``process_request``."""
+        return self.protocol.reject(status, text)  # type: ignore[attr-defined]
+
+    # --- opening handshake ---------------------------------------------------------
+
+    def _handshake_event(self, request) -> None:
+        hook = self.server.process_request
+        if hook is None:
+            self._respond(None)
+            return
+        try:
+            result = hook(self, request)
+        except Exception:
+            logger.error("process_request failed", exc_info=True)
+            self._respond(self.respond(500, "Failed to open a WebSocket connection: internal error.\n"))
+            return
+        if inspect.isawaitable(result):
+            self.loop.create_task(self._await_response(result))
+        else:
+            self._respond(result)
+
+    async def _await_response(self, awaitable) -> None:
+        try:
+            response = await awaitable
+        except Exception:
+            logger.error("process_request failed", exc_info=True)
+            response = self.respond(500, "Failed to open a WebSocket connection: internal error.\n")
+        self._respond(response)
+
+    def _respond(self, response: Optional[Response]) -> None:
+        protocol: ServerProtocol = self.protocol  # type: ignore[assignment]
+        if protocol.state is not CONNECTING or self._closed.done():
+            return
+        if response is None:
+            response = protocol.accept()
+        protocol.send_response(response)
+        # Frames that came with the request were processed by send_response()
+        # and may have moved the state past OPEN already.
+        if response.status_code == 101:
+            if self._open_timer is not None:
+                self._open_timer.cancel()
+                self._open_timer = None
+            self._connection_open()
+            if self.listener is None:
+                self.handler_task = self.loop.create_task(self._run_handler())
+                self.server._handlers.add(self.handler_task)
+                self.handler_task.add_done_callback(self.server._handlers.discard)
+            # Frames that came in the same read as the request.
+            events = protocol.events_received()
+            if events:
+                self._handle_events(events)
+        elif protocol.error is not None:
+            logger.info("refused opening handshake from %s: %s", self.remote_address, protocol.error)
+        self._flush()
+
+    async def _run_handler(self) -> None:
+        server = self.server
+        try:
+            if server.handler_takes_path:
+                await server.handler(self, self.request.path)
+            else:
+                await server.handler(self)
+        except ConnectionClosed as exc:
+            logger.debug("connection handler ended: %s", exc)
+        except Exception:
+            logger.error("connection handler failed", exc_info=True)
+            await self._close_quietly(CloseCode.INTERNAL_ERROR)
+            return
+        await self._close_quietly(CloseCode.NORMAL_CLOSURE)
+
+    async def _close_quietly(self, code: int) -> None:
+        try:
+            await self.close(code)
+        except Exception:  # pragma: no cover - close() does not raise on its own
+            logger.error("closing the connection failed", exc_info=True)
+
+
+def _takes_path(handler: Callable) -> bool:
+    """Whether ``handler`` is an old-style ``handler(websocket, path)``."""
+    try:
+        params = list(inspect.signature(handler).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    positional = [
+        p
+        for p in params
+        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ]
+    return len(positional) >= 2 and positional[1].default is inspect.Parameter.empty
+
+
+class Server:
+    """A running WebSocket server: what ``await serve(...)`` returns.
+
+    :meth:`close` stops accepting connections, closes every open connection with
+    1001 (going away) and lets handlers finish; :meth:`wait_closed` waits for it.
+    """
+
+    def __init__(
+        self,
+        handler: Optional[Handler],
+        *,
+        process_request: Optional[ProcessRequest] = None,
+        close_timeout: Optional[float] = 10,
+    ) -> None:
+        self.handler = handler
+        self.handler_takes_path = handler is not None and _takes_path(handler)
+        self.process_request = process_request
+        self.close_timeout = close_timeout
+        self.server: Optional[asyncio.AbstractServer] = None
+        self._connections: set = set()
+        self._handlers: set = set()
+        self._close_task: Optional[asyncio.Task] = None
+
+    @property
+    def connections(self) -> set:
+        """The connections open now (including those still in the handshake)."""
+        return set(self._connections)
+
+    @property
+    def sockets(self) -> tuple:
+        return () if self.server is None else tuple(self.server.sockets or ())
+
+    def is_serving(self) -> bool:
+        return self.server is not None and self.server.is_serving()
+
+    def close(self, close_connections: bool = True) -> None:
+        """Stop accepting; close connections with 1001 unless told not to.
+        Returns at once: :meth:`wait_closed` waits for the end."""
+        if self._close_task is None:
+            self._close_task = asyncio.get_running_loop().create_task(
+                self._close(close_connections)
+            )
+
+    async def _close(self, close_connections: bool) -> None:
+        assert self.server is not None
+        self.server.close()
+        await asyncio.sleep(0)  # connections accepted just before close() get made
+        if close_connections:
+            for connection in list(self._connections):
+                protocol = connection.protocol
+                if protocol.state is OPEN:
+                    protocol.send_close(CloseCode.GOING_AWAY, "server shutting down")
+                    connection._flush()
+                elif protocol.state is CONNECTING and connection.transport is not None:
+                    connection.transport.close()
+            closing = [c._closed for c in list(self._connections)]
+            if closing:
+                await asyncio.wait(closing)  # each bounded by its close timer
+        if self._handlers:
+            _, pending = await asyncio.wait(set(self._handlers), timeout=self.close_timeout)
+            for task in pending:
+                task.cancel()
+            if pending:
+                logger.warning("cancelled %d handlers still running at shutdown", len(pending))
+                await asyncio.wait(pending)
+
+    async def wait_closed(self) -> None:
+        """Wait until the server is closed (after :meth:`close`) and its handlers finished."""
+        if self._close_task is None:
+            assert self.server is not None
+            await self.server.wait_closed()
+            return
+        await asyncio.shield(self._close_task)
+
+    async def serve_forever(self) -> None:
+        assert self.server is not None
+        try:
+            await self.server.serve_forever()
+        except asyncio.CancelledError:
+            self.close()
+            await self.wait_closed()
+            raise
+
+    async def __aenter__(self) -> "Server":
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        self.close()
+        await self.wait_closed()
+
+
+class serve:
+    """Start a WebSocket server; use with ``await`` or ``async with``.
+
+    ``handler(websocket)`` (or ``handler(websocket, path)``) runs per connection.
+    Handshake options: ``subprotocols``, ``select_subprotocol(connection,
+    offered)``, ``origins``, ``process_request(connection, request)`` (sync or
+    async; return a Response, for example ``connection.respond(404, "Not
+    found\\n")``, to refuse), ``extra_headers``, ``server_header``. Connection
+    options: ``max_size``, ``max_queue``, ``write_limit``, ``ping_interval``,
+    ``ping_timeout``, ``open_timeout``, ``close_timeout``, ``compression``.
+    Other keyword arguments (``ssl``, ``reuse_port``, ``backlog``, ``sock``...)
+    go to :meth:`asyncio.loop.create_server`; ``unix=True`` with ``path``
+    listens on a Unix socket.
+    """
+
+    def __init__(
+        self,
+        handler: Optional[Handler],
+        host: Optional[str] = None,
+        port: Optional[int] = None,
+        *,
+        subprotocols: Optional[Sequence[str]] = None,
+        select_subprotocol: Optional[Callable[[ServerConnection, Sequence[str]], Optional[str]]] = None,
+        origins: Optional[Sequence[Optional[str]]] = None,
+        process_request: Optional[ProcessRequest] = None,
+        extra_headers: Optional[HeadersLike] = None,
+        server_header: Optional[str] = "default",
+        compression: Optional[str] = None,
+        open_timeout: Optional[float] = 10,
+        ping_interval: Optional[float] = 20,
+        ping_timeout: Optional[float] = 20,
+        close_timeout: Optional[float] = 10,
+        max_size: Optional[int] = DEFAULT_MAX_SIZE,
+        max_queue: Optional[int] = 16,
+        write_limit: int = 32768,
+        listener: Optional[Callable[[], Listener]] = None,
+        unix: bool = False,
+        path: Optional[str] = None,
+        **create_server_kwargs: Any,
+    ) -> None:
+        _check_compression(compression)
+        if handler is None and listener is None:
+            raise TypeError("serve() needs a handler")
+        self._server = Server(handler, process_request=process_request, close_timeout=close_timeout)
+        protocol_options: dict = dict(
+            subprotocols=subprotocols,
+            origins=origins,
+            extra_headers=extra_headers,
+            max_size=max_size,
+            auto_accept=False,
+        )
+        if server_header != "default":
+            protocol_options["server_header"] = server_header
+        connection_options = dict(
+            open_timeout=open_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            close_timeout=close_timeout,
+            max_queue=max_queue,
+            write_limit=write_limit,
+        )
+        server = self._server
+
+        def make_connection() -> ServerConnection:
+            protocol = ServerProtocol(**protocol_options)
+            connection = ServerConnection(
+                server,
+                protocol,
+                listener=listener() if listener is not None else None,
+                **connection_options,
+            )
+            if select_subprotocol is not None:
+                protocol.select_subprotocol = lambda request, offered: select_subprotocol(
+                    connection, offered
+                )
+            return connection
+
+        self._factory = make_connection
+        self._host, self._port = host, port
+        self._unix, self._path = unix, path
+        self._kwargs = create_server_kwargs
+
+    async def _create(self) -> Server:
+        loop = asyncio.get_running_loop()
+        if self._unix:
+            server = await loop.create_unix_server(self._factory, self._path, **self._kwargs)
+        else:
+            server = await loop.create_server(self._factory, self._host, self._port, **self._kwargs)
+        self._server.server = server
+        return self._server
+
+    def __await__(self):
+        return self._create().__await__()
+
+    async def __aenter__(self) -> Server:
+        return await self._create()
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        self._server.close()
+        await self._server.wait_closed()
+
+
+def unix_serve(handler: Handler, path: Optional[str] = None, **options: Any) -> serve:
+    """:func:`serve` on a Unix socket at ``path``."""
+    return serve(handler, unix=True, path=path, **options)
+
+
+def serve_listener(
+    factory: Callable[[], Listener], host: Optional[str] = None, port: Optional[int] = None, **options: Any
+) -> serve:
+    """:func:`serve` with the callback interface: ``factory()`` makes a
+    :class:`Listener` per connection, whose methods are called as events arrive."""
+    return serve(None, host, port, listener=factory, **options)

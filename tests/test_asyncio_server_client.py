@@ -1,0 +1,416 @@
+"""serve() and connect(): the tutorial, handlers, handshake hooks, errors, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+import sys
+
+import pytest
+
+import fastws
+from fastws import CloseCode, ConnectionClosedError, ConnectionClosedOK, InvalidStatus, InvalidURI
+
+from asyncio_helpers import HANDSHAKE, port_of, raw_client, read_frame, run, server
+
+
+async def hello(websocket):
+    name = await websocket.recv()
+    await websocket.send(f"Hello {name}!")
+
+
+@run
+async def test_tutorial_hello():
+    async with server(hello) as (_, uri):
+        async with fastws.connect(uri) as websocket:
+            await websocket.send("world")
+            assert await websocket.recv() == "Hello world!"
+            # The handler returned: the server closes with 1000.
+            with pytest.raises(ConnectionClosedOK) as info:
+                await websocket.recv()
+            assert info.value.code == CloseCode.NORMAL_CLOSURE
+        assert websocket.close_code == 1000
+
+
+@run
+async def test_await_serve_and_connect():
+    srv = await fastws.serve(hello, "127.0.0.1", 0, ping_interval=None)
+    try:
+        assert srv.is_serving()
+        port = srv.sockets[0].getsockname()[1]
+        websocket = await fastws.connect(f"ws://127.0.0.1:{port}/")
+        await websocket.send("await")
+        assert await websocket.recv() == "Hello await!"
+        await websocket.close()
+        assert websocket.state is fastws.State.CLOSED
+    finally:
+        srv.close()
+        await srv.wait_closed()
+    assert not srv.is_serving()
+
+
+@run
+async def test_old_style_handler_gets_the_path():
+    async def handler(websocket, path):
+        await websocket.send(path)
+
+    async with server(handler) as (_, uri):
+        async with fastws.connect(uri + "chat?room=1") as websocket:
+            assert await websocket.recv() == "/chat?room=1"
+            assert websocket.request.path == "/chat?room=1"
+            assert websocket.response.status_code == 101
+
+
+@run
+async def test_binary_text_and_async_for():
+    async def echo(websocket):
+        async for message in websocket:
+            await websocket.send(message)
+
+    async with server(echo) as (_, uri):
+        async with fastws.connect(uri) as websocket:
+            for message in ["text", b"\x00\xffbinary", "", b"", "é" * 1000, bytes(200_000)]:
+                await websocket.send(message)
+                assert await websocket.recv() == message
+        # async for in the handler ended cleanly on the client's close.
+        assert websocket.close_code == 1000
+
+
+@run
+async def test_fragmented_send_sync_and_async_iterables():
+    async def echo(websocket):
+        async for message in websocket:
+            await websocket.send(message)
+
+    async def agen():
+        for part in ("a", "b", "c"):
+            yield part
+
+    async with server(echo) as (_, uri):
+        async with fastws.connect(uri) as websocket:
+            await websocket.send([b"ab", b"cd", bytearray(b"ef")])
+            assert await websocket.recv() == b"abcdef"
+            await websocket.send(agen())
+            assert await websocket.recv() == "abc"
+            with pytest.raises(TypeError, match="all fragments"):
+                await websocket.send(["a", b"b"])
+            # Half a message went out: the connection is failed with 1011.
+            with pytest.raises(ConnectionClosedError):
+                await websocket.recv()
+        assert websocket.protocol.close_sent.code == 1011
+
+
+@run
+async def test_send_rejects_other_types():
+    async with server(hello) as (_, uri):
+        async with fastws.connect(uri) as websocket:
+            with pytest.raises(TypeError):
+                await websocket.send(42)
+            with pytest.raises(TypeError):
+                await websocket.send({"a": 1})
+
+
+@run
+async def test_handler_exception_closes_with_1011_and_is_logged(caplog):
+    async def broken(websocket):
+        raise RuntimeError("boom")
+
+    with caplog.at_level(logging.ERROR, logger="fastws"):
+        async with server(broken) as (_, uri):
+            async with fastws.connect(uri) as websocket:
+                with pytest.raises(ConnectionClosedError) as info:
+                    await websocket.recv()
+                assert info.value.code == CloseCode.INTERNAL_ERROR
+    records = [r for r in caplog.records if r.name == "fastws"]
+    assert any("connection handler failed" in r.getMessage() for r in records)
+    assert any(r.exc_info and r.exc_info[0] is RuntimeError for r in records)
+
+
+@run
+async def test_close_from_the_client_and_from_the_server():
+    closed = asyncio.get_running_loop().create_future()
+
+    async def handler(websocket):
+        try:
+            await websocket.recv()
+        except ConnectionClosedOK as exc:
+            closed.set_result(exc.code)
+
+    async with server(handler) as (_, uri):
+        websocket = await fastws.connect(uri)
+        await websocket.close(CloseCode.GOING_AWAY, "bye")
+        assert await closed == CloseCode.GOING_AWAY
+        assert websocket.protocol.close_rcvd.code == CloseCode.GOING_AWAY  # echoed
+
+    async def closer(websocket):
+        await websocket.close(4000, "custom")
+
+    async with server(closer) as (_, uri):
+        async with fastws.connect(uri) as websocket:
+            with pytest.raises(ConnectionClosedError) as info:
+                await websocket.recv()
+            assert info.value.code == 4000
+            assert info.value.reason == "custom"
+            with pytest.raises(ConnectionClosedError):
+                await websocket.send("too late")
+        await websocket.wait_closed()
+        assert websocket.close_code == 4000
+
+
+@run
+async def test_recv_in_two_coroutines_is_a_concurrency_error():
+    async def silent(websocket):
+        await websocket.wait_closed()
+
+    async with server(silent) as (_, uri):
+        async with fastws.connect(uri) as websocket:
+            first = asyncio.ensure_future(websocket.recv())
+            await asyncio.sleep(0)
+            with pytest.raises(fastws.ConcurrencyError):
+                await websocket.recv()
+            first.cancel()
+
+
+@run
+async def test_ping_resolves_with_the_latency():
+    async def silent(websocket):
+        await websocket.wait_closed()
+
+    async with server(silent) as (_, uri):
+        async with fastws.connect(uri) as websocket:
+            latency = await websocket.ping()
+            assert latency >= 0
+            assert websocket.latency == latency
+            assert await websocket.ping(b"custom") >= 0
+
+
+@run
+async def test_max_size_fails_with_1009():
+    async def echo(websocket):
+        async for message in websocket:
+            await websocket.send(message)
+
+    async with server(echo, max_size=1000) as (_, uri):
+        async with fastws.connect(uri) as websocket:
+            await websocket.send(b"x" * 1000)
+            assert await websocket.recv() == b"x" * 1000
+            await websocket.send(b"x" * 1001)
+            with pytest.raises(ConnectionClosedError) as info:
+                await websocket.recv()
+            assert info.value.code == CloseCode.MESSAGE_TOO_BIG
+
+
+@run
+async def test_process_request_refuses_with_its_response():
+    def only_chat(connection, request):
+        if request.path != "/chat":
+            return connection.respond(404, "Not found\n")
+        return None
+
+    async with server(hello, process_request=only_chat) as (_, uri):
+        with pytest.raises(InvalidStatus) as info:
+            await fastws.connect(uri + "nope")
+        assert info.value.status_code == 404
+        assert info.value.body == b"Not found\n"
+        async with fastws.connect(uri + "chat") as websocket:
+            await websocket.send("chat")
+            assert await websocket.recv() == "Hello chat!"
+
+
+@run
+async def test_async_process_request():
+    async def check_token(connection, request):
+        await asyncio.sleep(0)
+        if request.headers.get("Authorization") != "Bearer ok":
+            return connection.respond(401, "Unauthorized\n")
+        return None
+
+    async with server(hello, process_request=check_token) as (_, uri):
+        with pytest.raises(InvalidStatus) as info:
+            await fastws.connect(uri)
+        assert info.value.status_code == 401
+        async with fastws.connect(uri, extra_headers={"Authorization": "Bearer ok"}) as websocket:
+            await websocket.send("token")
+            assert await websocket.recv() == "Hello token!"
+
+
+@run
+async def test_subprotocols_and_origins():
+    async def which(websocket):
+        await websocket.send(websocket.subprotocol or "none")
+
+    async with server(which, subprotocols=["chat.v2", "chat.v1"], origins=["https://ok.example"]) as (_, uri):
+        async with fastws.connect(uri, subprotocols=["chat.v1"], origin="https://ok.example") as websocket:
+            assert websocket.subprotocol == "chat.v1"
+            assert await websocket.recv() == "chat.v1"
+        with pytest.raises(InvalidStatus) as info:
+            await fastws.connect(uri, origin="https://evil.example")
+        assert info.value.status_code == 403
+
+
+@run
+async def test_client_errors():
+    with pytest.raises(InvalidURI):
+        fastws.connect("http://example.com/")
+    with pytest.raises(InvalidURI):
+        await fastws.connect("ws:///nohost")
+    # A port nobody listens on: the OS error comes through as it is.
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    with pytest.raises(ConnectionRefusedError):
+        await fastws.connect(f"ws://127.0.0.1:{port}/")
+
+
+@run
+async def test_open_timeout_on_the_client():
+    # A TCP server that accepts and never answers the handshake.
+    async def mute(reader, writer):
+        await reader.read()
+
+    srv = await asyncio.start_server(mute, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    try:
+        with pytest.raises(TimeoutError):
+            await fastws.connect(f"ws://127.0.0.1:{port}/", open_timeout=0.2)
+    finally:
+        srv.close()
+        await srv.wait_closed()
+
+
+@run
+async def test_server_handshake_timeout_frees_the_slot():
+    async with server(hello, open_timeout=0.2) as (srv, uri):
+        reader, writer = await raw_client(uri, handshake=b"")
+        writer.write(b"GET / HTTP/1.1\r\n")  # and never the rest
+        assert await reader.read() == b""  # the server hung up
+        writer.close()
+        await asyncio.sleep(0)
+        assert not srv.connections
+
+
+@run
+async def test_bad_handshakes_get_http_errors():
+    async with server(hello) as (_, uri):
+        reader, writer = await raw_client(uri, handshake=b"")
+        writer.write(HANDSHAKE.replace(b"Sec-WebSocket-Version: 13", b"Sec-WebSocket-Version: 8"))
+        response = await reader.read()
+        assert response.startswith(b"HTTP/1.1 426")
+        assert b"Sec-WebSocket-Version: 13" in response
+        writer.close()
+
+        reader, writer = await raw_client(uri, handshake=b"")
+        writer.write(b"garbage\r\n\r\n")
+        assert (await reader.read()).startswith(b"HTTP/1.1 400")
+        writer.close()
+
+
+@run
+async def test_frames_in_the_same_read_as_the_request_are_kept():
+    async def echo(websocket):
+        await websocket.send(await websocket.recv())
+
+    async with server(echo) as (_, uri):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port_of(uri))
+        writer.write(HANDSHAKE + fastws.build_frame(fastws.Opcode.TEXT, "early", mask=True))
+        await reader.readuntil(b"\r\n\r\n")
+        assert await read_frame(reader) == (1, True, b"early")
+        writer.close()
+
+
+@run
+async def test_server_shutdown_closes_connections_with_1001():
+    finished = []
+
+    async def handler(websocket):
+        try:
+            await websocket.recv()
+        finally:
+            finished.append(websocket.close_code)
+
+    srv = await fastws.serve(handler, "127.0.0.1", 0, ping_interval=None)
+    port = srv.sockets[0].getsockname()[1]
+    clients = [await fastws.connect(f"ws://127.0.0.1:{port}/") for _ in range(3)]
+    srv.close()
+    await srv.wait_closed()
+    for client in clients:
+        with pytest.raises(ConnectionClosedOK) as info:
+            await client.recv()
+        assert info.value.code == CloseCode.GOING_AWAY
+    assert finished == [CloseCode.GOING_AWAY] * 3
+    assert not srv.is_serving()
+
+
+@run
+async def test_keepalive_timeout_fails_with_1011():
+    async def silent(websocket):
+        await websocket.wait_closed()
+
+    async with server(silent, ping_interval=0.05, ping_timeout=0.1) as (_, uri):
+        # A raw client that completes the handshake and never answers pings.
+        reader, writer = await raw_client(uri)
+        opcodes = []
+        while True:
+            opcode, _, payload = await read_frame(reader)
+            opcodes.append(opcode)
+            if opcode == 8:
+                break
+        assert opcodes[0] == 9  # a ping first
+        assert fastws.parse_close(payload)[0] == CloseCode.INTERNAL_ERROR
+        writer.close()
+
+
+@run
+async def test_keepalive_pings_are_answered_by_the_client():
+    async def wait(websocket):
+        await asyncio.sleep(0.3)
+        await websocket.send(f"{websocket.latency:.6f}")
+
+    async with server(wait, ping_interval=0.05, ping_timeout=1) as (_, uri):
+        async with fastws.connect(uri) as websocket:
+            assert float(await websocket.recv()) > 0  # the server measured pongs
+
+
+@run
+async def test_unix_socket(tmp_path):
+    path = str(tmp_path / "ws.sock")
+    async with fastws.unix_serve(hello, path, ping_interval=None):
+        async with fastws.unix_connect(path) as websocket:
+            await websocket.send("unix")
+            assert await websocket.recv() == "Hello unix!"
+
+
+@run
+async def test_reuse_port_is_passed_to_asyncio():
+    if not hasattr(socket, "SO_REUSEPORT"):
+        pytest.skip("no SO_REUSEPORT on this platform")
+    async with fastws.serve(hello, "127.0.0.1", 0, reuse_port=True, ping_interval=None) as srv:
+        sock = srv.sockets[0]
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT)
+
+
+@run
+async def test_wss_with_a_local_certificate():
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    async with fastws.serve(hello, "127.0.0.1", 0, ssl=server_ctx, ping_interval=None) as srv:
+        port = srv.sockets[0].getsockname()[1]
+        async with fastws.connect(f"wss://localhost:{port}/", ssl=client_ctx) as websocket:
+            await websocket.send("tls")
+            assert await websocket.recv() == "Hello tls!"
+        # The default context does not trust our local CA.
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await fastws.connect(f"wss://localhost:{port}/")
+
+
+def test_compression_is_not_there_yet():
+    with pytest.raises(NotImplementedError, match="permessage-deflate"):
+        fastws.connect("ws://localhost/", compression="deflate")
