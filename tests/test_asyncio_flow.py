@@ -1,0 +1,285 @@
+"""Flow control, the callback interface and broadcast."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+import fastws
+from fastws import CloseCode, ConnectionClosedOK
+
+from asyncio_helpers import listener_server, raw_client, read_frame, run, server
+
+
+class Echo(fastws.Listener):
+    def __init__(self, log):
+        self.log = log
+
+    def on_open(self, connection):
+        self.log.append("open")
+
+    def on_message(self, connection, message):
+        self.log.append(message)
+        connection.send_nowait(message)
+
+    def on_ping(self, connection, data):
+        self.log.append(("ping", data))
+
+    def on_close(self, connection, code, reason):
+        self.log.append(("close", code, reason))
+
+
+@run
+async def test_listener_server_with_recv_client():
+    log = []
+    async with listener_server(lambda: Echo(log)) as (_, uri):
+        async with fastws.connect(uri) as websocket:
+            await websocket.send("hi")
+            assert await websocket.recv() == "hi"
+            await websocket.send(b"\x00\x01")
+            assert await websocket.recv() == b"\x00\x01"
+            await websocket.send(["frag", "ments"])
+            assert await websocket.recv() == "fragments"
+            await websocket.ping(b"p")
+        await asyncio.sleep(0)  # on_close runs in connection_lost on the server
+    for _ in range(100):
+        if log and log[-1][0] == "close":
+            break
+        await asyncio.sleep(0.01)
+    assert log == ["open", "hi", b"\x00\x01", "fragments", ("ping", b"p"), ("close", 1000, "")]
+
+
+@run
+async def test_listener_client():
+    async def echo(websocket):
+        async for message in websocket:
+            await websocket.send(message)
+
+    got = asyncio.get_running_loop().create_future()
+
+    class Client(fastws.Listener):
+        def on_open(self, connection):
+            connection.send_nowait("from a listener")
+
+        def on_message(self, connection, message):
+            got.set_result(message)
+
+    async with server(echo) as (_, uri):
+        connection = await fastws.connect_listener(Client, uri)
+        assert await got == "from a listener"
+        with pytest.raises(fastws.InvalidState):
+            await connection.recv()  # messages go to the listener
+        await connection.close()
+
+
+@run
+async def test_listener_exception_fails_the_connection_with_1011(caplog):
+    class Broken(fastws.Listener):
+        def on_message(self, connection, message):
+            raise ValueError("bad listener")
+
+    with caplog.at_level(logging.ERROR, logger="fastws"):
+        async with listener_server(Broken) as (_, uri):
+            async with fastws.connect(uri) as websocket:
+                await websocket.send("x")
+                with pytest.raises(fastws.ConnectionClosedError) as info:
+                    await websocket.recv()
+                assert info.value.code == CloseCode.INTERNAL_ERROR
+    assert any("listener on_message failed" in r.getMessage() for r in caplog.records)
+
+
+@run
+async def test_slow_reader_pauses_reading_and_bounds_memory():
+    """A handler that does not call recv(): once max_queue messages wait, the
+    server stops reading the socket; the client's sends then wait on its full
+    write buffer. Memory stays bounded on both sides; nothing is lost."""
+    connections = []
+    release = asyncio.Event()
+    size, count = 64 * 1024, 400  # 25 MiB: far more than the kernel buffers hold
+
+    async def lazy(websocket):
+        connections.append(websocket)
+        await release.wait()
+        received = 0
+        async for message in websocket:
+            assert len(message) == size
+            received += 1
+            if received == count:
+                break
+        await websocket.send(str(received))
+
+    async def send_all(websocket, progress):
+        for _ in range(count):
+            await websocket.send(bytes(size))
+            progress.append(websocket.write_buffer_size)
+
+    async with server(lazy, max_queue=4, max_size=size) as (_, uri):
+        async with fastws.connect(uri, write_limit=size) as websocket:
+            progress = []
+            sender = asyncio.ensure_future(send_all(websocket, progress))
+            while not (connections and connections[0]._reading_paused):
+                await asyncio.sleep(0.01)
+            # Let the client fill every buffer until its send() has to wait.
+            stalled = 0
+            while stalled < 10:
+                before = len(progress)
+                await asyncio.sleep(0.01)
+                stalled = stalled + 1 if len(progress) == before else 0
+            assert not sender.done()
+            assert len(progress) < count
+            # The server queued at most max_queue messages plus one socket read's worth.
+            assert 4 <= len(connections[0]._messages) <= 4 + (256 * 1024) // size + 1
+            # The client's transport never held much more than write_limit.
+            assert max(progress) <= 2 * size
+            release.set()
+            await sender
+            assert await websocket.recv() == str(count)
+
+
+@run
+async def test_send_waits_while_the_peer_does_not_read():
+    """The server writes to a client that never reads: send() blocks once the
+    transport buffer passes write_limit, so the server's memory stays bounded."""
+    state = {}
+    blocked = asyncio.Event()
+
+    async def flood(websocket):
+        sent = 0
+        while True:
+            task = asyncio.ensure_future(websocket.send(bytes(64 * 1024)))
+            await asyncio.sleep(0)
+            if not task.done():
+                state["buffered"] = websocket.write_buffer_size
+                state["sent"] = sent
+                blocked.set()
+                try:
+                    await task
+                except fastws.ConnectionClosed:
+                    return
+            sent += 1
+
+    async with server(flood, write_limit=256 * 1024, close_timeout=0.5) as (_, uri):
+        reader, writer = await raw_client(uri)
+        writer.transport.pause_reading()  # never read: the kernel buffers fill up
+        await blocked.wait()
+        # Kernel socket buffers take some, the transport holds at most about
+        # write_limit plus one message; never the whole flood.
+        assert state["buffered"] <= 256 * 1024 + 64 * 1024
+        assert state["sent"] < 1000
+        writer.transport.abort()
+
+
+@run
+async def test_broadcast_encodes_once_and_skips_slow_readers(caplog):
+    connections = set()
+    ready = asyncio.Event()
+
+    async def register(websocket):
+        connections.add(websocket)
+        if len(connections) == 3:
+            ready.set()
+        await websocket.wait_closed()
+
+    async with server(register, write_limit=1000) as (_, uri):
+        clients = [await fastws.connect(uri) for _ in range(3)]
+        await ready.wait()
+        fastws.broadcast(connections, "news")
+        for client in clients:
+            assert await client.recv() == "news"
+        fastws.broadcast(connections, b"\x01\x02")
+        for client in clients:
+            assert await client.recv() == b"\x01\x02"
+        # A connection whose buffer is over its limit is skipped, and logged.
+        slow = next(iter(connections))
+        slow.transport.pause_reading()
+        slow_size = slow.transport.get_write_buffer_size
+        slow.transport.get_write_buffer_size = lambda: 10**6
+        with caplog.at_level(logging.WARNING, logger="fastws"):
+            fastws.broadcast(connections, "skip one")
+        slow.transport.get_write_buffer_size = slow_size
+        slow.transport.resume_reading()
+        assert any("skipped broadcast" in r.getMessage() for r in caplog.records)
+        received = 0
+        for client in clients:
+            try:
+                await asyncio.wait_for(client.recv(), 0.2)
+                received += 1
+            except asyncio.TimeoutError:
+                pass
+        assert received == 2
+        # Closed connections are skipped silently.
+        await clients[0].close()
+        fastws.broadcast(connections, "after close")
+        for client in clients:
+            await client.close()
+
+
+@run
+async def test_broadcast_from_a_client_masks_each_frame():
+    async def echo(websocket):
+        async for message in websocket:
+            await websocket.send(message)
+
+    async with server(echo) as (_, uri):
+        clients = [await fastws.connect(uri) for _ in range(2)]
+        fastws.broadcast(clients, "masked")  # the server requires masked frames
+        for client in clients:
+            assert await client.recv() == "masked"
+            await client.close()
+
+
+@run
+async def test_close_timeout_aborts_a_peer_that_never_closes():
+    async def closer(websocket):
+        await websocket.close()
+
+    async with server(closer, close_timeout=0.1) as (_, uri):
+        reader, writer = await raw_client(uri)
+        opcode, _, payload = await read_frame(reader)
+        assert opcode == 8  # the server's close frame; we never answer
+        # The server gives up after close_timeout and closes TCP anyway.
+        assert await reader.read() == b""
+        writer.close()
+
+
+@run
+async def test_async_for_stops_on_a_normal_close():
+    async def two(websocket):
+        await websocket.send("a")
+        await websocket.send("b")
+
+    async with server(two) as (_, uri):
+        async with fastws.connect(uri) as websocket:
+            assert [m async for m in websocket] == ["a", "b"]
+            assert websocket.close_code == CloseCode.NORMAL_CLOSURE
+
+
+@run
+async def test_messages_received_before_the_close_are_all_delivered():
+    async def burst(websocket):
+        for i in range(500):
+            await websocket.send(str(i))
+        await websocket.close(CloseCode.GOING_AWAY)
+
+    async with server(burst) as (_, uri):
+        async with fastws.connect(uri, max_queue=None) as websocket:
+            await websocket.wait_closed()
+            got = [m async for m in websocket]
+    assert got == [str(i) for i in range(500)]
+
+
+@run
+async def test_recv_after_close_raises_connection_closed_ok():
+    async def quit_(websocket):
+        pass
+
+    async with server(quit_) as (_, uri):
+        async with fastws.connect(uri) as websocket:
+            with pytest.raises(ConnectionClosedOK):
+                await websocket.recv()
+            with pytest.raises(ConnectionClosedOK):
+                await websocket.recv()
+            with pytest.raises(ConnectionClosedOK):
+                await websocket.send("late")
