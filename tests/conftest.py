@@ -133,3 +133,16 @@ def simd_levels(codec):
         assert used, f"no usable SIMD level among {SIMD_LEVELS} (current: {original})"
 
     return levels
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """With FASTWS_FORBID_SKIPS=1 (CI sets it) a skipped test is a failure: a
+    missing peer (websockets, aiohttp, Chromium...) must never turn an interop
+    test into a silent pass on the machine that proves the project works."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and not hasattr(report, "wasxfail") and _flag("FASTWS_FORBID_SKIPS"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped ({reason}), and FASTWS_FORBID_SKIPS is set"

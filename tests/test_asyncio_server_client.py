@@ -414,3 +414,26 @@ async def test_wss_with_a_local_certificate():
 def test_compression_is_not_there_yet():
     with pytest.raises(NotImplementedError, match="permessage-deflate"):
         fastws.connect("ws://localhost/", compression="deflate")
+
+
+@run
+async def test_a_pending_async_process_request_ends_with_its_connection():
+    started = asyncio.Event()
+    cancelled = asyncio.Event()
+
+    async def slow_hook(connection, request):
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    async with server(hello, process_request=slow_hook, open_timeout=0.2) as (srv, uri):
+        # The server's open_timeout ends the connection while the hook still runs.
+        with pytest.raises(fastws.InvalidMessage, match="connection closed before the response"):
+            await fastws.connect(uri, open_timeout=5)
+        await started.wait()
+    await cancelled.wait()
+    pending = [t for t in asyncio.all_tasks() if "_await_response" in repr(t)]
+    assert pending == []

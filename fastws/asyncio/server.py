@@ -50,6 +50,7 @@ class ServerConnection(Connection):
         self.open_timeout: Optional[float] = options.pop("open_timeout", 10)
         super().__init__(protocol, **options)
         self._open_timer: Optional[asyncio.TimerHandle] = None
+        self._hook_task: Optional[asyncio.Task] = None  # an async process_request
         self.handler_task: Optional[asyncio.Task] = None
 
     def connection_made(self, transport) -> None:
@@ -61,6 +62,8 @@ class ServerConnection(Connection):
     def connection_lost(self, exc: Optional[BaseException]) -> None:
         if self._open_timer is not None:
             self._open_timer.cancel()
+        if self._hook_task is not None:
+            self._hook_task.cancel()  # nobody is left to answer
         super().connection_lost(exc)
         self.server._connections.discard(self)
 
@@ -89,16 +92,19 @@ class ServerConnection(Connection):
             self._respond(self.respond(500, "Failed to open a WebSocket connection: internal error.\n"))
             return
         if inspect.isawaitable(result):
-            self.loop.create_task(self._await_response(result))
+            self._hook_task = self.loop.create_task(self._await_response(result))
         else:
             self._respond(result)
 
     async def _await_response(self, awaitable) -> None:
         try:
             response = await awaitable
+        except asyncio.CancelledError:
+            return
         except Exception:
             logger.error("process_request failed", exc_info=True)
             response = self.respond(500, "Failed to open a WebSocket connection: internal error.\n")
+        self._hook_task = None
         self._respond(response)
 
     def _respond(self, response: Optional[Response]) -> None:
