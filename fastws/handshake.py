@@ -350,12 +350,21 @@ def negotiate_client_extensions(headers: Headers, factories: Sequence) -> list:
     if not value:
         return []
     accepted: list = []
-    by_name = {factory.name: factory for factory in factories}
     for ext_name, params in parse_extension_list(value):
-        factory = by_name.get(ext_name)
-        if factory is None:
+        # Several offers of one extension (several factories with its name): the
+        # first whose offer matches the answer takes it.
+        candidates = [factory for factory in factories if factory.name == ext_name]
+        if not candidates:
             raise NegotiationError(f"server accepted extension {ext_name!r}, which was not offered")
-        accepted.append(factory.accept(params, list(accepted)))
+        for factory in candidates:
+            try:
+                extension = factory.accept(params, list(accepted))
+            except NegotiationError:
+                if factory is candidates[-1]:
+                    raise
+                continue
+            accepted.append(extension)
+            break
     _check_rsv1(accepted)
     return accepted
 
