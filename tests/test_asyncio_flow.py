@@ -115,8 +115,9 @@ async def test_slow_reader_pauses_reading_and_bounds_memory():
             await websocket.send(bytes(size))
             progress.append(websocket.write_buffer_size)
 
-    async with server(lazy, max_queue=4, max_size=size) as (_, uri):
-        async with fastws.connect(uri, write_limit=size) as websocket:
+    # No compression: zeros would shrink to nothing and never fill a buffer.
+    async with server(lazy, max_queue=4, max_size=size, compression=None) as (_, uri):
+        async with fastws.connect(uri, write_limit=size, compression=None) as websocket:
             progress = []
             sender = asyncio.ensure_future(send_all(websocket, progress))
             while not (connections and connections[0]._reading_paused):
@@ -160,7 +161,7 @@ async def test_send_waits_while_the_peer_does_not_read():
                     return
             sent += 1
 
-    async with server(flood, write_limit=256 * 1024, close_timeout=0.5) as (_, uri):
+    async with server(flood, write_limit=256 * 1024, close_timeout=0.5, compression=None) as (_, uri):
         reader, writer = await raw_client(uri)
         writer.transport.pause_reading()  # never read: the kernel buffers fill up
         await blocked.wait()

@@ -411,9 +411,61 @@ async def test_wss_with_a_local_certificate():
             await fastws.connect(f"wss://localhost:{port}/")
 
 
-def test_compression_is_not_there_yet():
-    with pytest.raises(NotImplementedError, match="permessage-deflate"):
-        fastws.connect("ws://localhost/", compression="deflate")
+def test_unknown_compression_is_refused():
+    with pytest.raises(ValueError, match="unsupported compression 'gzip'"):
+        fastws.connect("ws://localhost/", compression="gzip")
+    with pytest.raises(ValueError, match="unsupported compression 'gzip'"):
+        fastws.serve(hello, "127.0.0.1", 0, compression="gzip")
+
+
+@run
+async def test_permessage_deflate_is_negotiated_by_default():
+    async def echo(websocket):
+        async for message in websocket:
+            await websocket.send(message)
+
+    text = '{"user": "ada", "text": "hello hello hello hello hello"}' * 50
+    async with server(echo) as (_, uri):
+        async with fastws.connect(uri) as websocket:
+            assert "permessage-deflate" in websocket.response.headers["Sec-WebSocket-Extensions"]
+            assert [type(e).__name__ for e in websocket.protocol.extensions] == ["PerMessageDeflate"]
+            await websocket.send(text)
+            assert await websocket.recv() == text
+            await websocket.send(text.encode())
+            assert await websocket.recv() == text.encode()
+        async with fastws.connect(uri, compression=None) as websocket:
+            assert "Sec-WebSocket-Extensions" not in websocket.response.headers
+            await websocket.send(text)
+            assert await websocket.recv() == text
+    async with server(echo, compression=None) as (_, uri):
+        async with fastws.connect(uri) as websocket:
+            assert websocket.protocol.extensions == []
+            await websocket.send(text)
+            assert await websocket.recv() == text
+
+
+@run
+async def test_compressed_bomb_fails_with_1009():
+    import zlib
+
+    async def echo(websocket):
+        async for message in websocket:
+            await websocket.send(message)
+
+    async with server(echo, max_size=64 * 1024) as (_, uri):
+        reader, writer = await raw_client(
+            uri,
+            HANDSHAKE.replace(b"\r\n\r\n", b"\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n"),
+        )
+        deflater = zlib.compressobj(9, zlib.DEFLATED, -15)
+        bomb = deflater.compress(bytes(16 * 1024 * 1024)) + deflater.flush(zlib.Z_SYNC_FLUSH)
+        bomb = bomb[:-4]  # RFC 7692: the sender strips 00 00 ff ff
+        assert len(bomb) < 32 * 1024  # small frame, well under max_size
+        writer.write(fastws.build_frame(fastws.Opcode.BINARY, bomb, rsv1=True, mask=True))
+        opcode, _, payload = await read_frame(reader)
+        assert opcode == 8
+        assert fastws.parse_close(payload)[0] == CloseCode.MESSAGE_TOO_BIG
+        writer.close()
 
 
 @run

@@ -83,7 +83,10 @@ async function main() {
   const ws = open("/ws", ["chat.v2", "chat.v1"]);
   await opened(ws);
   check(ws.protocol === "chat.v1", `subprotocol ${JSON.stringify(ws.protocol)}`);
-  check(ws.extensions === "", `extensions ${JSON.stringify(ws.extensions)}`);
+  // ?deflate=1: the server accepts permessage-deflate; otherwise it declines.
+  const deflate = new URLSearchParams(location.search).get("deflate") === "1";
+  check(deflate ? ws.extensions.startsWith("permessage-deflate") : ws.extensions === "",
+        `extensions ${JSON.stringify(ws.extensions)}`);
   done.push("protocol");
 
   const text = "héllo wörld ✓ 🎉";
@@ -150,7 +153,7 @@ class Peer:
         self.latency = None
 
 
-def make_server(peer: Peer):
+def make_server(compression, peer: Peer):
     async def process_request(connection, request):
         peer.requests.append(request)
         path, _, query = request.path.partition("?")
@@ -193,7 +196,7 @@ def make_server(peer: Peer):
         handler, "127.0.0.1", 0,
         process_request=process_request,
         subprotocols=["chat.v1"],
-        compression=None,  # Chromium offers permessage-deflate: declined
+        compression=compression,  # Chromium offers permessage-deflate
         ping_interval=None,
     )
 
@@ -247,12 +250,16 @@ async def run_chromium(url: str, profile: str) -> tuple:
     return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
 
-def test_chromium_talks_to_fastws(tmp_path):
+@pytest.mark.parametrize("compression", ["deflate", None])
+def test_chromium_talks_to_fastws(tmp_path, compression):
     async def main():
         peer = Peer(asyncio.get_running_loop())
-        async with make_server(peer) as server:
+        async with make_server(compression, peer) as server:
             port = server.sockets[0].getsockname()[1]
-            code, dom, err = await run_chromium(f"http://127.0.0.1:{port}/page", str(tmp_path / "profile"))
+            query = "?deflate=1" if compression else ""
+            code, dom, err = await run_chromium(
+                f"http://127.0.0.1:{port}/page{query}", str(tmp_path / "profile")
+            )
             report = peer.report.result() if peer.report.done() else None
         return peer, port, code, dom, err, report
 
@@ -263,7 +270,8 @@ def test_chromium_talks_to_fastws(tmp_path):
     # What --dump-dom printed is the page after its work.
     assert f'<p id="result">{expected}</p>' in dom, dom[-3000:]
 
-    # The server saw Chromium's own handshake and declined its compression offer.
+    # The server saw Chromium's own handshake, and accepted or declined its
+    # compression offer as configured.
     assert [r.path for r in peer.requests if r.path.startswith(("/ws", "/close-me"))] == ["/ws", "/close-me"]
     request, response = peer.handshakes[0]
     assert "Chrome" in request.headers["User-Agent"]
@@ -271,7 +279,10 @@ def test_chromium_talks_to_fastws(tmp_path):
     assert "permessage-deflate" in request.headers["Sec-WebSocket-Extensions"]
     assert request.headers["Sec-WebSocket-Protocol"].replace(" ", "") == "chat.v2,chat.v1"
     assert response.status_code == 101
-    assert "Sec-WebSocket-Extensions" not in response.headers
+    if compression is None:
+        assert "Sec-WebSocket-Extensions" not in response.headers
+    else:
+        assert response.headers["Sec-WebSocket-Extensions"].startswith("permessage-deflate")
     assert response.headers["Sec-WebSocket-Protocol"] == "chat.v1"
 
     assert peer.echoed == [("str", len("héllo wörld ✓ 🎉")), ("bytes", 1024), ("str", BIG)]

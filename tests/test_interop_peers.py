@@ -533,3 +533,54 @@ async def test_fastws_server_declines_permessage_deflate_from_aiohttp():
                 await _aio_send(ws, message)
                 assert await _aio_recv(ws) == message
         assert "permessage-deflate" in seen[0].request.headers["Sec-WebSocket-Extensions"]
+
+
+# --- permessage-deflate with real peers ------------------------------------------------
+
+CHAT = '{"user": "ada", "room": "general", "text": "hello, hello, hello again"}' * 20
+
+
+@needs_websockets
+@run
+async def test_deflate_websockets_client_to_fastws_server():
+    async with fastws_server(compression="deflate") as (uri, seen):
+        async with ws_client.connect(uri, compression="deflate") as client:
+            assert client.response.headers["Sec-WebSocket-Extensions"].startswith("permessage-deflate")
+            for message in (CHAT, CHAT.encode(), "short", CHAT * 10):
+                await client.send(message)
+                assert await asyncio.wait_for(client.recv(), STEP) == message
+            await client.send(["frag", CHAT, "ment"])
+            assert await asyncio.wait_for(client.recv(), STEP) == "frag" + CHAT + "ment"
+        await asyncio.wait_for(seen[0].done, STEP)
+
+
+@needs_websockets
+@run
+async def test_deflate_fastws_client_to_websockets_server():
+    async def echo(connection):
+        async for message in connection:
+            await connection.send(message)
+
+    async with ws_server.serve(echo, "127.0.0.1", 0, compression="deflate") as peer:
+        port = peer.sockets[0].getsockname()[1]
+        async with fastws.connect(f"ws://127.0.0.1:{port}/") as websocket:
+            assert [type(e).__name__ for e in websocket.protocol.extensions] == ["PerMessageDeflate"]
+            for message in (CHAT, CHAT.encode(), "short", CHAT * 10):
+                await websocket.send(message)
+                assert await asyncio.wait_for(websocket.recv(), STEP) == message
+            await websocket.send(["frag", CHAT, "ment"])
+            assert await asyncio.wait_for(websocket.recv(), STEP) == "frag" + CHAT + "ment"
+
+
+@needs_aiohttp
+@run
+async def test_deflate_aiohttp_client_to_fastws_server():
+    async with fastws_server(compression="deflate") as (uri, seen):
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(uri, compress=15) as client:
+                assert client.compress == 12  # negotiated, with our server window of 12 bits
+                for message in (CHAT, "short", CHAT * 10):
+                    await client.send_str(message)
+                    assert (await client.receive(timeout=STEP)).data == message
+                await client.send_bytes(CHAT.encode())
+                assert (await client.receive(timeout=STEP)).data == CHAT.encode()

@@ -24,8 +24,8 @@ from ..exceptions import InvalidHandshake
 from ..handshake import parse_uri
 from ..http11 import HeadersLike
 from ..protocol import DEFAULT_MAX_SIZE, ClientProtocol
+from .compression import extension_factories
 from .connection import Connection, Listener
-from .server import _check_compression
 
 __all__ = ["connect", "unix_connect", "connect_listener", "ClientConnection"]
 
@@ -48,7 +48,9 @@ class connect:
     """Open a WebSocket connection; use with ``await`` or ``async with``.
 
     Options: ``origin``, ``subprotocols``, ``extra_headers`` (also accepted as
-    ``additional_headers``), ``user_agent_header``, ``compression``,
+    ``additional_headers``), ``user_agent_header``, ``compression``
+    (``"deflate"``, the default, offers permessage-deflate; None does not),
+    ``extensions`` (more extension factories),
     ``open_timeout``, ``ping_interval``, ``ping_timeout``, ``close_timeout``,
     ``max_size``, ``max_queue``, ``write_limit``, ``ssl`` (an
     :class:`ssl.SSLContext`; ``wss://`` gets a default secure context),
@@ -65,7 +67,8 @@ class connect:
         extra_headers: Optional[HeadersLike] = None,
         additional_headers: Optional[HeadersLike] = None,
         user_agent_header: Optional[str] = "default",
-        compression: Optional[str] = None,
+        compression: Optional[str] = "deflate",
+        extensions: Optional[Sequence[Any]] = None,
         open_timeout: Optional[float] = 10,
         ping_interval: Optional[float] = 20,
         ping_timeout: Optional[float] = 20,
@@ -80,7 +83,7 @@ class connect:
         path: Optional[str] = None,
         **create_connection_kwargs: Any,
     ) -> None:
-        _check_compression(compression)
+        factories = extension_factories(compression, extensions, server=False)
         self.uri = parse_uri(uri)  # InvalidURI at once, before any I/O
         if ssl is not None and not self.uri.secure:
             raise ValueError("connect() got an ssl context for a ws:// URI; use wss://")
@@ -92,6 +95,7 @@ class connect:
             origin=origin,
             subprotocols=subprotocols,
             extra_headers=additional_headers if additional_headers is not None else extra_headers,
+            extensions=factories,
             max_size=max_size,
         )
         if user_agent_header != "default":

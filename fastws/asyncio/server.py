@@ -26,20 +26,13 @@ from ..exceptions import ConnectionClosed
 from ..frames import CloseCode
 from ..http11 import HeadersLike, Request, Response
 from ..protocol import CONNECTING, DEFAULT_MAX_SIZE, OPEN, ServerProtocol
+from .compression import extension_factories
 from .connection import Connection, Listener, logger
 
 __all__ = ["serve", "unix_serve", "serve_listener", "Server", "ServerConnection"]
 
 Handler = Callable[..., Awaitable[None]]
 ProcessRequest = Callable[["ServerConnection", Request], Union[None, Response, Awaitable[Optional[Response]]]]
-
-
-def _check_compression(compression: Optional[str]) -> None:
-    if compression is not None:
-        raise NotImplementedError(
-            f"compression={compression!r}: permessage-deflate is not implemented yet;"
-            " pass compression=None"
-        )
 
 
 class ServerConnection(Connection):
@@ -269,7 +262,9 @@ class serve:
     async; return a Response, for example ``connection.respond(404, "Not
     found\\n")``, to refuse), ``extra_headers``, ``server_header``. Connection
     options: ``max_size``, ``max_queue``, ``write_limit``, ``ping_interval``,
-    ``ping_timeout``, ``open_timeout``, ``close_timeout``, ``compression``.
+    ``ping_timeout``, ``open_timeout``, ``close_timeout``, ``compression``
+    (``"deflate"``, the default, accepts permessage-deflate; None turns it
+    off), ``extensions`` (more extension factories).
     Other keyword arguments (``ssl``, ``reuse_port``, ``backlog``, ``sock``...)
     go to :meth:`asyncio.loop.create_server`; ``unix=True`` with ``path``
     listens on a Unix socket.
@@ -287,7 +282,8 @@ class serve:
         process_request: Optional[ProcessRequest] = None,
         extra_headers: Optional[HeadersLike] = None,
         server_header: Optional[str] = "default",
-        compression: Optional[str] = None,
+        compression: Optional[str] = "deflate",
+        extensions: Optional[Sequence[Any]] = None,
         open_timeout: Optional[float] = 10,
         ping_interval: Optional[float] = 20,
         ping_timeout: Optional[float] = 20,
@@ -300,7 +296,7 @@ class serve:
         path: Optional[str] = None,
         **create_server_kwargs: Any,
     ) -> None:
-        _check_compression(compression)
+        factories = extension_factories(compression, extensions, server=True)
         if handler is None and listener is None:
             raise TypeError("serve() needs a handler")
         self._server = Server(handler, process_request=process_request, close_timeout=close_timeout)
@@ -308,6 +304,7 @@ class serve:
             subprotocols=subprotocols,
             origins=origins,
             extra_headers=extra_headers,
+            extensions=factories,
             max_size=max_size,
             auto_accept=False,
         )
