@@ -1,0 +1,528 @@
+"""Run the network echo benchmark and print the comparison table.
+
+    python -m bench.echo                         # every stack on asyncio and uvloop, 2 s per measure
+    python -m bench.echo --quick                 # smoke run: 0.3 s per measure (seconds in all)
+    python -m bench.echo --stacks fastws-listener,picows --loops uvloop
+    python -m bench.echo --duration 5 --repeat 3 --json echo.json
+
+For each loop and stack: an echo server in one process (``python -m
+bench.echo.servers STACK LOOP 0``, which prints ``READY <port>``), its client in
+another (``python -m bench.echo.clients STACK LOOP PORT``, which prints its results
+as JSON), then the server is stopped. Every process has a timeout. The exit code
+is 1 if any case failed (a crash, a timeout, an echo that did not match), else 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import select
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Dict, List, Optional
+
+ECHO_DIR = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(ECHO_DIR))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from bench.echo import (  # noqa: E402
+    ALL_STACKS,
+    EXTRA_STACKS,
+    LABELS,
+    LARGE,
+    LOOPS,
+    MAX_SIZE,
+    REQUIRES,
+    SMALL,
+    STACKS,
+)
+
+#: Seconds a server may take to print READY.
+READY_TIMEOUT = 30.0
+#: Seconds a client may take beyond its warm-ups and measures (start-up, connect, close).
+CLIENT_SLACK = 30.0
+
+REFERENCES = ("picows", "aiohttp")  # the "vs" columns
+LOOP_MODULES = {"asyncio": None, "uvloop": "uvloop"}
+
+
+# --- running one case --------------------------------------------------------------------
+
+
+class CaseError(Exception):
+    pass
+
+
+def _env() -> Dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH", "")) if p)
+    env.setdefault("PYTHONHASHSEED", "0")
+    return env
+
+
+def _tail(path: str, lines: int = 5) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read().strip().splitlines()
+    except OSError:
+        return ""
+    return " | ".join(text[-lines:])
+
+
+def _wait_ready(server: subprocess.Popen, timeout: float, err_path: str) -> int:
+    """Read the server's stdout until ``READY <port>``; returns the port."""
+    deadline = time.monotonic() + timeout
+    fd = server.stdout.fileno()  # type: ignore[union-attr]
+    data = b""
+    while b"\n" not in data:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise CaseError(f"server not ready after {timeout:.0f} s; stderr: {_tail(err_path)}")
+        readable, _, _ = select.select([fd], [], [], min(remaining, 0.5))
+        if readable:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                server.wait(timeout=5)
+                raise CaseError(
+                    f"server exited with status {server.returncode} before READY; stderr: {_tail(err_path)}"
+                )
+            data += chunk
+        elif server.poll() is not None:
+            raise CaseError(
+                f"server exited with status {server.returncode} before READY; stderr: {_tail(err_path)}"
+            )
+    line = data.split(b"\n", 1)[0].decode("ascii", "replace").strip()
+    parts = line.split()
+    if len(parts) != 2 or parts[0] != "READY" or not parts[1].isdigit():
+        raise CaseError(f"server said {line!r} instead of 'READY <port>'")
+    return int(parts[1])
+
+
+def _stop(server: subprocess.Popen) -> None:
+    if server.poll() is None:
+        try:
+            server.stdin.close()  # type: ignore[union-attr]
+        except OSError:
+            pass
+        server.terminate()
+        try:
+            server.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=5)
+    for stream in (server.stdin, server.stdout):
+        try:
+            if stream is not None:
+                stream.close()
+        except OSError:
+            pass
+
+
+def run_case(stack: str, loop: str, duration: float, warmup: float, profile: Optional[str] = None) -> Dict[str, Any]:
+    env = _env()
+    with tempfile.TemporaryDirectory(prefix="fastws-echo-") as tmp:
+        err_path = os.path.join(tmp, "server.err")
+        server_cmd = [sys.executable, "-m", "bench.echo.servers", stack, loop, "0"]
+        if profile:
+            server_cmd += ["--profile", profile]
+        with open(err_path, "wb") as err:
+            server = subprocess.Popen(
+                server_cmd, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err
+            )
+        try:
+            port = _wait_ready(server, READY_TIMEOUT, err_path)
+            client_cmd = [
+                sys.executable,
+                "-m",
+                "bench.echo.clients",
+                stack,
+                loop,
+                str(port),
+                f"--server-pid={server.pid}",
+                f"--duration={duration}",
+                f"--warmup={warmup}",
+            ]
+            timeout = 2 * (duration + warmup) + CLIENT_SLACK
+            try:
+                client = subprocess.run(
+                    client_cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+                )
+            except subprocess.TimeoutExpired:
+                raise CaseError(f"client timed out after {timeout:.0f} s") from None
+            if client.returncode != 0:
+                reason = client.stderr.strip().splitlines()[-1:] or [f"status {client.returncode}"]
+                server_err = _tail(err_path)
+                raise CaseError(
+                    f"client failed: {reason[0]}" + (f"; server stderr: {server_err}" if server_err else "")
+                )
+            try:
+                return json.loads(client.stdout.strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                raise CaseError(f"client printed no result: {client.stdout[-200:]!r}") from None
+        finally:
+            _stop(server)
+
+
+# --- environment ---------------------------------------------------------------------------
+
+
+def _available(module: Optional[str]) -> bool:
+    return module is None or importlib.util.find_spec(module) is not None
+
+
+def _version(dist: str) -> Optional[str]:
+    try:
+        from importlib.metadata import version
+
+        return version(dist)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def environment() -> Dict[str, Any]:
+    info: Dict[str, Any] = {
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "cpus": os.cpu_count(),
+        "cpu": _cpu_name(),
+    }
+    try:
+        import fastws
+
+        info["fastws"] = f"{fastws.__version__} ({fastws.IMPLEMENTATION} core)"
+    except Exception as exc:  # noqa: BLE001
+        info["fastws"] = f"not importable: {exc}"
+    for dist in ("websockets", "aiohttp", "picows", "aiofastnet", "uvloop"):
+        info[dist] = _version(dist)
+    return info
+
+
+def _loadavg() -> Optional[float]:
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return None
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+# --- report --------------------------------------------------------------------------------
+
+
+def _fmt_int(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _fmt_mb(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+
+
+def _fmt_ratio(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def _table(headers: List[str], rows: List[List[str]], align: str) -> List[str]:
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+
+    def line(cells):
+        return "  " + "  ".join(c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(cells, widths, align)).rstrip()
+
+    return [line(headers), "  " + "  ".join("-" * w for w in widths)] + [line(r) for r in rows]
+
+
+def _median(values: List[float]) -> float:
+    return statistics.median(values)
+
+
+def summarize(results: Dict[tuple, List[Dict[str, Any]]]) -> Dict[tuple, Dict[str, float]]:
+    """Per (loop, stack): the median over repeats of round trips/s and MB/s."""
+    out = {}
+    for key, runs in results.items():
+        ok = [r for r in runs if "error" not in r]
+        if ok:
+            out[key] = {
+                "rate": _median([r["small"]["rate"] for r in ok]),
+                "mbps": _median([r["large"]["mb_per_s"] for r in ok]),
+                "runs": len(ok),
+            }
+            # CPU seconds per echo, by size and side (None where /proc did not tell).
+            for size, count in (("small", "round_trips"), ("large", "messages")):
+                for side in ("server", "client"):
+                    values = [
+                        r[size][f"{side}_cpu_s"] / r[size][count]
+                        for r in ok
+                        if r[size].get(f"{side}_cpu_s") is not None and r[size][count]
+                    ]
+                    out[key][f"{size}_{side}"] = _median(values) if values else None
+    return out
+
+
+def report(
+    results: Dict[tuple, List[Dict[str, Any]]],
+    loops: List[str],
+    stacks: List[str],
+    skipped: Dict[tuple, str],
+    settings: Dict[str, Any],
+    env: Dict[str, Any],
+    out=sys.stdout,
+) -> None:
+    p = lambda s="": print(s, file=out)  # noqa: E731
+    summary = summarize(results)
+    p("fastws network echo benchmark")
+    p(f"  machine: {env['cpu']}, {env['cpus']} cores; {env['python']}")
+    p(
+        f"  fastws {env['fastws']}; websockets {env['websockets']}; aiohttp {env['aiohttp']}; "
+        f"picows {env['picows']} (aiofastnet {env['aiofastnet']}); uvloop {env['uvloop']}"
+    )
+    p(
+        f"  one connection, one message in flight, server and client in separate processes; "
+        f"{settings['duration']} s per measure after {settings['warmup']} s of warm-up per size"
+        + (f", median of {settings['repeat']} runs" if settings["repeat"] > 1 else "")
+    )
+    p(
+        f"  round trips/s: {SMALL} B binary messages; MB/s: {LARGE // 2**20} MiB binary messages, "
+        f"10^6 bytes echoed per second (one direction); 'vs X' = this / X (higher is faster)"
+    )
+    load = settings.get("load")
+    if load:
+        # The benchmark itself keeps both cores busy: only the load before it
+        # says whether something else was running.
+        p(
+            f"  load average (1 min) before the run: {load[0]:.2f}"
+            + ("  <- other processes were running: rates are noisy; see the CPU table" if load[0] > 0.3 else "")
+        )
+    rows = []
+    notes = []
+    for loop in loops:
+        refs = {name: summary.get((loop, name)) for name in REFERENCES}
+        for stack in stacks:
+            key = (loop, stack)
+            label = LABELS[stack]
+            if key in skipped:
+                rows.append([loop, label, "skipped", "-", "-", "-", "-", "-"])
+                notes.append(f"{label} on {loop}: skipped, {skipped[key]}")
+                continue
+            s = summary.get(key)
+            if s is None:
+                errors = [r["error"] for r in results.get(key, []) if "error" in r]
+                rows.append([loop, label, "FAILED" if errors else "not run", "-", "-", "-", "-", "-"])
+                if errors:
+                    notes.append(f"{label} on {loop}: {errors[-1]}")
+                continue
+
+            def ratio(measure, ref):
+                r = refs[ref]
+                return s[measure] / r[measure] if r and r[measure] else None
+
+            rows.append(
+                [
+                    loop,
+                    label,
+                    _fmt_int(s["rate"]),
+                    _fmt_ratio(ratio("rate", "picows")),
+                    _fmt_ratio(ratio("rate", "aiohttp")),
+                    _fmt_mb(s["mbps"]),
+                    _fmt_ratio(ratio("mbps", "picows")),
+                    _fmt_ratio(ratio("mbps", "aiohttp")),
+                ]
+            )
+            failures = [r["error"] for r in results.get(key, []) if "error" in r]
+            if failures:
+                notes.append(f"{label} on {loop}: {len(failures)} of {len(results[key])} runs failed: {failures[-1]}")
+    p()
+    headers = ["loop", "stack", "round trips/s", "vs picows", "vs aiohttp", "MB/s", "vs picows", "vs aiohttp"]
+    for line in _table(headers, rows, "llrrrrrr"):
+        p(line)
+    for note in notes:
+        p(f"  ! {note}")
+
+    # CPU time per echo, server and client.
+    cpu_rows = []
+    for loop in loops:
+        for stack in stacks:
+            c = summary.get((loop, stack))
+            if c is None:
+                continue
+
+            def us(value, scale):
+                return "-" if value is None else f"{value * scale:,.1f}"
+
+            cpu_rows.append(
+                [
+                    loop,
+                    LABELS[stack],
+                    us(1 / c["rate"], 1e6),
+                    us(c.get("small_server"), 1e6),
+                    us(c.get("small_client"), 1e6),
+                    us(LARGE / 1e6 / c["mbps"], 1e3),
+                    us(c.get("large_server"), 1e3),
+                    us(c.get("large_client"), 1e3),
+                ]
+            )
+    if cpu_rows and any(r[3] != "-" for r in cpu_rows):
+        p()
+        p(
+            f"Time per echo: wall clock, and CPU time (user + system) of the server and client "
+            f"processes; us per {SMALL} B round trip, ms per {LARGE // 2**20} MiB echo"
+        )
+        headers = ["loop", "stack", "wall us", "server us", "client us", "wall ms", "server ms", "client ms"]
+        for line in _table(headers, cpu_rows, "llrrrrrr"):
+            p(line)
+
+    # The project's targets.
+    p()
+    p("Targets:")
+    for loop in loops:
+        for stack, ref, factor in (("fastws-listener", "picows", 1.0), ("fastws", "aiohttp", 2.0)):
+            a, b = summary.get((loop, stack)), summary.get((loop, ref))
+            if stack not in stacks or ref not in stacks:
+                continue
+            if not a or not b:
+                p(f"  {loop:8} {LABELS[stack]} >= {factor:g}x {ref}: not measured")
+                continue
+            parts = []
+            for measure, name in (("rate", "round trips"), ("mbps", "MB/s")):
+                r = a[measure] / b[measure]
+                parts.append(f"{name} {r:.2f}x {'met' if r >= factor else 'NOT met'}")
+            p(f"  {loop:8} {LABELS[stack]} >= {factor:g}x {ref}: " + "; ".join(parts))
+
+
+# --- main ----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.echo",
+        description="Network echo benchmark: 32 B round trips/s and 1 MiB throughput, "
+        "fastws (recv/send and Listener) against websockets, aiohttp, picows and raw TCP, "
+        "on asyncio and uvloop.",
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke run: --duration 0.3 --warmup 0.1")
+    parser.add_argument("--duration", type=float, metavar="S", help="seconds per measure (default: 2; --quick: 0.3)")
+    parser.add_argument("--warmup", type=float, metavar="S", help="warm-up seconds per size (default: 0.3; --quick: 0.1)")
+    parser.add_argument(
+        "--stacks",
+        metavar="A,B",
+        help=f"comma-separated stacks (default: {','.join(STACKS)}; also: {','.join(EXTRA_STACKS)})",
+    )
+    parser.add_argument("--loops", metavar="A,B", help=f"comma-separated loops (default: {','.join(LOOPS)})")
+    parser.add_argument("--repeat", type=int, default=1, metavar="N", help="run every case N times, report the median")
+    parser.add_argument("--json", metavar="PATH", help="also write every result, with the environment, here")
+    parser.add_argument(
+        "--profile-dir",
+        metavar="DIR",
+        help="run each server under cProfile, writing DIR/STACK-LOOP.prof (slows the servers down)",
+    )
+    return parser
+
+
+def _split(value: Optional[str], default, allowed, what: str) -> List[str]:
+    if not value:
+        return list(default)
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [v for v in items if v not in allowed]
+    if bad:
+        raise SystemExit(f"unknown {what}: {', '.join(bad)} (known: {', '.join(allowed)})")
+    return items
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    duration = args.duration if args.duration is not None else (0.3 if args.quick else 2.0)
+    warmup = args.warmup if args.warmup is not None else (0.1 if args.quick else 0.3)
+    if duration <= 0 or warmup < 0 or args.repeat < 1:
+        raise SystemExit("--duration must be > 0, --warmup >= 0, --repeat >= 1")
+    stacks = _split(args.stacks, STACKS, ALL_STACKS, "stack")
+    loops = _split(args.loops, LOOPS, LOOPS, "loop")
+    if args.profile_dir:
+        os.makedirs(args.profile_dir, exist_ok=True)
+
+    skipped: Dict[tuple, str] = {}
+    for loop in loops:
+        for stack in stacks:
+            if not _available(LOOP_MODULES[loop]):
+                skipped[(loop, stack)] = f"{loop} not installed"
+            else:
+                missing = [m for m in REQUIRES[stack] if not _available(m)]
+                if missing:
+                    skipped[(loop, stack)] = f"{', '.join(missing)} not installed"
+
+    cases = [(loop, stack) for loop in loops for stack in stacks if (loop, stack) not in skipped]
+    total = len(cases) * args.repeat
+    results: Dict[tuple, List[Dict[str, Any]]] = {}
+    env = environment()
+    load_before = _loadavg()
+    print(
+        f"running {total} cases ({duration} s per measure, {warmup} s warm-up); progress on stderr",
+        flush=True,
+    )
+    started = time.monotonic()
+    done = 0
+    try:
+        for _ in range(args.repeat):
+            for loop, stack in cases:
+                done += 1
+                profile = (
+                    os.path.join(os.path.abspath(args.profile_dir), f"{stack}-{loop}.prof")
+                    if args.profile_dir
+                    else None
+                )
+                try:
+                    result = run_case(stack, loop, duration, warmup, profile)
+                    msg = f"{result['small']['rate']:,.0f} round trips/s, {result['large']['mb_per_s']:,.0f} MB/s"
+                except CaseError as exc:
+                    result = {"stack": stack, "loop": loop, "error": str(exc)}
+                    msg = f"FAILED: {exc}"
+                results.setdefault((loop, stack), []).append(result)
+                print(f"[{done}/{total}] {LABELS[stack]} on {loop}: {msg}", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        print("interrupted: reporting the cases that finished", file=sys.stderr)
+
+    settings = {"duration": duration, "warmup": warmup, "repeat": args.repeat, "max_size": MAX_SIZE}
+    load_after = _loadavg()
+    if load_before is not None and load_after is not None:
+        settings["load"] = [load_before, load_after]
+    print()
+    report(results, loops, stacks, skipped, settings, env)
+    print(f"\n  ({time.monotonic() - started:.0f} s)")
+
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(
+                {
+                    "environment": env,
+                    "settings": settings,
+                    "skipped": [{"loop": k[0], "stack": k[1], "reason": v} for k, v in skipped.items()],
+                    "results": [r for runs in results.values() for r in runs],
+                    "summary": [
+                        {"loop": k[0], "stack": k[1], **v} for k, v in summarize(results).items()
+                    ],
+                },
+                f,
+                indent=1,
+            )
+        print(f"  results written to {args.json}")
+    failed = sum(1 for runs in results.values() for r in runs if "error" in r)
+    if failed:
+        print(f"\n{failed} case(s) failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

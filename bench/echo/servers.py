@@ -1,0 +1,230 @@
+"""Echo servers, one per stack, each in the stack's own idiom.
+
+    python -m bench.echo.servers STACK LOOP PORT [--profile FILE]
+
+Listens on 127.0.0.1:PORT (0: a free port chosen by the system), prints
+``READY <port>`` on stdout once it accepts connections, and serves until SIGTERM
+or SIGINT, or until its standard input reaches end of file (the parent closes it,
+or died), whichever comes first. ``--profile FILE`` runs the server under
+cProfile and writes the stats to FILE on the way out (``python -m pstats FILE``).
+
+Every server echoes each message as it came (binary as binary, text as text),
+without compression, with keepalive pings off and a message size limit of
+``MAX_SIZE`` (4 MiB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+import threading
+from typing import Any, Awaitable, Callable, Dict
+
+from . import ALL_STACKS, HOST, LOOPS, MAX_SIZE, run
+
+# Each starter listens on (HOST, port) and returns (bound port, async closer).
+
+
+def _port_of(sockets: Any) -> int:
+    return list(sockets)[0].getsockname()[1]
+
+
+async def start_fastws(port: int):
+    import fastws
+
+    async def echo(websocket):
+        async for message in websocket:
+            await websocket.send(message)
+
+    server = await fastws.serve(
+        echo, HOST, port, ping_interval=None, max_size=MAX_SIZE, compression=None
+    )
+
+    async def close():
+        server.close()
+        await server.wait_closed()
+
+    return _port_of(server.sockets), close
+
+
+async def start_fastws_listener(port: int):
+    import fastws
+
+    class EchoListener(fastws.Listener):
+        def on_message(self, connection, message):
+            connection.send_nowait(message)
+
+    server = await fastws.serve_listener(
+        EchoListener, HOST, port, ping_interval=None, max_size=MAX_SIZE, compression=None
+    )
+
+    async def close():
+        server.close()
+        await server.wait_closed()
+
+    return _port_of(server.sockets), close
+
+
+async def start_websockets(port: int):
+    from websockets.asyncio.server import serve
+
+    async def echo(websocket):
+        async for message in websocket:
+            await websocket.send(message)
+
+    server = await serve(
+        echo, HOST, port, compression=None, max_size=MAX_SIZE, ping_interval=None
+    )
+
+    async def close():
+        server.close()
+        await server.wait_closed()
+
+    return _port_of(server.sockets), close
+
+
+async def start_aiohttp(port: int):
+    from aiohttp import WSMsgType, web
+
+    async def echo(request):
+        ws = web.WebSocketResponse(
+            compress=False, max_msg_size=MAX_SIZE, autoping=True, heartbeat=None
+        )
+        await ws.prepare(request)
+        async for msg in ws:
+            if msg.type == WSMsgType.BINARY:
+                await ws.send_bytes(msg.data)
+            elif msg.type == WSMsgType.TEXT:
+                await ws.send_str(msg.data)
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/", echo)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, HOST, port)
+    await site.start()
+    return runner.addresses[0][1], runner.cleanup
+
+
+def _picows_starter(use_aiofastnet: bool):
+    async def start_picows(port: int):
+        from picows import WSListener, WSMsgType, ws_create_server
+
+        class EchoListener(WSListener):
+            def on_ws_frame(self, transport, frame):
+                if frame.msg_type == WSMsgType.CLOSE:
+                    transport.send_close(frame.get_close_code(), frame.get_close_message())
+                    transport.disconnect()
+                else:
+                    # The payload is valid until this callback returns; send()
+                    # frames (copies) it at once.
+                    transport.send(frame.msg_type, frame.get_payload_as_memoryview(), frame.fin)
+
+        server = await ws_create_server(
+            lambda request: EchoListener(),
+            HOST,
+            port,
+            max_frame_size=MAX_SIZE,
+            enable_auto_ping=False,
+            use_aiofastnet=use_aiofastnet,
+        )
+
+        async def close():
+            server.close()
+            await server.wait_closed()
+
+        return _port_of(server.sockets), close
+
+    return start_picows
+
+
+async def start_raw_tcp(port: int):
+    class Echo(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def data_received(self, data):
+            self.transport.write(data)
+
+    server = await asyncio.get_running_loop().create_server(Echo, HOST, port)
+
+    async def close():
+        server.close()
+        await server.wait_closed()
+
+    return _port_of(server.sockets), close
+
+
+STARTERS: Dict[str, Callable[[int], Awaitable[Any]]] = {
+    "fastws": start_fastws,
+    "fastws-listener": start_fastws_listener,
+    "websockets": start_websockets,
+    "aiohttp": start_aiohttp,
+    "picows": _picows_starter(None),  # picows's default: aiofastnet when installed
+    "picows-loop": _picows_starter(False),
+    "raw-tcp": start_raw_tcp,
+}
+assert set(STARTERS) == set(ALL_STACKS)
+
+
+def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Future) -> None:
+    """Stop when stdin reaches EOF, so that a server never outlives its parent."""
+    try:
+        while sys.stdin.buffer.read(4096):
+            pass
+    except (OSError, ValueError):
+        pass
+    try:
+        loop.call_soon_threadsafe(lambda: stop.done() or stop.set_result("stdin closed"))
+    except RuntimeError:  # loop already closed
+        pass
+
+
+async def serve(stack: str, port: int) -> None:
+    loop = asyncio.get_running_loop()
+    stop: asyncio.Future = loop.create_future()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda s=sig: stop.done() or stop.set_result(s.name))
+    bound, close = await STARTERS[stack](port)
+    threading.Thread(target=_watch_stdin, args=(loop, stop), daemon=True).start()
+    print(f"READY {bound}", flush=True)
+    await stop
+    try:
+        await asyncio.wait_for(close(), 2)
+    except Exception:  # noqa: BLE001 - shutting down anyway
+        pass
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.echo.servers", description=__doc__.split("\n\n")[0])
+    parser.add_argument("stack", choices=ALL_STACKS)
+    parser.add_argument("loop", choices=LOOPS)
+    parser.add_argument("port", type=int, help="TCP port on 127.0.0.1; 0 for a free one")
+    parser.add_argument("--profile", metavar="FILE", help="run under cProfile, write the stats here")
+    args = parser.parse_args(argv)
+
+    if not args.profile:
+        run(serve(args.stack, args.port), args.loop)
+        return 0
+
+    import cProfile
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        run(serve(args.stack, args.port), args.loop)
+    finally:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
+    code = main()
+    sys.stdout.flush()
+    os._exit(code)  # do not wait for the stdin watcher thread
