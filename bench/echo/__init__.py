@@ -17,6 +17,7 @@ the payloads and the echo check.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 from typing import Any, Callable, Coroutine, Optional, Tuple
 
@@ -99,11 +100,33 @@ def run(main: Coroutine[Any, Any, Any], kind: str) -> Any:
             loop.close()
 
 
+#: "deflate" when the run measures permessage-deflate (``--compression deflate``);
+#: the runner passes it to the server and client processes in the environment.
+COMPRESSION = os.environ.get("FASTWS_BENCH_COMPRESSION") or None
+
+
+def _chat_text(rng: random.Random, size: int) -> bytes:
+    """``size`` bytes of chat-like JSON lines: what compression is for."""
+    words = ["hello", "room", "general", "ada", "grace", "linus", "ok", "see", "you", "at", "ten", "deploy"]
+    lines = []
+    total = 0
+    while total < size:
+        text = " ".join(rng.choice(words) for _ in range(rng.randint(3, 12)))
+        line = f'{{"user": "{rng.choice(words)}", "id": {rng.randint(1, 10**6)}, "text": "{text}"}}\n'
+        lines.append(line)
+        total += len(line)
+    return "".join(lines).encode()[:size]
+
+
 def make_payloads(size: int) -> Tuple[bytes, bytes]:
     """Two different pseudo-random payloads of ``size`` bytes: messages alternate
-    between them, so an echo of the previous message fails the check."""
+    between them, so an echo of the previous message fails the check. Random
+    bytes without compression, chat-like JSON with it."""
     rng = random.Random(size)
-    first, second = rng.randbytes(size), rng.randbytes(size)
+    if COMPRESSION:
+        first, second = _chat_text(rng, size), _chat_text(rng, size)
+    else:
+        first, second = rng.randbytes(size), rng.randbytes(size)
     assert first != second
     return first, second
 

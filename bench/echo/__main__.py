@@ -421,6 +421,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"comma-separated stacks (default: {','.join(STACKS)}; also: {','.join(EXTRA_STACKS)})",
     )
     parser.add_argument("--loops", metavar="A,B", help=f"comma-separated loops (default: {','.join(LOOPS)})")
+    parser.add_argument(
+        "--compression",
+        choices=["deflate"],
+        help="measure with permessage-deflate on chat-like JSON payloads"
+        " (stacks that support it: fastws, fastws-listener, websockets, aiohttp)",
+    )
     parser.add_argument("--repeat", type=int, default=1, metavar="N", help="run every case N times, report the median")
     parser.add_argument("--json", metavar="PATH", help="also write every result, with the environment, here")
     parser.add_argument(
@@ -447,7 +453,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     warmup = args.warmup if args.warmup is not None else (0.1 if args.quick else 0.3)
     if duration <= 0 or warmup < 0 or args.repeat < 1:
         raise SystemExit("--duration must be > 0, --warmup >= 0, --repeat >= 1")
-    stacks = _split(args.stacks, STACKS, ALL_STACKS, "stack")
+    if args.compression:
+        # Server and client processes read it from the environment.
+        os.environ["FASTWS_BENCH_COMPRESSION"] = args.compression
+        default_stacks = [s for s in STACKS if s in ("fastws", "fastws-listener", "websockets", "aiohttp")]
+        stacks = _split(args.stacks, default_stacks, default_stacks, "stack")
+    else:
+        stacks = _split(args.stacks, STACKS, ALL_STACKS, "stack")
     loops = _split(args.loops, LOOPS, LOOPS, "loop")
     if args.profile_dir:
         os.makedirs(args.profile_dir, exist_ok=True)

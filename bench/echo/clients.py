@@ -42,7 +42,7 @@ import sys
 import time
 from typing import Any, AsyncIterator, Awaitable, Callable, Dict, Tuple
 
-from . import ALL_STACKS, HOST, LARGE, LOOPS, MAX_SIZE, SMALL, EchoMismatch, check_echo, make_payloads, run
+from . import ALL_STACKS, COMPRESSION, HOST, LARGE, LOOPS, MAX_SIZE, SMALL, EchoMismatch, check_echo, make_payloads, run
 
 perf_counter = time.perf_counter
 
@@ -135,7 +135,7 @@ async def _close_quietly(awaitable: Awaitable[Any]) -> None:
 async def client_fastws(url: str) -> AsyncIterator[RunPhase]:
     import fastws
 
-    ws = await fastws.connect(url, ping_interval=None, max_size=MAX_SIZE, compression=None)
+    ws = await fastws.connect(url, ping_interval=None, max_size=MAX_SIZE, compression=COMPRESSION)
     try:
         yield functools.partial(pingpong, ws.send, ws.recv)
     finally:
@@ -157,7 +157,7 @@ async def client_fastws_listener(url: str) -> AsyncIterator[RunPhase]:
                 self.phase.fail(ConnectionError(f"connection closed: {code} {reason}"))
 
     ws = await fastws.connect_listener(
-        EchoClient, url, ping_interval=None, max_size=MAX_SIZE, compression=None
+        EchoClient, url, ping_interval=None, max_size=MAX_SIZE, compression=COMPRESSION
     )
     listener = ws.listener
 
@@ -176,7 +176,7 @@ async def client_fastws_listener(url: str) -> AsyncIterator[RunPhase]:
 async def client_websockets(url: str) -> AsyncIterator[RunPhase]:
     from websockets.asyncio.client import connect
 
-    ws = await connect(url, compression=None, max_size=MAX_SIZE, ping_interval=None)
+    ws = await connect(url, compression=COMPRESSION, max_size=MAX_SIZE, ping_interval=None)
     try:
         yield functools.partial(pingpong, ws.send, ws.recv)
     finally:
@@ -189,7 +189,7 @@ async def client_aiohttp(url: str) -> AsyncIterator[RunPhase]:
 
     async with aiohttp.ClientSession() as session:
         ws = await session.ws_connect(
-            url, compress=0, max_msg_size=MAX_SIZE, autoping=True, heartbeat=None
+            url, compress=15 if COMPRESSION else 0, max_msg_size=MAX_SIZE, autoping=True, heartbeat=None
         )
         try:
             # receive_bytes() fails on anything but a binary message.

@@ -23,7 +23,7 @@ import sys
 import threading
 from typing import Any, Awaitable, Callable, Dict
 
-from . import ALL_STACKS, HOST, LOOPS, MAX_SIZE, run
+from . import ALL_STACKS, COMPRESSION, HOST, LOOPS, MAX_SIZE, run
 
 # Each starter listens on (HOST, port) and returns (bound port, async closer).
 
@@ -40,7 +40,7 @@ async def start_fastws(port: int):
             await websocket.send(message)
 
     server = await fastws.serve(
-        echo, HOST, port, ping_interval=None, max_size=MAX_SIZE, compression=None
+        echo, HOST, port, ping_interval=None, max_size=MAX_SIZE, compression=COMPRESSION
     )
 
     async def close():
@@ -58,7 +58,7 @@ async def start_fastws_listener(port: int):
             connection.send_nowait(message)
 
     server = await fastws.serve_listener(
-        EchoListener, HOST, port, ping_interval=None, max_size=MAX_SIZE, compression=None
+        EchoListener, HOST, port, ping_interval=None, max_size=MAX_SIZE, compression=COMPRESSION
     )
 
     async def close():
@@ -76,7 +76,7 @@ async def start_websockets(port: int):
             await websocket.send(message)
 
     server = await serve(
-        echo, HOST, port, compression=None, max_size=MAX_SIZE, ping_interval=None
+        echo, HOST, port, compression=COMPRESSION, max_size=MAX_SIZE, ping_interval=None
     )
 
     async def close():
@@ -91,7 +91,7 @@ async def start_aiohttp(port: int):
 
     async def echo(request):
         ws = web.WebSocketResponse(
-            compress=False, max_msg_size=MAX_SIZE, autoping=True, heartbeat=None
+            compress=bool(COMPRESSION), max_msg_size=MAX_SIZE, autoping=True, heartbeat=None
         )
         await ws.prepare(request)
         async for msg in ws:
