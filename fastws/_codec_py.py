@@ -284,6 +284,52 @@ class FrameParser:
         """Bytes received and kept for a frame that is not complete yet."""
         return len(self._buf)
 
+    def _pending_header(self):
+        """``(b0, header length, mask key or None)`` of the incomplete frame at
+        the start of the buffer once its header is complete, else None."""
+        buf = self._buf
+        end = len(buf)
+        if self._error is not None or end < 2:
+            return None
+        length = buf[1] & 0x7F
+        hlen = 2 + (2 if length == 126 else 8 if length == 127 else 0)
+        if buf[1] & 0x80:
+            if end < hlen + 4:
+                return None
+            return buf[0], hlen + 4, bytes(buf[hlen : hlen + 4])
+        if end < hlen:
+            return None
+        return buf[0], hlen, None
+
+    def pending(self):
+        """The frame whose payload is arriving, while it is incomplete:
+        ``(opcode, fin, rsv1, received)`` with ``received`` the payload bytes
+        received so far (fewer than its length), or None between frames, inside
+        a header or after an error. Lets a caller act on a frame before it ends
+        (fail fast on invalid UTF-8 in a text frame that arrives in pieces)."""
+        header = self._pending_header()
+        if header is None:
+            return None
+        b0, hlen, _ = header
+        return (_OPCODES[b0 & 0x0F], b0 & 0x80 != 0, b0 & 0x40 != 0, len(self._buf) - hlen)
+
+    def pending_payload(self, start: int = 0) -> bytes:
+        """The payload of the :meth:`pending` frame received so far, unmasked,
+        from byte ``start`` on (``b""`` past what was received): a copy, so that
+        a caller can look at what arrived since its last look."""
+        start = operator.index(start)
+        if start < 0:
+            raise ValueError(f"start must be >= 0, got {start}")
+        header = self._pending_header()
+        if header is None:
+            return b""
+        _, hlen, key = header
+        data = self._buf[hlen + start :]
+        if key is not None and data:
+            phase = start & 3
+            _mask_in(data, key[phase:] + key[:phase])
+        return bytes(data)
+
     def feed(self, data) -> list:
         if self._error is not None:
             raise _rules.repeat_error(self._error)

@@ -429,6 +429,28 @@ cdef class FrameParser:
             return self._hlen + self._filled
         return self._hdr_len
 
+    def pending(self):
+        """The frame whose payload is arriving, while it is incomplete:
+        ``(opcode, fin, rsv1, received)`` with ``received`` the payload bytes
+        received so far (fewer than its length), or None between frames, inside
+        a header or after an error. Lets a caller act on a frame before it ends
+        (fail fast on invalid UTF-8 in a text frame that arrives in pieces)."""
+        if not self._in_payload:
+            return None
+        return (_OPCODES[self._b0 & 0x0F], (self._b0 & 0x80) != 0, (self._b0 & 0x40) != 0,
+                self._filled)
+
+    def pending_payload(self, Py_ssize_t start=0):
+        """The payload of the :meth:`pending` frame received so far, unmasked,
+        from byte ``start`` on (``b""`` past what was received): a copy, so that
+        a caller can look at what arrived since its last look."""
+        if start < 0:
+            raise ValueError(f"start must be >= 0, got {start}")
+        if not self._in_payload or start >= self._filled:
+            return b""
+        return PyBytes_FromStringAndSize(PyBytes_AS_STRING(<object>self._payload) + start,
+                                         self._filled - start)
+
     cdef inline bint _header_ok(self, uint8_t b0, uint8_t b1) noexcept:
         cdef int opcode = b0 & 0x0F
         if b0 & 0x70:
@@ -501,7 +523,7 @@ cdef class FrameParser:
         with what arrives, not with what the header announces."""
         cdef Py_ssize_t capacity = self._length
         if capacity > 65536:
-            capacity = max(65536, 2 * n)
+            capacity = max(65536, 4 * n)
             if capacity > self._length:
                 capacity = self._length
         payload = PyBytes_FromStringAndSize(NULL, capacity)

@@ -24,7 +24,17 @@ CLOSING until the server closes TCP; the I/O layer bounds that wait with a timeo
 Bad input from the peer never raises: the protocol sends a close frame with the
 right code (1002, 1007, 1009...), records the exception in :attr:`Protocol.error`,
 and stops reading. Raising is kept for mistakes of the caller
-(:class:`~fastws.exceptions.InvalidState`, ``ValueError``).
+(:class:`~fastws.exceptions.InvalidState`, ``ValueError``). Errors are found as
+early as the bytes show them: invalid UTF-8 in a text frame fails the connection
+as soon as the piece that contains it arrives, before the frame is complete, and
+a data frame that breaks the fragmentation rules fails it from its header.
+
+A driver that hands messages to an application asynchronously can set
+``defer_failure``: the close frame of a failure then waits for
+:meth:`Protocol.fail_pending`, which the driver calls once the application has
+taken the messages received before the bad frame, so that its replies to them
+go out before the close frame (the error is an event in the stream like the
+others, after the messages that preceded it).
 
 The handshake objects: a server's first event is the client's
 :class:`~fastws.http11.Request` (also kept in ``protocol.request``), a client's
@@ -138,6 +148,13 @@ class Protocol:
     :mod:`fastws.codec`, the active implementation); tests pass
     :mod:`fastws._codec_py` or :mod:`fastws._speedups`. ``extensions`` are
     negotiated :class:`~fastws.extensions.Extension` objects.
+
+    ``defer_failure`` (also an attribute, which a driver may set before data
+    arrives): a protocol error of the peer stops reading at once and is recorded
+    in :attr:`error` and :attr:`pending_failure`, but its close frame is sent by
+    :meth:`fail_pending`, which the driver calls once the application has taken
+    the messages that came before the error. Without it (the default) the close
+    frame is queued at once.
     """
 
     def __init__(
@@ -149,6 +166,7 @@ class Protocol:
         codec: Any = None,
         extensions: Optional[Sequence[Any]] = None,
         subprotocol: Optional[str] = None,
+        defer_failure: bool = False,
     ) -> None:
         if not isinstance(side, Side):
             raise TypeError(f"side must be a Side, not {side!r}")
@@ -182,10 +200,21 @@ class Protocol:
         #: The exception that ended the connection abnormally: a ProtocolError
         #: for bad frames, an InvalidHandshake for a failed opening handshake.
         self.error: Optional[BaseException] = None
+        #: See the class docstring: set it for drivers that deliver messages
+        #: asynchronously.
+        self.defer_failure = defer_failure
+        #: With ``defer_failure``: the peer's protocol error whose close frame
+        #: waits for :meth:`fail_pending`, or None.
+        self.pending_failure: Optional[ProtocolError] = None
         self._events: list = []
         self._out: list = []
         self._reading = False  # True while frames are parsed
         self._feed: Optional[Callable] = None
+        self._peek: Optional[Callable] = None  # parser.pending
+        self._peek_payload: Optional[Callable] = None  # parser.pending_payload
+        # Payload bytes of the parser's incomplete frame already validated as
+        # UTF-8 (fail fast on a text frame that arrives in pieces).
+        self._checked = 0
         self._fast = True  # unfragmented plain frames skip _frame()
         self._eof = False  # receive_eof() was called
         self._close_transport = False
@@ -223,6 +252,8 @@ class Protocol:
             allow_rsv1=self._ext is not None,
         )
         self._feed = parser.feed
+        self._peek = parser.pending
+        self._peek_payload = parser.pending_payload
         self._reading = True
 
     def __repr__(self) -> str:
@@ -240,11 +271,25 @@ class Protocol:
                 frames = self._feed(data)  # type: ignore[misc]
             except ProtocolError as exc:
                 # Frames completed before the error come first: nothing is lost.
-                if self._process(exc.frames):
+                frames = exc.frames
+                if not frames:
+                    ok = True
+                elif self._checked:
+                    ok = self._process_checked(frames)
+                else:
+                    ok = self._process(frames)
+                if ok:
                     self._fail(exc)
                 return
             if frames:
-                self._process(frames)
+                if self._checked:
+                    self._process_checked(frames)
+                else:
+                    self._process(frames)
+            if self._reading:
+                pending = self._peek()  # type: ignore[misc]
+                if pending is not None:
+                    self._check_pending(*pending)
         elif self.state is CONNECTING and not self._eof:
             self._receive_handshake(data)
 
@@ -257,6 +302,7 @@ class Protocol:
         self._eof = True
         self._reading = False
         self._close_transport = True
+        self.pending_failure = None
         if self.state is CONNECTING:
             self._handshake_eof()
             self.state = CLOSED
@@ -304,8 +350,71 @@ class Protocol:
             frag = self._frag_op
         return True
 
-    def _frame(self, frame) -> bool:
-        """Everything but an unfragmented, unextended data frame."""
+    def _process_checked(self, frames: list) -> bool:
+        """:meth:`_process` when the first frame is the one whose payload was
+        partly validated as it arrived (:meth:`_check_pending`)."""
+        skip, self._checked = self._checked, 0
+        if not self._frame(frames[0], skip):
+            return False
+        return self._process(frames[1:]) if len(frames) > 1 else True
+
+    def _check_pending(self, op, fin: bool, rsv1: bool, received: int) -> None:
+        """Look at the data frame that the parser is receiving, before it ends:
+        a frame that breaks the fragmentation rules fails the connection from
+        its header, and invalid UTF-8 in text fails it as soon as it arrives
+        (RFC 6455 section 8.1; the Autobahn testsuite calls it failing fast)."""
+        frag = self._frag_op
+        if op == _TEXT:
+            if frag is not None:
+                self._fail(self._order_error(op))
+                return
+            if rsv1:  # compressed: validated once inflated
+                return
+            validator = self._utf8
+            if self._checked == 0:
+                if validator is None:
+                    validator = self._utf8 = self.codec.Utf8Validator()
+                else:
+                    validator.reset()
+        elif op == _CONT:
+            if frag is None:
+                self._fail(self._order_error(op))
+                return
+            if frag != _TEXT or self._frag_ext:
+                return
+            validator = self._utf8
+        elif op == _BINARY:
+            if frag is not None:
+                self._fail(self._order_error(op))
+            return
+        else:
+            return
+        checked = self._checked
+        if received <= checked:
+            return
+        data = self._peek_payload(checked)  # type: ignore[misc]
+        if not validator.feed(data):
+            self._fail(
+                InvalidUTF8(
+                    "invalid UTF-8 in text message, in a frame still arriving, by byte"
+                    f" {self._frag_size + checked + len(data)}"
+                )
+            )
+            return
+        self._checked = checked + len(data)
+
+    def _order_error(self, op: int) -> ProtocolError:
+        """A data frame that the fragmentation state does not allow."""
+        if op == _CONT:
+            return ProtocolError("continuation frame without a message to continue")
+        return ProtocolError(
+            f"{Opcode(op).name} frame in the middle of a fragmented message"
+            " (expected a continuation frame)"
+        )
+
+    def _frame(self, frame, skip: int = 0) -> bool:
+        """Everything but an unfragmented, unextended data frame. ``skip``: bytes
+        of its payload already validated as UTF-8 while it arrived."""
         op = frame.opcode
         if op >= _CLOSE:
             if op == _PING:
@@ -322,17 +431,12 @@ class Protocol:
         first = op != _CONT
         if first:
             if self._frag_op is not None:
-                return self._fail(
-                    ProtocolError(
-                        f"{Opcode(op).name} frame in the middle of a fragmented message"
-                        " (expected a continuation frame)"
-                    )
-                )
+                return self._fail(self._order_error(op))
             self._frag_op = op
             self._frag_ext = frame.rsv1
             self._frag_size = 0
         elif self._frag_op is None:
-            return self._fail(ProtocolError("continuation frame without a message to continue"))
+            return self._fail(self._order_error(op))
 
         fin = frame.fin
         payload = frame.payload
@@ -368,12 +472,16 @@ class Protocol:
 
         if text:
             validator = self._utf8
-            if first:
-                if validator is None:
-                    validator = self._utf8 = self.codec.Utf8Validator()
-                else:
-                    validator.reset()
-            if not validator.feed(payload):
+            if skip:  # the validator has seen the first bytes already
+                payload_rest = memoryview(payload)[skip:]
+            else:
+                payload_rest = payload
+                if first:
+                    if validator is None:
+                        validator = self._utf8 = self.codec.Utf8Validator()
+                    else:
+                        validator.reset()
+            if not validator.feed(payload_rest):
                 return self._fail(
                     InvalidUTF8(f"invalid UTF-8 in text message, in the frame ending at byte {size}")
                 )
@@ -437,8 +545,27 @@ class Protocol:
         """Fail the connection (section 7.1.7) because of ``exc``. Returns False."""
         if self.error is None:
             self.error = exc
+        self._checked = 0
+        if self.defer_failure and self.state is OPEN:
+            # Stop reading now; the close frame waits for fail_pending().
+            self._reading = False
+            self._drop_fragments()
+            if self.pending_failure is None:
+                self.pending_failure = exc
+            return False
         self._send_failure_close(exc.close_code, _truncate_reason(str(exc)))
         return False
+
+    def fail_pending(self) -> None:
+        """Send the close frame of the :attr:`pending_failure` (with
+        ``defer_failure``), if any: the connection is then failed as it would
+        have been at once without ``defer_failure``."""
+        exc = self.pending_failure
+        if exc is None:
+            return
+        self.pending_failure = None
+        if self.state is OPEN:
+            self._send_failure_close(exc.close_code, _truncate_reason(str(exc)))
 
     def _send_failure_close(self, code: int, reason: str) -> None:
         self._reading = False
@@ -580,7 +707,11 @@ class Protocol:
     def send_close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Start the closing handshake: send a close frame (``code`` 1005 with no
         reason sends one without a code). The state becomes CLOSING; nothing but
-        pings and pongs may be sent after it."""
+        pings and pongs may be sent after it. With a :attr:`pending_failure`, the
+        failure's close frame is sent instead."""
+        if self.pending_failure is not None:
+            self.fail_pending()
+            return
         if self.state is not OPEN:
             raise InvalidState(f"cannot send a close frame: connection is {self.state.name}")
         payload = self._build_close(code, reason)  # ValueError for unsendable codes
@@ -592,9 +723,13 @@ class Protocol:
     def fail(self, code: int = CloseCode.INTERNAL_ERROR, reason: str = "") -> None:
         """Fail the connection from this side (RFC 6455 section 7.1.7): send a
         close frame with ``code`` unless one was sent, and stop reading. A server
-        then closes TCP; a client waits for the server to."""
+        then closes TCP; a client waits for the server to. With a
+        :attr:`pending_failure`, the failure's close frame is sent instead."""
         if self.state is CONNECTING:
             raise InvalidState("cannot fail a connection during the opening handshake")
+        if self.pending_failure is not None:
+            self.fail_pending()
+            return
         if self.state is CLOSED:
             return
         reason = _truncate_reason(reason)
@@ -643,9 +778,12 @@ class ServerProtocol(Protocol):
         auto_accept: bool = True,
         max_size: Optional[int] = DEFAULT_MAX_SIZE,
         codec: Any = None,
+        defer_failure: bool = False,
         **http_limits: int,
     ) -> None:
-        super().__init__(SERVER, state=CONNECTING, max_size=max_size, codec=codec)
+        super().__init__(
+            SERVER, state=CONNECTING, max_size=max_size, codec=codec, defer_failure=defer_failure
+        )
         self.subprotocols = list(subprotocols) if subprotocols is not None else None
         self.select_subprotocol = select_subprotocol
         self.origins = list(origins) if origins is not None else None
@@ -795,9 +933,12 @@ class ClientProtocol(Protocol):
         user_agent: Optional[str] = _PRODUCT,
         max_size: Optional[int] = DEFAULT_MAX_SIZE,
         codec: Any = None,
+        defer_failure: bool = False,
         **http_limits: int,
     ) -> None:
-        super().__init__(CLIENT, state=CONNECTING, max_size=max_size, codec=codec)
+        super().__init__(
+            CLIENT, state=CONNECTING, max_size=max_size, codec=codec, defer_failure=defer_failure
+        )
         self.uri = parse_uri(uri) if isinstance(uri, str) else uri
         self.key = generate_key()
         self.available_subprotocols = list(subprotocols) if subprotocols else None

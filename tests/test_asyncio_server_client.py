@@ -13,7 +13,10 @@ import pytest
 import fastws
 from fastws import CloseCode, ConnectionClosedError, ConnectionClosedOK, InvalidStatus, InvalidURI
 
-from asyncio_helpers import HANDSHAKE, port_of, raw_client, read_frame, run, server
+from fastws import _codec_py
+from fastws.handshake import accept_key
+
+from asyncio_helpers import HANDSHAKE, listener_server, port_of, raw_client, read_frame, run, server
 
 
 async def hello(websocket):
@@ -489,3 +492,101 @@ async def test_a_pending_async_process_request_ends_with_its_connection():
     await cancelled.wait()
     pending = [t for t in asyncio.all_tasks() if "_await_response" in repr(t)]
     assert pending == []
+
+
+# --- a protocol error after good messages (Autobahn 3.2, 4.1.3, 5.15...) --------------------
+# The peer sends a message and a bad frame in one write: an echo application must get to
+# echo the message before the connection fails, and nothing after the bad frame is read
+# (the ping that follows it is not answered).
+
+TEXT_OP, CLOSE_OP = 1, 8
+
+
+def _bad_after_hello(masked: bool) -> bytes:
+    mask = True if masked else None
+    hello = fastws.build_frame(fastws.Opcode.TEXT, "Hello, world!", mask=mask)
+    rsv2 = bytes([0xA1, 0x80]) + b"\x00" * 4 if masked else bytes([0xA1, 0x00])
+    return hello + rsv2 + fastws.build_frame(fastws.Opcode.PING, b"", mask=mask)
+
+
+async def _echo(websocket):
+    async for message in websocket:
+        await websocket.send(message)
+
+
+class _EchoListener(fastws.Listener):
+    def on_message(self, connection, message):
+        connection.send_nowait(message)
+
+
+@pytest.mark.parametrize("kind", ["handler", "listener"])
+@run
+async def test_server_echoes_the_messages_before_a_protocol_error(kind):
+    serving = server(_echo) if kind == "handler" else listener_server(_EchoListener)
+    async with serving as (_, uri):
+        reader, writer = await raw_client(uri)
+        writer.write(_bad_after_hello(masked=True))
+        assert await read_frame(reader) == (TEXT_OP, True, b"Hello, world!")
+        op, _, payload = await read_frame(reader)
+        assert op == CLOSE_OP and payload[:2] == (1002).to_bytes(2, "big")
+        assert await reader.read() == b""  # the server closed TCP, answered no ping
+        writer.close()
+
+
+@run
+async def test_client_echoes_the_messages_before_a_protocol_error():
+    received = asyncio.get_running_loop().create_future()
+
+    async def raw_server(reader, writer):
+        head = await reader.readuntil(b"\r\n\r\n")
+        (key,) = [
+            line.split(b":", 1)[1].strip()
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"sec-websocket-key:")
+        ]
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: " + accept_key(key.decode()).encode() + b"\r\n\r\n"
+            + _bad_after_hello(masked=False)
+        )
+        parser = _codec_py.FrameParser(mask_required=True)
+        frames = []
+        while len(frames) < 2:
+            data = await reader.read(65536)
+            if not data:
+                break
+            frames += parser.feed(data)
+        received.set_result([(int(f.opcode), f.payload) for f in frames])
+        writer.close()
+
+    srv = await asyncio.start_server(raw_server, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    async with srv:
+        websocket = await fastws.connect(f"ws://127.0.0.1:{port}/", ping_interval=None)
+        with pytest.raises(ConnectionClosedError):
+            await _echo(websocket)
+        frames = await received
+        assert frames[0] == (TEXT_OP, b"Hello, world!")
+        assert frames[1][0] == CLOSE_OP and frames[1][1][:2] == (1002).to_bytes(2, "big")
+        assert len(frames) == 2  # no pong
+        await websocket.wait_closed()
+
+
+@run
+async def test_a_handler_that_does_not_read_gets_close_timeout_to_do_it():
+    reading = asyncio.Event()
+
+    async def sleepy(websocket):
+        await reading.wait()
+        await _echo(websocket)
+
+    async with server(sleepy, close_timeout=0.2) as (_, uri):
+        reader, writer = await raw_client(uri)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        writer.write(_bad_after_hello(masked=True))
+        op, _, payload = await read_frame(reader)  # the message was never taken
+        assert op == CLOSE_OP and payload[:2] == (1002).to_bytes(2, "big")
+        assert 0.15 <= loop.time() - started < 5
+        writer.close()
+        reading.set()

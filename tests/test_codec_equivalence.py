@@ -180,7 +180,11 @@ def run_parser(module, options, pieces):
             else:
                 log.append(("no error after a failure",))
             break
-        log.append(("frames", [frame_tuple(f) for f in frames], parser.buffered))
+        pending = parser.pending()
+        if pending is not None:
+            pending = (int(pending[0]), *pending[1:])
+        log.append(("frames", [frame_tuple(f) for f in frames], parser.buffered, pending,
+                    parser.pending_payload(), parser.pending_payload(3)))
     return log
 
 

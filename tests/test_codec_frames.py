@@ -493,6 +493,83 @@ def test_buffered(codec):
     assert parser.buffered == 0
 
 
+# --- the frame in progress: pending() and pending_payload() --------------------------------
+# What arrived of a frame before its end, so that the protocol can fail fast (invalid UTF-8
+# in a text frame that arrives in pieces, Autobahn cases 6.4.3 and 6.4.4).
+
+# (id, opcode, fin, rsv1, payload, parser options)
+PENDING = [
+    ("text-masked", TEXT, True, False, "κόσμε".encode() + b"!" * 3, {"mask_required": True}),
+    ("text-unmasked", TEXT, False, False, b"Hello, world", {"mask_required": False}),
+    ("continuation", CONT, True, False, b"abcdefghij", {"mask_required": True}),
+    ("binary-rsv1", BINARY, False, True, bytes(range(9)), {"mask_required": True, "allow_rsv1": True}),
+    ("16-bit-length", TEXT, True, False, b"x" * 300, {"mask_required": True}),
+    ("64-bit-length", BINARY, True, False, BIN64K + b"tail", {"mask_required": False}),
+]
+
+
+@pytest.mark.parametrize(
+    "opcode, fin, rsv1, payload, options", [c[1:] for c in PENDING], ids=[c[0] for c in PENDING]
+)
+def test_pending_frame_byte_by_byte(codec, opcode, fin, rsv1, payload, options):
+    masked = options["mask_required"]
+    wire = codec.build_frame(opcode, payload, fin=fin, rsv1=rsv1, mask=KEY if masked else None)
+    header = len(wire) - len(payload)
+    parser = codec.FrameParser(**options)
+    step = 1 if len(wire) < 1000 else 997  # the 64 KiB frame: in odd-sized pieces
+    fed = 0
+    while len(wire) - fed > step:
+        assert parser.feed(wire[fed : fed + step]) == []
+        fed += step
+        pending = parser.pending()
+        if fed < header:  # inside the header (the masking key included): nothing yet
+            assert pending is None
+            assert parser.pending_payload() == b""
+            continue
+        received = fed - header
+        assert pending == (opcode, fin, rsv1, received)
+        assert type(pending[0]) is Opcode
+        assert parser.pending_payload() == payload[:received]
+        for start in (1, 2, 3, 4, 5, received - 1, received, received + 7):
+            if start >= 0:
+                assert parser.pending_payload(start) == payload[start:received], start
+    (frame,) = parser.feed(wire[fed:])
+    assert frame.payload == payload
+    assert parser.pending() is None
+    assert parser.pending_payload() == b""
+
+
+def test_pending_between_frames_and_after_an_error(codec):
+    parser = codec.FrameParser(mask_required=False)
+    assert parser.pending() is None
+    assert parser.pending_payload() == b""
+    # A frame with an empty payload so far, right after a complete one.
+    (frame,) = parser.feed(codec.build_frame(TEXT, b"one") + h("02 05"))
+    assert frame.payload == b"one"
+    assert parser.pending() == (BINARY, False, False, 0)
+    assert parser.pending_payload() == b""
+    parser.feed(b"ab")
+    assert parser.pending() == (BINARY, False, False, 2)
+    assert parser.pending_payload(1) == b"b"
+    with pytest.raises(ValueError):
+        parser.pending_payload(-1)
+    with pytest.raises(ProtocolError, match="RSV2") as info:
+        parser.feed(b"cde" + h("A1 05"))  # completes it, then RSV2 fails the parser
+    assert [f.payload for f in info.value.frames] == [b"abcde"]
+    assert parser.pending() is None
+    assert parser.pending_payload() == b""
+
+
+def test_pending_payload_is_a_copy(codec):
+    parser = codec.FrameParser(mask_required=True)
+    wire = codec.build_frame(TEXT, b"abcdefgh", mask=KEY)
+    parser.feed(wire[:-3])
+    seen = parser.pending_payload()
+    assert seen == b"abcde" and type(seen) is bytes
+    (frame,) = parser.feed(wire[-3:])
+    assert frame.payload == b"abcdefgh" and seen == b"abcde"
+
+
 def test_feed_does_not_keep_a_reference_to_the_input(codec):
     parser = codec.FrameParser(mask_required=False)
     data = bytearray(h("81 05 48 65"))

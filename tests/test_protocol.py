@@ -12,7 +12,7 @@ from fastws import _codec_py
 from fastws.events import Close, Ping, Pong
 from fastws.exceptions import InvalidState, InvalidUTF8, PayloadTooBig, ProtocolError
 from fastws.frames import CloseCode
-from fastws.protocol import CLOSED, CLOSING, OPEN, Protocol, ServerProtocol, Side, State
+from fastws.protocol import CLOSED, CLOSING, OPEN, ClientProtocol, Protocol, ServerProtocol, Side, State
 
 from protocol_helpers import (
     BINARY,
@@ -383,8 +383,9 @@ def test_oversize_frame_fails_from_its_header(codec, side):
 )
 def test_eof_without_close_is_1006(codec, side, frames, before):
     proto = proto_for(side, codec)
-    # ... and with half a frame buffered.
-    proto.receive_data(build(frames, side) + build([F(BINARY, b"half")], side)[:3])
+    # ... and with half a frame buffered (a ping: a data frame inside a fragmented
+    # message would fail the connection from its header).
+    proto.receive_data(build(frames, side) + build([F(PING, b"half")], side)[:3])
     assert proto.events_received() == before
     proto.receive_eof()
     assert proto.events_received() == [Close(CloseCode.ABNORMAL_CLOSURE, "")]
@@ -608,6 +609,8 @@ def spy_codec(codec):
     class SpyParser:
         def __init__(self, **kwargs):
             self._parser = codec.FrameParser(**kwargs)
+            self.pending = self._parser.pending
+            self.pending_payload = self._parser.pending_payload
 
         def feed(self, data):
             frames = self._parser.feed(data)
@@ -633,7 +636,8 @@ def test_parser_gets_the_message_limit_and_mask_rule(codec, side):
     class Recorder:
         def __init__(self, **kwargs):
             created.update(kwargs)
-            self.feed = codec.FrameParser(**kwargs).feed
+            parser = codec.FrameParser(**kwargs)
+            self.feed, self.pending, self.pending_payload = parser.feed, parser.pending, parser.pending_payload
 
     spy = types.SimpleNamespace(**{name: getattr(codec, name) for name in dir(codec) if not name.startswith("__")})
     spy.FrameParser = Recorder
@@ -709,3 +713,153 @@ def test_close_order_and_send_readiness(codec, side):
     other.send_close()
     other.receive_data(build([F(CLOSE, close_payload(1000))], side))
     assert other.close_rcvd_then_sent is False
+
+
+# --- failing fast: before the bad frame is complete ---------------------------------------
+# Invalid UTF-8 fails the connection as soon as the piece of the frame that holds it arrives
+# (Autobahn 6.4.3, 6.4.4: one text frame sent in chops), and a data frame that breaks the
+# fragmentation rules fails it from its header.
+
+KOSME = "κόσμε".encode()  # the testsuite's text; then F4 90 80 80, a code point > U+10FFFF
+
+# (id, frames, bytes withheld from the end of the input, events, exception type, close code)
+FAIL_FAST = [
+    ("invalid-utf8-in-an-unfinished-text-frame",
+     [F(TEXT, KOSME + b"\xf4\x90\x80\x80edited")], 7, [], InvalidUTF8, 1007),
+    ("invalid-utf8-in-an-unfinished-first-fragment",
+     [F(TEXT, KOSME + b"\xf4\x90\x80\x80edited", fin=False)], 7, [], InvalidUTF8, 1007),
+    ("invalid-utf8-in-an-unfinished-continuation",
+     [F(TEXT, KOSME, fin=False), F(CONT, b"ok\xff" + b"x" * 20, fin=False)], 20, [], InvalidUTF8, 1007),
+    ("surrogate-in-an-unfinished-frame", [F(TEXT, b"a\xed\xa0\x80" + b"b" * 50)], 51, [], InvalidUTF8, 1007),
+    ("invalid-utf8-after-a-split-character",
+     [F(TEXT, b"\xc3", fin=False), F(CONT, b"\xa9\xc3\x28" + b"z" * 30)], 30, [], InvalidUTF8, 1007),
+    ("invalid-utf8-after-a-ping-and-a-message",
+     [F(TEXT, "one"), F(PING, b"p"), F(TEXT, b"ab\xc0\xaf" + b"c" * 200)], 200,
+     ["one", Ping(b"p")], InvalidUTF8, 1007),
+    ("continuation-header-without-a-message", [F(CONT, b"x" * 300)], 300, [], ProtocolError, 1002),
+    ("text-header-inside-a-fragmented-message",
+     [F(TEXT, "a", fin=False), F(TEXT, b"b" * 300)], 300, [], ProtocolError, 1002),
+    ("binary-header-inside-a-fragmented-message",
+     [F(BINARY, b"a", fin=False), F(BINARY, b"b" * 10)], 10, [], ProtocolError, 1002),
+]
+
+
+@pytest.mark.parametrize(
+    "frames, withheld, events, exc_type, code", [c[1:] for c in FAIL_FAST], ids=[c[0] for c in FAIL_FAST]
+)
+def test_fail_fast_before_the_frame_ends(codec, side, how, frames, withheld, events, exc_type, code):
+    proto = proto_for(side, codec)
+    wire = build(frames, side)
+    feed(proto, wire[:-withheld], how)  # the last frame never completes
+    assert proto.events_received() == events
+    assert type(proto.error) is exc_type and proto.error.close_code == code
+    assert sent_close(proto.data_to_send(), by_client=side is Side.CLIENT)[0] == code
+    assert proto.state is closing_state(side)
+    proto.receive_data(wire[-withheld:])  # the rest of it is ignored
+    assert proto.events_received() == [] and proto.data_to_send() == b""
+
+
+# Valid text that arrives in pieces of every size gives the same messages: the bytes
+# checked before a frame ends are not checked twice, nor skipped.
+PIECES = [
+    ("one-text-frame", [F(TEXT, KOSME * 20)], [KOSME.decode() * 20]),
+    ("fragments", [F(TEXT, KOSME * 7, fin=False), F(CONT, b"", fin=False), F(CONT, KOSME * 9)],
+     [KOSME.decode() * 16]),
+    ("characters-split-by-frames-and-pieces",
+     [F(TEXT, "😀é".encode()[:3], fin=False), F(CONT, "😀é".encode()[3:] + KOSME * 5)],
+     ["😀é" + KOSME.decode() * 5]),
+    ("text-binary-text", [F(TEXT, KOSME * 3), F(BINARY, b"\xff" * 40), F(TEXT, KOSME, fin=False),
+                          F(PING, b"\xff"), F(CONT, KOSME)],
+     [KOSME.decode() * 3, b"\xff" * 40, Ping(b"\xff"), KOSME.decode() * 2]),
+]
+
+
+@pytest.mark.parametrize("frames, events", [c[1:] for c in PIECES], ids=[c[0] for c in PIECES])
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 7, 16, 64])
+def test_valid_text_in_pieces_of_any_size(codec, side, frames, events, size):
+    proto = proto_for(side, codec)
+    wire = build(frames, side)
+    got = []
+    for i in range(0, len(wire), size):
+        proto.receive_data(wire[i : i + size])
+        got += proto.events_received()
+    assert got == events
+    assert proto.error is None and proto.state is OPEN
+
+
+# --- defer_failure: the close frame waits for the driver ----------------------------------
+# Autobahn 3.2, 4.1.3, 5.15...: good messages, then a bad frame, in one read. An echo server
+# must echo the messages before its close frame; a driver that hands messages over
+# asynchronously (the asyncio layer) sets defer_failure and calls fail_pending() once its
+# application has taken them.
+
+# (id, frames, events before the error, close code)
+DEFERRED = [
+    ("rsv2-after-a-message", [F(TEXT, "Hello, world!"), F(TEXT, "x", rsv2=True), F(PING)],
+     ["Hello, world!"], 1002),
+    ("reserved-opcode-after-a-message", [F(TEXT, "Hello, world!"), F(5), F(PING)],
+     ["Hello, world!"], 1002),
+    ("continuation-after-a-fragmented-message",
+     [F(TEXT, "fragment1", fin=False), F(CONT, "fragment2"), F(CONT, "fragment3", fin=False),
+      F(TEXT, "fragment4")], ["fragment1fragment2"], 1002),
+    ("invalid-utf8-after-messages", [F(TEXT, "ok"), F(BINARY, b"b"), F(TEXT, b"\xff")], ["ok", b"b"], 1007),
+    ("invalid-close-after-a-message", [F(BINARY, b"m"), F(CLOSE, close_payload(999))], [b"m"], 1002),
+    ("error-alone", [F(TEXT, "x", rsv3=True)], [], 1002),
+]
+
+
+@pytest.mark.parametrize("frames, events, code", [c[1:] for c in DEFERRED], ids=[c[0] for c in DEFERRED])
+def test_deferred_failure(codec, side, how, frames, events, code):
+    proto = proto_for(side, codec, defer_failure=True)
+    feed(proto, build(frames, side), how)
+    assert proto.events_received() == events
+    # Reading stopped at the bad frame (no pong for the ping after it), nothing is sent yet.
+    assert proto.data_to_send() == b""
+    assert proto.pending_failure is proto.error and proto.error.close_code == code
+    assert proto.state is OPEN and not proto.should_close_transport()
+    proto.receive_data(build([F(TEXT, "late"), F(PING, b"late")], side))
+    assert proto.events_received() == [] and proto.data_to_send() == b""
+    # The application replies to what it got...
+    proto.send_text("echo")
+    # ... then the driver fails the connection, as it would have been at once.
+    proto.fail_pending()
+    frames_sent = sent_frames(proto.data_to_send(), by_client=side is Side.CLIENT)
+    assert [f[:2] for f in frames_sent[:-1]] == [(TEXT, b"echo")]
+    code_sent, reason = _codec_py.parse_close(frames_sent[-1][1])
+    assert code_sent == code and reason == str(proto.error)[:123]
+    assert proto.pending_failure is None
+    assert proto.state is closing_state(side)
+    assert proto.should_close_transport() is (side is Side.SERVER)
+    proto.fail_pending()  # once only
+    assert proto.data_to_send() == b""
+
+
+@pytest.mark.parametrize("call", ["send_close", "fail"])
+def test_closing_with_a_pending_failure_sends_the_failure(codec, side, call):
+    proto = proto_for(side, codec, defer_failure=True)
+    proto.receive_data(build([F(TEXT, "a"), F(CONT, b"x")], side))
+    assert proto.events_received() == ["a"] and proto.pending_failure is not None
+    getattr(proto, call)(1000 if call == "send_close" else 1011)
+    assert sent_close(proto.data_to_send(), by_client=side is Side.CLIENT)[0] == 1002
+    assert proto.pending_failure is None and proto.close_sent.code == 1002
+
+
+def test_end_of_stream_drops_a_pending_failure(codec, side):
+    proto = proto_for(side, codec, defer_failure=True)
+    proto.receive_data(build([F(TEXT, "a"), F(3)], side))
+    proto.receive_eof()
+    assert proto.events_received() == ["a", Close(1006, "")]
+    assert proto.pending_failure is None and proto.state is CLOSED
+    proto.fail_pending()
+    assert proto.data_to_send() == b""
+    assert type(proto.error) is ProtocolError
+
+
+def test_defer_failure_is_off_by_default_and_settable(codec, side):
+    proto = proto_for(side, codec)
+    assert proto.defer_failure is False
+    proto.defer_failure = True
+    proto.receive_data(build([F(3)], side))
+    assert proto.pending_failure is not None and proto.data_to_send() == b""
+    assert ServerProtocol(codec=codec, defer_failure=True).defer_failure is True
+    assert ClientProtocol("ws://localhost/", codec=codec, defer_failure=True).defer_failure is True

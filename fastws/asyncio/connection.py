@@ -19,6 +19,15 @@ Limits and flow control:
   come in time fails the connection with 1011;
 - ``close_timeout``: how long the closing handshake may take before TCP is
   closed anyway (then aborted after as long again).
+
+A protocol error of the peer comes in order, after the messages received before
+it (the protocol runs with ``defer_failure``): reading stops at once, and the
+close frame goes out when the application has taken those messages, that is on
+its first suspension after the ``recv()`` that returned the last of them (at
+once when there are none, and right after the callbacks with a
+:class:`Listener`), or after ``close_timeout`` if the application does not read
+them. Replies to those messages are sent before the close frame, as a peer that
+sent them in good faith expects.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ import collections
 import logging
 import os
 import time
+import weakref
 from typing import Any, AsyncIterable, Iterable, Optional, Union
 
 from ..events import Close, Ping, Pong
@@ -75,7 +85,23 @@ class Listener:
         """The connection is closed (TCP included); ``code`` 1006 if no close frame came."""
 
 
-class Connection(asyncio.Protocol):
+# One read buffer per event loop, shared by all its connections: the loop reads
+# into it and hands it to one connection at a time (get_buffer, recv_into,
+# buffer_updated run back to back), and the parser copies out what it keeps.
+# A fresh 256 KiB bytes object per read (asyncio.Protocol) costs an mmap, a
+# page fault and an munmap on every read of a small message.
+_READ_SIZE = 256 * 1024
+_read_buffers: "weakref.WeakKeyDictionary[Any, memoryview]" = weakref.WeakKeyDictionary()
+
+
+def _read_buffer(loop) -> memoryview:
+    buffer = _read_buffers.get(loop)
+    if buffer is None:
+        buffer = _read_buffers[loop] = memoryview(bytearray(_READ_SIZE))
+    return buffer
+
+
+class Connection(asyncio.BufferedProtocol):
     """One WebSocket connection, server or client side.
 
     Attributes: :attr:`protocol` (the sans-I/O state machine), :attr:`request`,
@@ -100,6 +126,8 @@ class Connection(asyncio.Protocol):
         if write_limit < 0:
             raise ValueError(f"write_limit must be >= 0, got {write_limit}")
         self.protocol = protocol
+        # Messages are handed over asynchronously: a failure waits for them.
+        protocol.defer_failure = True
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.close_timeout = close_timeout
@@ -109,6 +137,7 @@ class Connection(asyncio.Protocol):
         #: Round-trip time of the last ping answered, in seconds.
         self.latency = 0.0
         self.loop = asyncio.get_running_loop()
+        self._read_buf = _read_buffer(self.loop)
         self.transport: Any = None
         self._messages: collections.deque = collections.deque()
         self._recv_waiter: Optional[asyncio.Future] = None
@@ -121,6 +150,7 @@ class Connection(asyncio.Protocol):
         self._closed: asyncio.Future = self.loop.create_future()
         self._close_timer: Optional[asyncio.TimerHandle] = None
         self._close_stage = 0  # 1: waiting for the peer, 2: transport.close() sent
+        self._failure_timer: Optional[asyncio.TimerHandle] = None  # see _schedule_failure
         self._keepalive: Optional[asyncio.TimerHandle] = None
 
     # --- attributes ---------------------------------------------------------------
@@ -169,12 +199,23 @@ class Connection(asyncio.Protocol):
         transport.set_write_buffer_limits(high=self.write_limit, low=self.write_limit // 4)
         self._flush()  # a client's handshake request
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._read_buf
+
+    def buffer_updated(self, nbytes: int) -> None:
+        data = self._read_buf[:nbytes]
+        if self.protocol.state is CONNECTING:
+            data = data.tobytes()  # the handshake parsers may keep what they get
+        self.data_received(data)
+
+    def data_received(self, data) -> None:
         protocol = self.protocol
         protocol.receive_data(data)
         events = protocol.events_received()
         if events:
             self._handle_events(events)
+        if protocol.pending_failure is not None:
+            self._schedule_failure()
         self._flush()
 
     def eof_received(self) -> None:
@@ -187,7 +228,7 @@ class Connection(asyncio.Protocol):
         events = protocol.events_received()
         if events:
             self._handle_events(events)
-        for handle in (self._close_timer, self._keepalive):
+        for handle in (self._close_timer, self._keepalive, self._failure_timer):
             if handle is not None:
                 handle.cancel()
         if not self._opened.done():
@@ -251,6 +292,29 @@ class Connection(asyncio.Protocol):
 
     def _handshake_event(self, event) -> None:
         """The Request (server) or Response (client) of the opening handshake."""
+
+    def _schedule_failure(self) -> None:
+        """The peer broke the protocol after the messages now in the queue (if
+        any): fail the connection once the application has taken them."""
+        if self.listener is not None:
+            self._apply_failure()  # its callbacks ran already
+        elif not self._messages:
+            # The last message (if any) went to a waiting recv(): let its
+            # caller run up to its next suspension first.
+            self.loop.call_soon(self._apply_failure)
+        elif self._failure_timer is None and self.close_timeout is not None:
+            # recv() calls this again when it hands over the last message; an
+            # application that does not read gets close_timeout to do it.
+            self._failure_timer = self.loop.call_later(self.close_timeout, self._apply_failure)
+
+    def _apply_failure(self) -> None:
+        if self._failure_timer is not None:
+            self._failure_timer.cancel()
+            self._failure_timer = None
+        protocol = self.protocol
+        if protocol.pending_failure is not None and not self._closed.done():
+            protocol.fail_pending()
+            self._flush()
 
     def _call_listener(self, name: str, *args) -> None:
         try:
@@ -336,6 +400,8 @@ class Connection(asyncio.Protocol):
         messages = self._messages
         if messages:
             message = messages.popleft()
+            if not messages and self.protocol.pending_failure is not None:
+                self._schedule_failure()
             if self._reading_paused and len(messages) <= self.max_queue // 4:  # type: ignore[operator]
                 self._reading_paused = False
                 if not self._closed.done():
@@ -576,7 +642,7 @@ class Connection(asyncio.Protocol):
         TCP connection is closed, at most about twice ``close_timeout``."""
         protocol = self.protocol
         if protocol.state is OPEN:
-            protocol.send_close(code, reason)
+            protocol.send_close(code, reason)  # or the peer's pending failure
             self._flush()
         elif protocol.state is CONNECTING and self.transport is not None:
             self.transport.close()

@@ -122,6 +122,8 @@ class ServerConnection(Connection):
             events = protocol.events_received()
             if events:
                 self._handle_events(events)
+            if protocol.pending_failure is not None:
+                self._schedule_failure()
         elif protocol.error is not None:
             logger.info("refused opening handshake from %s: %s", self.remote_address, protocol.error)
         self._flush()
