@@ -44,6 +44,7 @@ first event is the server's :class:`~fastws.http11.Response` (``protocol.respons
 from __future__ import annotations
 
 import enum
+import struct
 from typing import Any, Callable, List, Optional, Sequence, Union
 
 from . import codec as _default_codec
@@ -122,6 +123,23 @@ CLOSING = State.CLOSING
 CLOSED = State.CLOSED
 SERVER = Side.SERVER
 CLIENT = Side.CLIENT
+
+
+#: Payloads from this size on, when they are ``bytes`` and go out unmasked and
+#: unextended, are queued after their header instead of copied into one frame.
+_PASS_THROUGH = 1 << 16
+_HEADER_16 = struct.Struct("!BBH").pack
+_HEADER_64 = struct.Struct("!BBQ").pack
+
+
+def _header(opcode: int, fin: bool, length: int) -> bytes:
+    """The header of an unmasked frame without reserved bits."""
+    b0 = opcode | 0x80 if fin else opcode
+    if length < 126:
+        return bytes((b0, length))
+    if length < 1 << 16:
+        return _HEADER_16(b0, 126, length)
+    return _HEADER_64(b0, 127, length)
 
 
 def _close_code(code: int) -> int:
@@ -598,6 +616,17 @@ class Protocol:
         self._out = []
         return out[0] if len(out) == 1 else b"".join(out)
 
+    def chunks_to_send(self) -> List[bytes]:
+        """:meth:`data_to_send` as a list of chunks, not joined (``[]`` if none),
+        for ``transport.writelines()``: a large ``bytes`` payload sent by a server
+        is one chunk of its own, after its frame header, so it reaches the socket
+        without being copied (writev or sendmsg, where the transport has them)."""
+        out = self._out
+        if not out:
+            return out
+        self._out = []
+        return out
+
     def should_close_transport(self) -> bool:
         """True when the TCP connection should be closed, after writing
         :meth:`data_to_send`: a server after the closing handshake or after
@@ -652,7 +681,10 @@ class Protocol:
         if not fin:
             self._send_frag = _TEXT
         if self._ext is None:
-            self._out.append(self._build_frame(_TEXT, data, fin=fin, mask=self._mask))
+            if len(data) >= _PASS_THROUGH and self._mask is None and type(data) is bytes:
+                self._out += (_header(_TEXT, fin, len(data)), data)
+            else:
+                self._out.append(self._build_frame(_TEXT, data, fin=fin, mask=self._mask))
         else:
             self._send_extended(_TEXT, data, fin)
 
@@ -663,7 +695,10 @@ class Protocol:
         if not fin:
             self._send_frag = _BINARY
         if self._ext is None:
-            self._out.append(self._build_frame(_BINARY, data, fin=fin, mask=self._mask))
+            if len(data) >= _PASS_THROUGH and self._mask is None and type(data) is bytes:
+                self._out += (_header(_BINARY, fin, len(data)), data)
+            else:
+                self._out.append(self._build_frame(_BINARY, data, fin=fin, mask=self._mask))
         else:
             self._send_extended(_BINARY, data, fin)
 
@@ -677,7 +712,10 @@ class Protocol:
         if fin:
             self._send_frag = None
         if self._ext is None:
-            self._out.append(self._build_frame(_CONT, data, fin=fin, mask=self._mask))
+            if len(data) >= _PASS_THROUGH and self._mask is None and type(data) is bytes:
+                self._out += (_header(_CONT, fin, len(data)), data)
+            else:
+                self._out.append(self._build_frame(_CONT, data, fin=fin, mask=self._mask))
         else:
             self._send_extended(_CONT, data, fin)
 

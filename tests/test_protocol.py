@@ -664,6 +664,54 @@ def test_data_to_send_joins_pending_writes(codec):
     assert proto.data_to_send() == b""
 
 
+# Payloads at and above 64 KiB that a server sends as bytes are queued after
+# their header, not copied into one frame (chunks_to_send, for writelines).
+PASS_THROUGH = 1 << 16
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, PASS_THROUGH - 1, PASS_THROUGH, PASS_THROUGH + 1, 1 << 20])
+@pytest.mark.parametrize("kind", [bytes, bytearray, memoryview, str])
+@pytest.mark.parametrize(
+    "calls",
+    [
+        [("send_binary", True)],
+        [("send_text", True)],
+        [("send_binary", False), ("send_continuation", False), ("send_continuation", True)],
+        [("send_text", False), ("send_continuation", True)],
+    ],
+    ids=["binary", "text", "binary-fragments", "text-fragments"],
+)
+def test_chunks_to_send(codec, side, size, kind, calls):
+    """Same bytes on the wire as build_frame; a large bytes payload of a server
+    is passed by reference; anything mutable, masked or small is copied."""
+    payload = kind(b"x" * size) if kind is not str else "x" * size
+    expected = b""
+    proto = proto_for(side, codec)
+    for name, fin in calls:
+        getattr(proto, name)(payload, fin)
+        opcode = {"send_binary": BINARY, "send_text": TEXT, "send_continuation": CONT}[name]
+        chunks = proto.chunks_to_send()
+        assert proto.chunks_to_send() == []
+        frames = sent_frames(b"".join(chunks), by_client=side is Side.CLIENT)
+        assert [(op, bytes(p), f) for op, p, f, _ in frames] == [(opcode, b"x" * size, fin)]
+        passed = side is Side.SERVER and kind is bytes and size >= PASS_THROUGH
+        if passed:
+            assert len(chunks) == 2 and chunks[1] is payload
+            assert b"".join(chunks) == codec.build_frame(opcode, payload, fin=fin)
+        else:
+            assert len(chunks) == 1
+        expected += b"".join(chunks)
+    # data_to_send() gives the same bytes, joined.
+    proto = proto_for(side, codec)
+    for name, fin in calls:
+        getattr(proto, name)(payload, fin)
+    data = proto.data_to_send()
+    if side is Side.SERVER:
+        assert data == expected
+    else:  # fresh masking keys: compare what the frames carry
+        assert sent_frames(data, by_client=True) == sent_frames(expected, by_client=True)
+
+
 def test_events_received_resets(codec, side):
     proto = proto_for(side, codec)
     proto.receive_data(build([F(TEXT, "1")], side))

@@ -134,6 +134,8 @@ class Connection(asyncio.BufferedProtocol):
         self.max_queue = max_queue
         self.write_limit = write_limit
         self.listener = listener
+        # listener.on_message, bound once the connection is open.
+        self._on_message: Optional[Any] = None
         #: Round-trip time of the last ping answered, in seconds.
         self.latency = 0.0
         self.loop = asyncio.get_running_loop()
@@ -203,10 +205,19 @@ class Connection(asyncio.BufferedProtocol):
         return self._read_buf
 
     def buffer_updated(self, nbytes: int) -> None:
-        data = self._read_buf[:nbytes]
-        if self.protocol.state is CONNECTING:
-            data = data.tobytes()  # the handshake parsers may keep what they get
-        self.data_received(data)
+        protocol = self.protocol
+        if protocol.state is CONNECTING:
+            # The handshake parsers may keep what they get: a copy.
+            self.data_received(self._read_buf[:nbytes].tobytes())
+            return
+        # data_received(), inlined: this runs for every read.
+        protocol.receive_data(self._read_buf[:nbytes])
+        events = protocol.events_received()
+        if events:
+            self._handle_events(events)
+        if protocol.pending_failure is not None:
+            self._schedule_failure()
+        self._flush()
 
     def data_received(self, data) -> None:
         protocol = self.protocol
@@ -258,6 +269,19 @@ class Connection(asyncio.BufferedProtocol):
 
     def _handle_events(self, events: list) -> None:
         listener = self.listener
+        if listener is not None and self._on_message is not None:
+            # The callback interface: messages go straight to on_message.
+            on_message = self._on_message
+            for event in events:
+                kind = type(event)
+                if kind is str or kind is bytes:
+                    try:
+                        on_message(self, event)
+                    except Exception:
+                        self._listener_failed("on_message")
+                else:
+                    self._handle_event(event, listener)
+            return
         for event in events:
             kind = type(event)
             if kind is str or kind is bytes:
@@ -278,17 +302,23 @@ class Connection(asyncio.BufferedProtocol):
                 ):
                     self._reading_paused = True
                     self.transport.pause_reading()
-            elif kind is Pong:
-                self._pong_received(event.data)
-                if listener is not None:
-                    self._call_listener("on_pong", event.data)
-            elif kind is Close:
-                self._wake_recv(_CLOSED)
-            elif kind is Ping:
-                if listener is not None:
-                    self._call_listener("on_ping", event.data)
             else:
-                self._handshake_event(event)
+                self._handle_event(event, listener)
+
+    def _handle_event(self, event, listener: Optional[Listener]) -> None:
+        """Any event but a message."""
+        kind = type(event)
+        if kind is Pong:
+            self._pong_received(event.data)
+            if listener is not None:
+                self._call_listener("on_pong", event.data)
+        elif kind is Close:
+            self._wake_recv(_CLOSED)
+        elif kind is Ping:
+            if listener is not None:
+                self._call_listener("on_ping", event.data)
+        else:
+            self._handshake_event(event)
 
     def _handshake_event(self, event) -> None:
         """The Request (server) or Response (client) of the opening handshake."""
@@ -320,19 +350,28 @@ class Connection(asyncio.BufferedProtocol):
         try:
             getattr(self.listener, name)(self, *args)
         except Exception:
-            logger.error("listener %s failed", name, exc_info=True)
-            if self.protocol.state is OPEN:
-                self.protocol.fail(CloseCode.INTERNAL_ERROR, "")
-                self._flush()
+            self._listener_failed(name)
+
+    def _listener_failed(self, name: str) -> None:
+        """A callback raised: log it and fail the connection with 1011."""
+        logger.error("listener %s failed", name, exc_info=True)
+        if self.protocol.state is OPEN:
+            self.protocol.fail(CloseCode.INTERNAL_ERROR, "")
+            self._flush()
 
     def _flush(self) -> None:
         """Write what the protocol has to send; close TCP when it says so; bound
         the closing handshake with close_timeout."""
         protocol = self.protocol
-        out = protocol.data_to_send()
         transport = self.transport
+        out = protocol.chunks_to_send()
         if out:
-            transport.write(out)
+            if len(out) == 1:
+                transport.write(out[0])
+            else:
+                transport.writelines(out)
+        if protocol.state is OPEN:
+            return  # the common case: nothing to close
         if protocol.should_close_transport():
             if self._close_stage < 2:
                 self._close_stage = 2
@@ -379,6 +418,7 @@ class Connection(asyncio.BufferedProtocol):
             self._opened.set_result(None)
         self._start_keepalive()
         if self.listener is not None:
+            self._on_message = self.listener.on_message
             self._call_listener("on_open")
 
     # --- receiving --------------------------------------------------------------------
@@ -452,7 +492,11 @@ class Connection(asyncio.BufferedProtocol):
                 )
         except InvalidState:
             raise self._closed_exc() from None
-        self.transport.write(protocol.data_to_send())
+        out = protocol.chunks_to_send()
+        if len(out) == 1:
+            self.transport.write(out[0])
+        else:  # a large payload after its header
+            self.transport.writelines(out)
 
     async def send(
         self, message: Union[Data, Iterable[Data], AsyncIterable[Data]]
@@ -531,7 +575,7 @@ class Connection(asyncio.BufferedProtocol):
                 protocol.send_continuation(fragment, fin=False)
         except InvalidState:
             raise self._closed_exc() from None
-        self.transport.write(protocol.data_to_send())
+        self._flush()
         if self._writing_paused:
             await self._drain()
         return kind
