@@ -312,3 +312,52 @@ async def test_recv_after_close_raises_connection_closed_ok():
                 await websocket.recv()
             with pytest.raises(ConnectionClosedOK):
                 await websocket.send("late")
+
+
+class _RecordingTransport(asyncio.WriteTransport):
+    """Records what a connection writes; writelines() is asyncio's default,
+    which joins its chunks (as the selector transports do before 3.12)."""
+
+    def __init__(self):
+        super().__init__()
+        self.writes = []
+
+    def write(self, data):
+        self.writes.append(("write", data))
+
+    def set_write_buffer_limits(self, high=None, low=None):
+        pass
+
+    def get_write_buffer_size(self):
+        return 0
+
+
+class _WritevTransport(_RecordingTransport):
+    """A transport with a writelines() of its own (writev), like uvloop's."""
+
+    def writelines(self, list_of_data):
+        self.writes.append(("writelines", list(list_of_data)))
+
+
+@pytest.mark.parametrize("transport_class", [_RecordingTransport, _WritevTransport])
+@run
+async def test_large_payloads_reach_the_transport_uncopied(transport_class):
+    from fastws.asyncio.connection import Connection
+    from fastws.protocol import Protocol, Side
+
+    connection = Connection(Protocol(Side.SERVER), ping_interval=None)
+    transport = transport_class()
+    connection.connection_made(transport)
+    small, large = b"s" * 100, b"L" * (1 << 20)
+    connection.send_nowait(small)
+    connection.send_nowait(large)
+    await connection.send(large)
+    header = b"\x82\x7f" + (1 << 20).to_bytes(8, "big")
+    if transport_class is _WritevTransport:
+        expected = [("write", b"\x82\x64" + small)] + [("writelines", [header, large])] * 2
+    else:
+        expected = [("write", b"\x82\x64" + small)] + [("write", header), ("write", large)] * 2
+    assert transport.writes == expected
+    # The very object the application passed: no copy on the way.
+    payloads = [c for _, data in transport.writes for c in (data if isinstance(data, list) else [data])]
+    assert sum(chunk is large for chunk in payloads) == 2

@@ -141,6 +141,7 @@ class Connection(asyncio.BufferedProtocol):
         self.loop = asyncio.get_running_loop()
         self._read_buf = _read_buffer(self.loop)
         self.transport: Any = None
+        self._writelines: Any = None  # set with the transport
         self._messages: collections.deque = collections.deque()
         self._recv_waiter: Optional[asyncio.Future] = None
         self._reading_paused = False
@@ -199,6 +200,12 @@ class Connection(asyncio.BufferedProtocol):
     def connection_made(self, transport) -> None:
         self.transport = transport
         transport.set_write_buffer_limits(high=self.write_limit, low=self.write_limit // 4)
+        if type(transport).writelines is asyncio.WriteTransport.writelines:
+            # This writelines() joins the chunks (asyncio before 3.12): that
+            # would copy a large payload that chunks_to_send() left uncopied.
+            self._writelines = self._write_each
+        else:
+            self._writelines = transport.writelines  # writev / sendmsg
         self._flush()  # a client's handshake request
 
     def get_buffer(self, sizehint: int) -> memoryview:
@@ -359,6 +366,11 @@ class Connection(asyncio.BufferedProtocol):
             self.protocol.fail(CloseCode.INTERNAL_ERROR, "")
             self._flush()
 
+    def _write_each(self, chunks: list) -> None:
+        write = self.transport.write
+        for chunk in chunks:
+            write(chunk)
+
     def _flush(self) -> None:
         """Write what the protocol has to send; close TCP when it says so; bound
         the closing handshake with close_timeout."""
@@ -369,7 +381,7 @@ class Connection(asyncio.BufferedProtocol):
             if len(out) == 1:
                 transport.write(out[0])
             else:
-                transport.writelines(out)
+                self._writelines(out)
         if protocol.state is OPEN:
             return  # the common case: nothing to close
         if protocol.should_close_transport():
@@ -496,7 +508,7 @@ class Connection(asyncio.BufferedProtocol):
         if len(out) == 1:
             self.transport.write(out[0])
         else:  # a large payload after its header
-            self.transport.writelines(out)
+            self._writelines(out)
 
     async def send(
         self, message: Union[Data, Iterable[Data], AsyncIterable[Data]]
