@@ -174,3 +174,19 @@ def test_pure_module_is_always_importable():
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "fastws._codec_py"
     assert _codec_py.validate_utf8(b"ok")
+
+
+def test_asyncio_names_are_lazy_and_match_the_asyncio_layer():
+    """``import fastws`` does not import asyncio; the names it imports on first
+    use are exactly those the asyncio layer exports."""
+    code = (
+        "import sys, fastws\n"
+        "assert 'asyncio' not in sys.modules, 'import fastws imported asyncio'\n"
+        "assert 'fastws.asyncio' not in sys.modules\n"
+        "import fastws.asyncio as layer\n"
+        "assert fastws._ASYNCIO_NAMES == set(layer.__all__), fastws._ASYNCIO_NAMES ^ set(layer.__all__)\n"
+        "assert all(getattr(fastws, n) is getattr(layer, n) for n in layer.__all__)\n"
+        "assert set(layer.__all__) <= set(fastws.__all__)\n"
+    )
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
