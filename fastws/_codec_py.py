@@ -491,3 +491,74 @@ def build_close(code: int, reason: str = "") -> bytes:
     data = reason.encode("utf-8")
     _rules.check_close(code, len(data))
     return code.to_bytes(2, "big") + data
+
+
+# --- UTF-8 scanning with the failure index (issue #7: fastws.accelerate) ----------
+# Added for the wsaccel/Autobahn-compatible validator, whose validate() reports the
+# index of the first invalid byte. Kept at the end of the file on purpose.
+
+
+def _utf8_bad_at(buf: bytes, start: int) -> int:
+    """Index of the first impossible byte of the sequence that starts at
+    ``buf[start]``, or ``len(buf)`` if that sequence is valid or merely cut."""
+    lead = buf[start]
+    if lead < 0x80:
+        return len(buf)
+    if lead < 0xC2 or lead > 0xF4:
+        return start
+    need = 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
+    for k in range(1, need):
+        j = start + k
+        if j >= len(buf):
+            return len(buf)
+        low, high = 0x80, 0xBF
+        if k == 1:
+            if lead == 0xE0:
+                low = 0xA0
+            elif lead == 0xED:
+                high = 0x9F
+            elif lead == 0xF0:
+                low = 0x90
+            elif lead == 0xF4:
+                high = 0x8F
+        if not low <= buf[j] <= high:
+            return j
+    return len(buf)
+
+
+def scan_utf8(data, pending=b"") -> tuple:
+    """Validate ``data`` as the continuation of strict UTF-8 text (RFC 3629).
+
+    ``pending`` is the incomplete sequence the text so far ends with (0 to 3
+    bytes: ``b""`` at the start of a text, else what the previous call returned).
+    Returns ``(-1, pending')`` when the text is still valid, ``pending'`` being
+    the incomplete sequence it now ends with (``b""`` on a code point boundary),
+    or ``(index, b"")`` with ``index`` the position in ``data`` of the first byte
+    that no valid UTF-8 text can have there (the byte at which a DFA validator
+    such as Hoehrmann's rejects). ValueError if ``pending`` is not the beginning
+    of a valid sequence.
+    """
+    head = _as_bytes_view(pending, "pending").tobytes()
+    m = len(head)
+    if m and (
+        m > 3
+        or not _valid_prefix(head)
+        or _utf8_bad_at(head, 0) < m
+        or m >= (2 if head[0] < 0xE0 else 3 if head[0] < 0xF0 else 4)
+    ):
+        raise ValueError(f"pending must be an incomplete UTF-8 sequence, got {head!r}")
+    buf = head + _as_bytes_view(data, "data").tobytes()
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        decoder.decode(buf, False)
+    except UnicodeDecodeError as exc:
+        bad = _utf8_bad_at(buf, exc.start)
+        if bad >= len(buf):  # CPython's decoder and the rules disagree: a bug here
+            raise SystemError("fastws: scan_utf8 found no invalid byte in invalid UTF-8") from None
+        return bad - m, b""
+    rest = decoder.getstate()[0]
+    if rest:
+        bad = _utf8_bad_at(buf, len(buf) - len(rest))
+        if bad < len(buf):
+            return bad - m, b""
+    return -1, rest

@@ -782,3 +782,117 @@ def build_close(code, reason=""):
     data = reason.encode("utf-8")
     _rules.check_close(c, len(data))
     return bytes(((c >> 8) & 0xFF, c & 0xFF)) + data
+
+
+# --- UTF-8 scanning with the failure index (issue #7: fastws.accelerate) ----------
+# Added for the wsaccel/Autobahn-compatible validator, whose validate() reports the
+# index of the first invalid byte. Kept at the end of the file on purpose.
+
+
+cdef Py_ssize_t _utf8_bad_at(const uint8_t *p, Py_ssize_t start, Py_ssize_t end) noexcept:
+    """Index of the first byte in p[start:end] that cannot continue valid UTF-8
+    (``start`` is on a code point boundary), or ``end`` if there is none (a
+    sequence cut by ``end`` is not an error here)."""
+    cdef Py_ssize_t j = start
+    cdef int seqlen, k
+    cdef uint8_t b
+    while j < end:
+        b = p[j]
+        if b < 0x80:
+            j += 1
+            continue
+        seqlen = fastws_utf8_seqlen(b)
+        if seqlen == 0:
+            return j
+        for k in range(1, seqlen):
+            if j + k >= end:
+                return end
+            if not fastws_utf8_cont_ok(b, k, p[j + k]):
+                return j + k
+        j += seqlen
+    return end
+
+
+def scan_utf8(data, pending=b""):
+    """Validate ``data`` as the continuation of strict UTF-8 text (RFC 3629).
+
+    ``pending`` is the incomplete sequence the text so far ends with (0 to 3
+    bytes: ``b""`` at the start of a text, else what the previous call returned).
+    Returns ``(-1, pending')`` when the text is still valid, ``pending'`` being
+    the incomplete sequence it now ends with (``b""`` on a code point boundary),
+    or ``(index, b"")`` with ``index`` the position in ``data`` of the first byte
+    that no valid UTF-8 text can have there (the byte at which a DFA validator
+    such as Hoehrmann's rejects). ValueError if ``pending`` is not the beginning
+    of a valid sequence.
+    """
+    cdef Py_buffer view
+    cdef Py_buffer pview
+    cdef const uint8_t *p
+    cdef const uint8_t *pp
+    cdef Py_ssize_t n, m, i = 0, tail, k, bad
+    cdef uint8_t lead = 0
+    cdef int have = 0, need = 0, seqlen
+    cdef uint8_t b
+    cdef bint ok = True
+    _acquire(pending, &pview, "pending")
+    try:
+        pp = <const uint8_t *>pview.buf
+        m = pview.len
+        if m:
+            lead = pp[0]
+            need = fastws_utf8_seqlen(lead)
+            if m > 3 or need <= m:
+                ok = False
+            else:
+                for k in range(1, m):
+                    if not fastws_utf8_cont_ok(lead, <int>k, pp[k]):
+                        ok = False
+                        break
+            have = <int>m
+        if not ok:
+            raise ValueError(f"pending must be an incomplete UTF-8 sequence, got {bytes(pending)!r}")
+        pend = PyBytes_FromStringAndSize(<const char *>pp, m)
+    finally:
+        PyBuffer_Release(&pview)
+    _acquire(data, &view, "data")
+    try:
+        p = <const uint8_t *>view.buf
+        n = view.len
+        # 1. Finish the sequence left open by the previous call.
+        while have and i < n:
+            if not fastws_utf8_cont_ok(lead, have, p[i]):
+                return i, b""
+            have += 1
+            i += 1
+            if have == need:
+                have = 0
+        if have:
+            return -1, pend + PyBytes_FromStringAndSize(<const char *>p, n)
+        # 2. A sequence cut by the end starts at most 3 bytes before it.
+        tail = n
+        k = 1
+        while k <= 3 and k <= n - i:
+            b = p[n - k]
+            if b < 0x80:
+                break
+            if b >= 0xC0:
+                seqlen = fastws_utf8_seqlen(b)
+                if seqlen == 0 or seqlen > k:
+                    tail = n - k
+                break
+            k += 1
+        # 3. Whole sequences before it, in bulk; the index only on failure.
+        if tail > i and not _utf8_valid(p + i, tail - i):
+            # (scanned up to n: a byte that never leads, cut off as the tail,
+            # can be where a sequence of the bulk part fails)
+            bad = _utf8_bad_at(p, i, n)
+            if bad >= n:  # the bulk and the scalar check disagree: a bug here
+                raise SystemError("fastws: scan_utf8 found no invalid byte in invalid UTF-8")
+            return bad, b""
+        # 4. The cut sequence must be a valid beginning.
+        bad = _utf8_bad_at(p, tail, n)
+        if bad < n:
+            return bad, b""
+        return -1, PyBytes_FromStringAndSize(<const char *>p + tail, n - tail)
+    finally:
+        PyBuffer_Release(&view)

@@ -48,6 +48,7 @@ FrameParser = _impl.FrameParser
 build_frame = _impl.build_frame
 parse_close = _impl.parse_close
 build_close = _impl.build_close
+scan_utf8 = _impl.scan_utf8
 
 __all__ = [
     "IMPLEMENTATION",
@@ -60,4 +61,5 @@ __all__ = [
     "build_frame",
     "parse_close",
     "build_close",
+    "scan_utf8",
 ]
