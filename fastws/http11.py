@@ -301,6 +301,11 @@ class _HeadParser:
         while True:
             nl = buf.find(b"\n", pos)
             if nl < 0:
+                if self._start is None:
+                    # Fail on the first byte that cannot be in a start line: a peer
+                    # speaking another protocol (a TLS ClientHello, binary) gets its
+                    # answer at once, not after max_line bytes or a timeout.
+                    self._check_start_prefix(buf)
                 pending = len(buf) - pos
                 if pending > self.max_line + 1:  # +1: the CR may be there already
                     raise self._line_too_long()
@@ -326,6 +331,20 @@ class _HeadParser:
                 return True
             else:
                 self._parse_header_line(line)
+
+    #: A byte that cannot appear in the start line (CR is checked at its end).
+    _start_forbidden = re.compile(rb"[^\x20-\x7e\r]")
+
+    def _check_start_prefix(self, buf) -> None:
+        bad = self._start_forbidden.search(buf)
+        if bad is not None:
+            if buf[:1] == b"\x16":
+                raise self._fail("TLS handshake received on a plain-text port")
+            spaces = buf.count(b" ", 0, bad.start())
+            part = self._start_parts[min(spaces, len(self._start_parts) - 1)]
+            raise self._fail(f"invalid {part}: byte {bytes(buf[bad.start() : bad.start() + 1])!r}")
+
+    _start_parts = ("start line",)
 
     def _line_too_long(self) -> InvalidMessage:
         if self._start is None:
@@ -390,6 +409,7 @@ class RequestParser(_HeadParser):
     """
 
     _line_status = 414
+    _start_parts = ("method", "request target", "HTTP version")
 
     def __init__(self, **limits: int) -> None:
         super().__init__(**limits)
@@ -439,6 +459,9 @@ class ResponseParser(_HeadParser):
     ``Content-Length``, chunked transfer coding, or the end of the stream
     (:meth:`feed_eof`), up to ``max_body`` bytes. 1xx, 204 and 304 have no body.
     """
+
+    # The reason phrase may hold HTAB and obs-text (RFC 7230 section 3.1.2).
+    _start_forbidden = re.compile(rb"[^\t\x20-\x7e\x80-\xff\r]")
 
     def __init__(self, *, max_body: int = MAX_BODY, **limits: int) -> None:
         super().__init__(**limits)

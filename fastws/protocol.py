@@ -239,10 +239,13 @@ class Protocol:
         # Message being received in fragments: opcode (None: none), parts, size so
         # far, whether the extension decodes it.
         self._frag_op: Optional[int] = None
-        self._frag_parts: list = []
+        self._frag_buf = bytearray()  # their payloads, one after the other
         self._frag_size = 0
         self._frag_ext = False
         self._utf8: Any = None  # Utf8Validator, created on the first fragmented text
+        # See hold_pongs(): whether pongs wait, and the one waiting.
+        self._holding_pongs = False
+        self._held_pong: Optional[bytes] = None
         # Opcode of the message being sent in fragments, None if none.
         self._send_frag: Optional[int] = None
         if self.state is OPEN:
@@ -439,7 +442,11 @@ class Protocol:
                 payload = frame.payload
                 self._events.append(Ping(payload))
                 # Answer while the peer has not closed (reading means it has not).
-                self._out.append(self._build_frame(_PONG, payload, mask=self._mask))
+                pong = self._build_frame(_PONG, payload, mask=self._mask)
+                if self._holding_pongs:
+                    self._held_pong = pong  # the most recent ping only
+                else:
+                    self._out.append(pong)
                 return True
             if op == _PONG:
                 self._events.append(Pong(frame.payload))
@@ -507,19 +514,21 @@ class Protocol:
                 return self._fail(
                     InvalidUTF8("text message ends in the middle of a UTF-8 sequence")
                 )
-        parts = self._frag_parts
-        parts.append(payload)
+        # One buffer, not a list of parts: memory follows the message's size,
+        # not its number of fragments (a flood of 1-byte or empty fragments).
+        if payload:
+            self._frag_buf += payload
         if not fin:
             self._frag_size = size
             return True
-        data = b"".join(parts)
+        data = bytes(self._frag_buf)
         self._drop_fragments()
         self._events.append(data.decode() if text else data)
         return True
 
     def _drop_fragments(self) -> None:
         self._frag_op = None
-        self._frag_parts = []
+        self._frag_buf = bytearray()
         self._frag_size = 0
         self._frag_ext = False
 
@@ -741,6 +750,22 @@ class Protocol:
         """Send an unsolicited pong (pings are answered automatically)."""
         self._check_control("pong")
         self._out.append(self._build_frame(_PONG, data, mask=self._mask))
+
+    def hold_pongs(self) -> None:
+        """Stop answering pings as they come, until :meth:`release_pongs`: the
+        driver calls it while the peer does not read what is written to it, so
+        that a peer that pings without reading cannot make us buffer a pong per
+        ping. Meanwhile only the most recent ping gets its pong (RFC 6455
+        section 5.5.3 allows that), when the pongs are released."""
+        self._holding_pongs = True
+
+    def release_pongs(self) -> None:
+        """Answer pings as they come again, and send the pong held by
+        :meth:`hold_pongs`, if any (while the connection is open)."""
+        self._holding_pongs = False
+        pong, self._held_pong = self._held_pong, None
+        if pong is not None and self.state is OPEN:
+            self._out.append(pong)
 
     def send_close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Start the closing handshake: send a close frame (``code`` 1005 with no

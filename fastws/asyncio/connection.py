@@ -267,9 +267,13 @@ class Connection(asyncio.BufferedProtocol):
 
     def pause_writing(self) -> None:
         self._writing_paused = True
+        # A peer that pings and does not read must not fill our memory with pongs.
+        self.protocol.hold_pongs()
 
     def resume_writing(self) -> None:
         self._writing_paused = False
+        self.protocol.release_pongs()
+        self._flush()
         self._wake_writers()
 
     # --- events ---------------------------------------------------------------------
@@ -301,12 +305,21 @@ class Connection(asyncio.BufferedProtocol):
                     if not waiter.done():
                         waiter.set_result(event)
                         continue
-                self._messages.append(event)
-                if (
-                    self.max_queue is not None
-                    and not self._reading_paused
-                    and len(self._messages) >= self.max_queue
-                ):
+                messages = self._messages
+                max_queue = self.max_queue
+                if max_queue is None:
+                    messages.append(event)
+                    continue
+                protocol = self.protocol
+                # Waiting for the peer's close frame after ours: reading goes on
+                # only to find it (see _flush), and what does not fit is dropped.
+                # (Messages before the peer's own close frame are all kept.)
+                closing = protocol.close_sent is not None and protocol.close_rcvd is None
+                if closing and len(messages) >= max_queue:
+                    logger.debug("dropped a message received while closing: queue full")
+                    continue
+                messages.append(event)
+                if len(messages) >= max_queue and not self._reading_paused and not closing:
                     self._reading_paused = True
                     self.transport.pause_reading()
             else:
@@ -392,6 +405,11 @@ class Connection(asyncio.BufferedProtocol):
         elif protocol.state is CLOSING and self._close_stage == 0:
             self._close_stage = 1
             self._arm_close_timer()
+            if self._reading_paused:
+                # Our close frame is out: read on, to find the peer's, even if the
+                # application no longer reads (a handler that ended, a shutdown).
+                self._reading_paused = False
+                self.transport.resume_reading()
 
     def _arm_close_timer(self) -> None:
         if self.close_timeout is None or self._closed.done():

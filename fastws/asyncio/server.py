@@ -22,7 +22,7 @@ import asyncio
 import inspect
 from typing import Any, Awaitable, Callable, Optional, Sequence, Union
 
-from ..exceptions import ConnectionClosed
+from ..exceptions import ConnectionClosed, InvalidHandshake, ProtocolError
 from ..frames import CloseCode
 from ..http11 import HeadersLike, Request, Response
 from ..protocol import CONNECTING, DEFAULT_MAX_SIZE, OPEN, ServerProtocol
@@ -45,8 +45,11 @@ class ServerConnection(Connection):
         self._open_timer: Optional[asyncio.TimerHandle] = None
         self._hook_task: Optional[asyncio.Task] = None  # an async process_request
         self.handler_task: Optional[asyncio.Task] = None
+        self._peer: Any = None  # kept for the log line once the transport is gone
+        self._refusal_logged = False
 
     def connection_made(self, transport) -> None:
+        self._peer = transport.get_extra_info("peername")
         super().connection_made(transport)
         self.server._connections.add(self)
         if self.open_timeout is not None:
@@ -59,12 +62,26 @@ class ServerConnection(Connection):
             self._hook_task.cancel()  # nobody is left to answer
         super().connection_lost(exc)
         self.server._connections.discard(self)
+        error = self.protocol.error
+        if (
+            isinstance(error, InvalidHandshake)
+            and not self._refusal_logged
+            and getattr(self.protocol, "response", None) is not None
+        ):
+            # A request the parser refused (garbage, TLS on a plain port...):
+            # the protocol answered with an HTTP error before any hook ran.
+            logger.info("refused opening handshake from %s: %s", self._peer, error)
+        elif isinstance(error, ProtocolError):
+            # The peer broke the protocol: one line, no traceback (not a server bug).
+            sent = self.protocol.close_sent
+            code = sent.code if sent is not None else error.close_code
+            logger.info("failed connection from %s with %d: %s", self._peer, code, error)
 
     def _open_timed_out(self) -> None:
         """A client that opened TCP and never finished its request frees its slot."""
         self._open_timer = None
         if self.protocol.state is CONNECTING and self.transport is not None:
-            logger.info("opening handshake from %s timed out", self.remote_address)
+            logger.info("opening handshake from %s timed out", self._peer)
             self.transport.abort()
 
     def respond(self, status: int, text: str) -> Response:
@@ -125,7 +142,8 @@ class ServerConnection(Connection):
             if protocol.pending_failure is not None:
                 self._schedule_failure()
         elif protocol.error is not None:
-            logger.info("refused opening handshake from %s: %s", self.remote_address, protocol.error)
+            self._refusal_logged = True
+            logger.info("refused opening handshake from %s: %s", self._peer, protocol.error)
         self._flush()
 
     async def _run_handler(self) -> None:
