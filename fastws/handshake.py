@@ -58,6 +58,10 @@ GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _OWS = " \t"
+# RFC 3986 section 3.2.2: a reg-name (unreserved, pct-encoded, sub-delims), or the
+# inside of an IP-literal (hex digits, colons, dots, a %-zone). No spaces or
+# controls: the host goes into the Host header as is.
+_HOST = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=%]+|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(%[A-Za-z0-9\-._~]+)?")
 
 
 # --- URIs -----------------------------------------------------------------------
@@ -114,6 +118,8 @@ def parse_uri(uri: str) -> WebSocketURI:
         host = host.encode("idna").decode("ascii")
     except UnicodeError:
         raise InvalidURI(uri, "host cannot be encoded") from None
+    if not _HOST.fullmatch(host):
+        raise InvalidURI(uri, f"invalid host {host!r}")
     return WebSocketURI(secure, host, port or (443 if secure else 80), path, user_info)
 
 
