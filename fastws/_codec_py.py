@@ -31,6 +31,7 @@ __all__ = [
     "build_frame",
     "parse_close",
     "build_close",
+    "scan_utf8",
 ]
 
 _OPCODES = _rules.OPCODES

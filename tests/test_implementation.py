@@ -18,17 +18,20 @@ import fastws
 from fastws import _codec_py
 
 ROOT = Path(__file__).resolve().parent.parent
+# The codec's names, which both implementations define.
+CODEC_NAMES = tuple(name for name in fastws.codec.__all__ if name != "IMPLEMENTATION")
 
 # Prints the chosen implementation and checks that the public names are that
 # module's own objects.
 REPORT = """
 import fastws, fastws.codec
 impl = fastws.codec._impl
-for name in ("apply_mask", "apply_mask_inplace", "validate_utf8", "Utf8Validator",
-             "Frame", "FrameParser", "build_frame", "parse_close", "build_close"):
-    assert getattr(fastws, name) is getattr(impl, name), name
+for name in {names!r}:
+    assert getattr(fastws.codec, name) is getattr(impl, name), name
+    # and the package's re-exports (not every codec name is one)
+    assert getattr(fastws, name, getattr(impl, name)) is getattr(impl, name), name
 print(fastws.IMPLEMENTATION, impl.__name__)
-"""
+""".format(names=CODEC_NAMES)
 
 # Makes ``fastws._speedups`` unimportable, as on an interpreter without a build.
 BLOCK_EXTENSION = """
@@ -46,11 +49,10 @@ sys.meta_path.insert(0, _Block())
 FAKE_EXTENSION = """
 import sys, types
 fake = types.ModuleType("fastws._speedups")
-for name in ("apply_mask", "apply_mask_inplace", "validate_utf8", "Utf8Validator",
-             "Frame", "FrameParser", "build_frame", "parse_close", "build_close"):
+for name in {names!r}:
     setattr(fake, name, object())
 sys.modules["fastws._speedups"] = fake
-"""
+""".format(names=CODEC_NAMES)
 
 
 def run_python(code: str, **env_vars: str) -> subprocess.CompletedProcess:
