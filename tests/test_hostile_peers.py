@@ -214,7 +214,9 @@ async def test_hostile_server_announces_a_huge_frame(log):
             with pytest.raises(ConnectionClosedError):
                 await websocket.recv()
         assert websocket.protocol.close_sent.code == CloseCode.MESSAGE_TOO_BIG
-        assert memory["peak"] < 256 * KiB
+        # Half of max_size (1 MiB): nothing sized by the header was allocated.
+        # (The rest is the event loop and the raw server's own reads.)
+        assert memory["peak"] < 512 * KiB
         await asyncio.wait_for(websocket.wait_closed(), 5)
     assert_no_traceback(log)
 

@@ -200,12 +200,15 @@ class Connection(asyncio.BufferedProtocol):
     def connection_made(self, transport) -> None:
         self.transport = transport
         transport.set_write_buffer_limits(high=self.write_limit, low=self.write_limit // 4)
-        if type(transport).writelines is asyncio.WriteTransport.writelines:
-            # This writelines() joins the chunks (asyncio before 3.12): that
-            # would copy a large payload that chunks_to_send() left uncopied.
+        writelines = type(transport).writelines
+        if getattr(writelines, "__module__", "").startswith("asyncio."):
+            # asyncio's own writelines() joins the chunks (before 3.12: a copy
+            # of the payload that chunks_to_send() left uncopied), or never
+            # pauses the protocol (3.12 and 3.13: no backpressure). write()
+            # each chunk instead: from 3.12 on, write() keeps it uncopied too.
             self._writelines = self._write_each
         else:
-            self._writelines = transport.writelines  # writev / sendmsg
+            self._writelines = transport.writelines  # uvloop: writev
         self._flush()  # a client's handshake request
 
     def get_buffer(self, sizehint: int) -> memoryview:
