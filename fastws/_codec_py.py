@@ -137,23 +137,35 @@ def _valid_prefix(pending: bytes) -> bool:
     """True if ``pending`` (1 to 3 bytes, an incomplete sequence) can still
     become a valid UTF-8 sequence. CPython's incremental decoder lets some
     impossible prefixes wait (a surrogate's ``ED A0``), this does not."""
-    lead = pending[0]
+    return _utf8_bad_at(pending, 0) == len(pending) and pending[0] >= 0x80
+
+
+def _utf8_bad_at(buf: bytes, start: int) -> int:
+    """Index of the first impossible byte of the sequence that starts at
+    ``buf[start]``, or ``len(buf)`` if that sequence is valid or merely cut."""
+    lead = buf[start]
+    if lead < 0x80:
+        return len(buf)
     if lead < 0xC2 or lead > 0xF4:
-        return False
-    if len(pending) > 1:
-        second = pending[1]
+        return start
+    need = 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
+    for k in range(1, need):
+        j = start + k
+        if j >= len(buf):
+            return len(buf)
         low, high = 0x80, 0xBF
-        if lead == 0xE0:
-            low = 0xA0
-        elif lead == 0xED:
-            high = 0x9F
-        elif lead == 0xF0:
-            low = 0x90
-        elif lead == 0xF4:
-            high = 0x8F
-        if not low <= second <= high:
-            return False
-    return True
+        if k == 1:
+            if lead == 0xE0:
+                low = 0xA0
+            elif lead == 0xED:
+                high = 0x9F
+            elif lead == 0xF0:
+                low = 0x90
+            elif lead == 0xF4:
+                high = 0x8F
+        if not low <= buf[j] <= high:
+            return j
+    return len(buf)
 
 
 class Utf8Validator:
@@ -497,34 +509,6 @@ def build_close(code: int, reason: str = "") -> bytes:
 # --- UTF-8 scanning with the failure index (issue #7: fastws.accelerate) ----------
 # Added for the wsaccel/Autobahn-compatible validator, whose validate() reports the
 # index of the first invalid byte. Kept at the end of the file on purpose.
-
-
-def _utf8_bad_at(buf: bytes, start: int) -> int:
-    """Index of the first impossible byte of the sequence that starts at
-    ``buf[start]``, or ``len(buf)`` if that sequence is valid or merely cut."""
-    lead = buf[start]
-    if lead < 0x80:
-        return len(buf)
-    if lead < 0xC2 or lead > 0xF4:
-        return start
-    need = 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
-    for k in range(1, need):
-        j = start + k
-        if j >= len(buf):
-            return len(buf)
-        low, high = 0x80, 0xBF
-        if k == 1:
-            if lead == 0xE0:
-                low = 0xA0
-            elif lead == 0xED:
-                high = 0x9F
-            elif lead == 0xF0:
-                low = 0x90
-            elif lead == 0xF4:
-                high = 0x8F
-        if not low <= buf[j] <= high:
-            return j
-    return len(buf)
 
 
 def scan_utf8(data, pending=b"") -> tuple:
