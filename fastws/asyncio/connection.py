@@ -215,19 +215,10 @@ class Connection(asyncio.BufferedProtocol):
         return self._read_buf
 
     def buffer_updated(self, nbytes: int) -> None:
-        protocol = self.protocol
-        if protocol.state is CONNECTING:
-            # The handshake parsers may keep what they get: a copy.
-            self.data_received(self._read_buf[:nbytes].tobytes())
-            return
-        # data_received(), inlined: this runs for every read.
-        protocol.receive_data(self._read_buf[:nbytes])
-        events = protocol.events_received()
-        if events:
-            self._handle_events(events)
-        if protocol.pending_failure is not None:
-            self._schedule_failure()
-        self._flush()
+        data = self._read_buf[:nbytes]
+        if self.protocol.state is CONNECTING:
+            data = data.tobytes()  # the handshake parsers may keep what they get
+        self.data_received(data)
 
     def data_received(self, data) -> None:
         protocol = self.protocol
