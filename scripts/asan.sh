@@ -85,7 +85,10 @@ SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-poin
 CC="$CC" CFLAGS="$SAN" LDFLAGS="$SAN" FASTWS_DEBUG_BUILD=1 \
     "$PYTHON" setup.py -q build_ext --inplace >"$TMP/build.log" 2>&1 || { cat "$TMP/build.log"; exit 1; }
 SO=$(ls fastws/_speedups*.so)
-if [ "$(echo "$SO" | wc -w)" != 1 ] || ! ldd "$SO" | grep -q libasan; then
+# (ldd's output in a variable: `ldd | grep -q` under pipefail fails at random when
+# grep exits at the first match and ldd gets SIGPIPE.)
+LINKED=$(ldd "$SO" 2>&1 || true)
+if [ "$(echo "$SO" | wc -w)" != 1 ] || [[ "$LINKED" != *libasan* ]]; then
     echo "asan.sh: '$SO' is not one extension linked with libasan; build log:" >&2
     cat "$TMP/build.log" >&2
     exit 1

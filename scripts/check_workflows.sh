@@ -24,7 +24,7 @@ for spec in linux:x86_64 linux:aarch64 macos:x86_64 macos:arm64 windows:AMD64 wi
     echo "$spec ($n): $(echo $ids)"
     # Every runner builds CPython 3.9 to 3.14 and the free-threaded 3.13t and 3.14t.
     for v in cp39 cp310 cp311 cp312 cp313 cp314 cp313t cp314t; do
-        if ! echo "$ids" | grep -q "^$v-"; then
+        if ! grep -q "^$v-" <<<"$ids"; then
             echo "check_workflows: $spec does not build $v" >&2
             exit 1
         fi
