@@ -19,7 +19,7 @@ already), left alone.
 from __future__ import annotations
 
 from ..codec import apply_mask_inplace
-from ._patching import Patcher, PatchResult, compiled_core_check
+from ._patching import Patcher, PatchResult
 
 _patcher = Patcher("aiohttp", "aiohttp")
 
@@ -39,11 +39,9 @@ def patch_aiohttp(*, force: bool = False, allow_pure: bool = False) -> PatchResu
     :class:`~fastws.accelerate.IncompatibleVersion` (and patches nothing) when
     aiohttp's modules lack ``websocket_mask``.
     """
-    if _patcher.patched:
-        return _patcher.already()
-    refused = compiled_core_check(_patcher, allow_pure)
-    if refused is not None:
-        return refused
+    early = _patcher.begin(allow_pure)
+    if early is not None:
+        return early
     import aiohttp._websocket.helpers as helpers
     import aiohttp._websocket.reader_py as reader_py
     import aiohttp._websocket.writer as writer

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Optional, Union
 
-from ._patching import Patcher, PatchResult, compiled_core_check
+from ._patching import Patcher, PatchResult
 from .wsaccel.utf8validator import Utf8Validator
 from .wsaccel.xormask import XorMaskerSimple
 
@@ -38,11 +38,9 @@ def patch_autobahn(*, allow_pure: bool = False) -> PatchResult:
     :class:`~fastws.accelerate.IncompatibleVersion` (and patches nothing) when
     Autobahn's modules lack what it replaces.
     """
-    if _patcher.patched:
-        return _patcher.already()
-    refused = compiled_core_check(_patcher, allow_pure)
-    if refused is not None:
-        return refused
+    early = _patcher.begin(allow_pure)
+    if early is not None:
+        return early
     import autobahn.websocket.protocol as protocol
     import autobahn.websocket.utf8validator as utf8validator
     import autobahn.websocket.xormasker as xormasker

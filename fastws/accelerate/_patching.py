@@ -111,6 +111,26 @@ class Patcher:
             self.library, self.version, active, changed, tuple(targets) or self._targets, reason
         )
 
+    def begin(self, allow_pure: bool) -> Optional[PatchResult]:
+        """None when a patch may go on; else the result to return at once:
+        already patched, or refused because the compiled core is not active.
+
+        With the pure-Python twin (``fastws.IMPLEMENTATION == "python"``: no
+        compiled core, or ``FASTWS_NO_EXTENSIONS=1``), fastws's code is correct
+        but not faster than the library's own, so patches refuse with an
+        :class:`AccelerationWarning` unless ``allow_pure=True`` (tests, PyPy).
+        """
+        if self.patched:
+            return self.already()
+        if codec.IMPLEMENTATION == "cython" or allow_pure:
+            return None
+        reason = (
+            "fastws's compiled core is not active (fastws.IMPLEMENTATION == 'python'): "
+            "patching would not make it faster; pass allow_pure=True to patch anyway"
+        )
+        warnings.warn(f"fastws.accelerate: {self.library} not patched: {reason}", AccelerationWarning, stacklevel=3)
+        return self.result(False, False, reason)
+
     def already(self) -> PatchResult:
         return self.result(True, False, "already patched")
 
@@ -145,21 +165,3 @@ class Patcher:
                 )
         self._saved = None
         return True
-
-
-def compiled_core_check(patcher: Patcher, allow_pure: bool) -> Optional[PatchResult]:
-    """None when patching may go on; else the (inactive) result to return.
-
-    With the pure-Python twin (``fastws.IMPLEMENTATION == "python"``: no
-    compiled core, or ``FASTWS_NO_EXTENSIONS=1``), fastws's code is correct but
-    not faster than the library's own, so patches refuse with an
-    :class:`AccelerationWarning` unless ``allow_pure=True`` (tests, PyPy).
-    """
-    if codec.IMPLEMENTATION == "cython" or allow_pure:
-        return None
-    reason = (
-        "fastws's compiled core is not active (fastws.IMPLEMENTATION == 'python'): "
-        "patching would not make it faster; pass allow_pure=True to patch anyway"
-    )
-    warnings.warn(f"fastws.accelerate: {patcher.library} not patched: {reason}", AccelerationWarning, stacklevel=3)
-    return patcher.result(False, False, reason)

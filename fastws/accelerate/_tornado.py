@@ -13,7 +13,7 @@ and parses frames in coroutine code: both are left alone.
 from __future__ import annotations
 
 from ..codec import apply_mask as _apply_mask
-from ._patching import Patcher, PatchResult, compiled_core_check
+from ._patching import Patcher, PatchResult
 
 _patcher = Patcher("tornado", "tornado")
 
@@ -30,11 +30,9 @@ def patch_tornado(*, allow_pure: bool = False) -> PatchResult:
     :class:`~fastws.accelerate.IncompatibleVersion` (and patches nothing) when
     a module lacks ``_websocket_mask``.
     """
-    if _patcher.patched:
-        return _patcher.already()
-    refused = compiled_core_check(_patcher, allow_pure)
-    if refused is not None:
-        return refused
+    early = _patcher.begin(allow_pure)
+    if early is not None:
+        return early
     import tornado.util as util
     import tornado.web as web
     import tornado.websocket as websocket

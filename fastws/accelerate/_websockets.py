@@ -20,7 +20,7 @@ from __future__ import annotations
 import sys
 
 from .. import codec
-from ._patching import Patcher, PatchResult, compiled_core_check
+from ._patching import Patcher, PatchResult
 
 _patcher = Patcher("websockets", "websockets")
 
@@ -34,11 +34,9 @@ def patch_websockets(*, force: bool = False, allow_pure: bool = False) -> PatchR
     :class:`~fastws.accelerate.IncompatibleVersion` (and patches nothing) when
     ``websockets.frames`` has no ``apply_mask``.
     """
-    if _patcher.patched:
-        return _patcher.already()
-    refused = compiled_core_check(_patcher, allow_pure)
-    if refused is not None:
-        return refused
+    early = _patcher.begin(allow_pure)
+    if early is not None:
+        return early
     import websockets.frames as frames
     import websockets.utils as utils
 

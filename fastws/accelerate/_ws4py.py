@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ..codec import apply_mask_inplace
-from ._patching import Patcher, PatchResult, compiled_core_check
+from ._patching import Patcher, PatchResult
 from .wsaccel.utf8validator import Utf8Validator
 
 _patcher = Patcher("ws4py", "ws4py")
@@ -50,11 +50,9 @@ def patch_ws4py(*, allow_pure: bool = False) -> PatchResult:
     :class:`~fastws.accelerate.IncompatibleVersion` (and patches nothing) when
     ws4py's modules lack what it replaces.
     """
-    if _patcher.patched:
-        return _patcher.already()
-    refused = compiled_core_check(_patcher, allow_pure)
-    if refused is not None:
-        return refused
+    early = _patcher.begin(allow_pure)
+    if early is not None:
+        return early
     import ws4py.framing as framing
     import ws4py.streaming as streaming
     import ws4py.utf8validator as utf8validator

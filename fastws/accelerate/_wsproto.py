@@ -32,7 +32,7 @@ from typing import Any, Optional, Union
 
 from ..codec import FrameParser, apply_mask_inplace
 from ..exceptions import ProtocolError
-from ._patching import Patcher, PatchResult, compiled_core_check
+from ._patching import Patcher, PatchResult
 
 _patcher = Patcher("wsproto", "wsproto")
 _decoder_classes: dict = {}
@@ -226,11 +226,9 @@ def patch_wsproto(*, allow_pure: bool = False) -> PatchResult:
     ``wsproto.frame_protocol`` lacks what it replaces. Affects connections
     created after the call.
     """
-    if _patcher.patched:
-        return _patcher.already()
-    refused = compiled_core_check(_patcher, allow_pure)
-    if refused is not None:
-        return refused
+    early = _patcher.begin(allow_pure)
+    if early is not None:
+        return early
     import wsproto.frame_protocol as fp
 
     for name in ("FrameDecoder", "XorMaskerSimple", "Frame", "Opcode", "FrameProtocol"):

@@ -134,8 +134,8 @@ class Connection(asyncio.BufferedProtocol):
         self.max_queue = max_queue
         self.write_limit = write_limit
         self.listener = listener
-        # listener.on_message, bound once the connection is open.
-        self._on_message: Optional[Any] = None
+        # listener.on_message, bound once: it is called for every message.
+        self._on_message = listener.on_message if listener is not None else None
         #: Round-trip time of the last ping answered, in seconds.
         self.latency = 0.0
         self.loop = asyncio.get_running_loop()
@@ -274,7 +274,7 @@ class Connection(asyncio.BufferedProtocol):
 
     def _handle_events(self, events: list) -> None:
         listener = self.listener
-        if listener is not None and self._on_message is not None:
+        if listener is not None:
             # The callback interface: messages go straight to on_message.
             on_message = self._on_message
             for event in events:
@@ -290,9 +290,6 @@ class Connection(asyncio.BufferedProtocol):
         for event in events:
             kind = type(event)
             if kind is str or kind is bytes:
-                if listener is not None:
-                    self._call_listener("on_message", event)
-                    continue
                 waiter = self._recv_waiter
                 if waiter is not None and not self._messages:
                     self._recv_waiter = None
@@ -442,7 +439,6 @@ class Connection(asyncio.BufferedProtocol):
             self._opened.set_result(None)
         self._start_keepalive()
         if self.listener is not None:
-            self._on_message = self.listener.on_message
             self._call_listener("on_open")
 
     # --- receiving --------------------------------------------------------------------
