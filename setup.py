@@ -1,4 +1,5 @@
-"""Build the compiled codec, fastws._speedups, from Cython.
+"""Build the compiled codec, fastws._speedups, and the compiled hot methods of
+fastws.asyncio's connections, fastws.asyncio._fastpath, from Cython.
 
 Environment:
 - FASTWS_NO_EXTENSIONS=1: build a pure-Python package (no compiler needed);
@@ -42,8 +43,14 @@ def _extensions():
         include_dirs=["fastws"],
         extra_compile_args=cflags,
     )
+    # The compiled hot methods of fastws.asyncio's Connection (no C of its own).
+    fastpath = Extension(
+        "fastws.asyncio._fastpath",
+        ["fastws/asyncio/_fastpath.pyx"],
+        extra_compile_args=cflags,
+    )
     return cythonize(
-        [ext],
+        [ext, fastpath],
         language_level=3,
         annotate=_flag("FASTWS_ANNOTATE"),
         compiler_directives={

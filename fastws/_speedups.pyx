@@ -313,12 +313,7 @@ cdef class Utf8Validator:
 cdef class Frame:
     """One WebSocket frame with its payload already unmasked."""
 
-    cdef readonly object opcode
-    cdef readonly bytes payload
-    cdef readonly bint fin
-    cdef readonly bint rsv1
-    cdef readonly bint rsv2
-    cdef readonly bint rsv3
+    # Fields: opcode, payload, fin, rsv1, rsv2, rsv3 (declared in _speedups.pxd).
 
     def __init__(self, opcode, payload=b"", fin=True, rsv1=False, rsv2=False, rsv3=False):
         self.opcode = Opcode(opcode)

@@ -227,6 +227,7 @@ class Protocol:
         self._events: list = []
         self._out: list = []
         self._reading = False  # True while frames are parsed
+        self._parser: Any = None  # the FrameParser, once frames flow
         self._feed: Optional[Callable] = None
         self._peek: Optional[Callable] = None  # parser.pending
         self._peek_payload: Optional[Callable] = None  # parser.pending_payload
@@ -272,6 +273,7 @@ class Protocol:
             max_size=max_size if self._fast else 125,
             allow_rsv1=self._ext is not None,
         )
+        self._parser = parser
         self._feed = parser.feed
         self._peek = parser.pending
         self._peek_payload = parser.pending_payload
@@ -291,28 +293,79 @@ class Protocol:
             try:
                 frames = self._feed(data)  # type: ignore[misc]
             except ProtocolError as exc:
-                # Frames completed before the error come first: nothing is lost.
-                frames = exc.frames
-                if not frames:
-                    ok = True
-                elif self._checked:
-                    ok = self._process_checked(frames)
-                else:
-                    ok = self._process(frames)
-                if ok:
-                    self._fail(exc)
+                self.receive_frames(exc.frames, exc)
                 return
-            if frames:
-                if self._checked:
-                    self._process_checked(frames)
-                else:
-                    self._process(frames)
-            if self._reading:
-                pending = self._peek()  # type: ignore[misc]
-                if pending is not None:
-                    self._check_pending(*pending)
+            self.receive_frames(frames)
         elif self.state is CONNECTING and not self._eof:
             self._receive_handshake(data)
+
+    def receive_frames(self, frames: list, error: Optional[ProtocolError] = None) -> None:
+        """The second half of :meth:`receive_data`: turn ``frames``, which the
+        parser returned (or, with ``error``, raised with), into events. For
+        drivers that feed the parser themselves (see :meth:`message_parser`).
+        Frames that come once reading has stopped (a callback of the driver
+        failed the connection meanwhile) are discarded, as data received
+        after a failure is."""
+        if not self._reading:
+            return
+        if error is not None:
+            # Frames completed before the error come first: nothing is lost.
+            if not frames:
+                ok = True
+            elif self._checked:
+                ok = self._process_checked(frames)
+            else:
+                ok = self._process(frames)
+            if ok:
+                self._fail(error)
+            return
+        if frames:
+            if self._checked:
+                self._process_checked(frames)
+            else:
+                self._process(frames)
+        if self._reading:
+            pending = self._peek()  # type: ignore[misc]
+            if pending is not None:
+                self._check_pending(*pending)
+
+    def message_parser(self) -> Any:
+        """The :class:`~fastws.codec.FrameParser` while its frames may be turned
+        into messages without this object, else None.
+
+        For a driver with a compiled fast path (:mod:`fastws.asyncio`): while
+        this returns the parser, the connection is OPEN and reading, no
+        fragmented message or partly received text frame is in progress, and
+        ``max_size`` is checked by the parser alone. The driver may then feed
+        it, deliver each whole (FIN) text or binary frame without RSV1 as a
+        message (text decoded as strict UTF-8), and must hand the first other
+        frame, and every frame after it, to :meth:`receive_frames` (with the
+        :class:`ProtocolError` if ``feed`` raised one). If it delivered every
+        frame and the parser's ``pending()`` is not None, it calls
+        ``receive_frames([])``, which looks at the frame in progress."""
+        if (
+            self._reading
+            and self._frag_op is None
+            and not self._checked
+            and self._fast
+            and self.state is OPEN
+        ):
+            return self._parser
+        return None
+
+    def direct_send_ok(self) -> bool:
+        """True if a whole text or binary message may be written now as
+        ``build_frame(opcode, payload, mask=self.mask_frames)``, without
+        this object: the connection is OPEN, no fragmented message is being
+        sent, no extension is negotiated and nothing else waits in
+        :meth:`data_to_send`. (The compiled fast path of :mod:`fastws.asyncio`
+        uses it; other senders call :meth:`send_text`/:meth:`send_binary`.)"""
+        return (
+            self.state is OPEN
+            and self._send_frag is None
+            and self._ext is None
+            and not self._out
+        )
 
     def receive_eof(self) -> None:
         """The peer closed its side of the TCP connection (or the connection was

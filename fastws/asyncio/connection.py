@@ -50,6 +50,7 @@ from ..exceptions import (
 )
 from ..frames import CloseCode
 from ..protocol import CLOSED, CLOSING, CONNECTING, OPEN, Protocol, State
+from .fastpath import FastPath
 
 __all__ = ["Connection", "Listener", "broadcast", "Data"]
 
@@ -101,7 +102,7 @@ def _read_buffer(loop) -> memoryview:
     return buffer
 
 
-class Connection(asyncio.BufferedProtocol):
+class Connection(FastPath, asyncio.BufferedProtocol):
     """One WebSocket connection, server or client side.
 
     Attributes: :attr:`protocol` (the sans-I/O state machine), :attr:`request`,
@@ -211,18 +212,19 @@ class Connection(asyncio.BufferedProtocol):
             self._writelines = transport.writelines  # uvloop: writev
         self._flush()  # a client's handshake request
 
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self._read_buf
-
-    def buffer_updated(self, nbytes: int) -> None:
-        data = self._read_buf[:nbytes]
-        if self.protocol.state is CONNECTING:
-            data = data.tobytes()  # the handshake parsers may keep what they get
-        self.data_received(data)
+    # get_buffer() and buffer_updated(): see FastPath.
 
     def data_received(self, data) -> None:
+        self.protocol.receive_data(data)
+        self._received()
+
+    def _frames_received(self, frames: list, error) -> None:
+        """Frames that the fast path hands over (see FastPath)."""
+        self.protocol.receive_frames(frames, error)
+        self._received()
+
+    def _received(self) -> None:
         protocol = self.protocol
-        protocol.receive_data(data)
         events = protocol.events_received()
         if events:
             self._handle_events(events)
@@ -496,27 +498,7 @@ class Connection(asyncio.BufferedProtocol):
 
     # --- sending ---------------------------------------------------------------------
 
-    def send_nowait(self, message: Data) -> None:
-        """Send a whole message now, without waiting for the write buffer to
-        drain (the callback interface and broadcast use this; check
-        :attr:`write_buffer_size` to apply your own backpressure)."""
-        protocol = self.protocol
-        try:
-            if type(message) is str:
-                protocol.send_text(message)
-            elif isinstance(message, (bytes, bytearray, memoryview)):
-                protocol.send_binary(message)
-            else:
-                raise TypeError(
-                    f"message must be str or bytes-like, not {type(message).__name__}"
-                )
-        except InvalidState:
-            raise self._closed_exc() from None
-        out = protocol.chunks_to_send()
-        if len(out) == 1:
-            self.transport.write(out[0])
-        else:  # a large payload after its header
-            self._writelines(out)
+    # send_nowait(): see FastPath.
 
     async def send(
         self, message: Union[Data, Iterable[Data], AsyncIterable[Data]]

@@ -1,0 +1,146 @@
+# cython: language_level=3
+"""A connection's hot methods, compiled: the twin of :mod:`fastws.asyncio._fastpath_py`.
+
+Both run the same steps (see that module); this one runs them without a Python
+frame of its own for a read of plain messages, or for a message sent, and
+reads a parsed frame's fields straight from its C struct. What is not the
+common case goes through the same Python methods in both.
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.unicode cimport PyUnicode_DecodeUTF8
+
+from fastws._speedups cimport Frame
+
+from fastws.codec import build_frame
+from fastws.exceptions import ProtocolError
+from fastws.frames import Opcode
+from fastws.protocol import CONNECTING, OPEN, _PASS_THROUGH
+
+from fastws.asyncio._fastpath_py import FastPath as _General
+
+IMPLEMENTATION = "cython"
+
+cdef object _OP_TEXT = Opcode.TEXT
+cdef object _OP_BINARY = Opcode.BINARY
+cdef object _OPEN = OPEN
+cdef object _CONNECTING = CONNECTING
+cdef object _ProtocolError = ProtocolError
+cdef object _build_frame = build_frame
+cdef Py_ssize_t _pass_through = _PASS_THROUGH
+cdef object _general_send = _General._send_general
+
+
+cdef class FastPath:
+    """Base of :class:`~fastws.asyncio.connection.Connection`: reading into the
+    shared read buffer, and :meth:`send_nowait`. The attributes below are the
+    connection's own, kept in C slots for the fast path."""
+
+    cdef public object protocol
+    cdef public object transport
+    cdef public object listener
+    cdef public object max_queue
+    cdef public object _on_message
+    cdef public object _read_buf
+    cdef public object _messages
+    cdef public object _recv_waiter
+    cdef public bint _reading_paused
+
+    def get_buffer(self, Py_ssize_t sizehint):
+        return self._read_buf
+
+    def buffer_updated(self, Py_ssize_t nbytes):
+        cdef object data = self._read_buf[:nbytes]
+        cdef object protocol = self.protocol
+        cdef object parser = protocol.message_parser()
+        cdef list frames
+        cdef Py_ssize_t i, n
+        if parser is None:
+            if protocol.state is _CONNECTING:
+                data = data.tobytes()  # the handshake parsers may keep what they get
+            self.data_received(data)
+            return
+        try:
+            frames = parser.feed(data)
+        except _ProtocolError as exc:
+            self._frames_received(exc.frames, exc)
+            return
+        n = len(frames)
+        i = self._deliver(frames, n)
+        if i < n:
+            self._frames_received(frames[i:], None)
+        elif parser.pending() is not None:
+            self._frames_received([], None)
+        elif protocol.state is not _OPEN or protocol._out:
+            # A callback closed the connection, or queued bytes of its own.
+            self._flush()
+
+    cdef Py_ssize_t _deliver(self, list frames, Py_ssize_t n) except -1:
+        """Deliver frames[0], frames[1]... while they are plain messages; the
+        index of the first one that is not (n if all were)."""
+        cdef Py_ssize_t i
+        cdef object op, message
+        cdef Frame frame
+        cdef bytes payload
+        cdef object on_message = self._on_message
+        for i in range(n):
+            if type(frames[i]) is not Frame:
+                return i  # a protocol running the pure-Python codec
+            frame = <Frame>frames[i]
+            if not frame.fin or frame.rsv1:
+                return i
+            op = frame.opcode
+            payload = frame.payload
+            if op is _OP_BINARY:
+                message = payload
+            elif op is _OP_TEXT:
+                try:
+                    message = PyUnicode_DecodeUTF8(
+                        PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload), NULL
+                    )
+                except UnicodeDecodeError:
+                    return i  # the protocol reports where, and fails the connection
+            else:
+                return i
+            if on_message is not None:
+                try:
+                    on_message(self, message)
+                except Exception:
+                    self._listener_failed("on_message")
+            else:
+                self._enqueue(message)
+        return n
+
+    cdef int _enqueue(self, object message) except -1:
+        """A message for recv(): to its waiter, or to the queue (pausing reading
+        when the queue reaches max_queue)."""
+        cdef object waiter = self._recv_waiter
+        cdef object messages = self._messages
+        if waiter is not None and not messages:
+            self._recv_waiter = None
+            if not waiter.done():
+                waiter.set_result(message)
+                return 0
+        messages.append(message)
+        max_queue = self.max_queue
+        if max_queue is not None and len(messages) >= max_queue and not self._reading_paused:
+            self._reading_paused = True
+            self.transport.pause_reading()
+        return 0
+
+    def send_nowait(self, message):
+        """Send a whole message now, without waiting for the write buffer to
+        drain (the callback interface and broadcast use this; check
+        :attr:`write_buffer_size` to apply your own backpressure)."""
+        cdef object kind = type(message)
+        cdef object protocol = self.protocol
+        if kind is bytes:
+            if PyBytes_GET_SIZE(message) < _pass_through or protocol.mask_frames:
+                if protocol.direct_send_ok():
+                    self.transport.write(_build_frame(2, message, mask=protocol.mask_frames))
+                    return
+        elif kind is str:
+            if protocol.direct_send_ok():
+                self.transport.write(_build_frame(1, message, mask=protocol.mask_frames))
+                return
+        _general_send(self, message)
