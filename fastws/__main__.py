@@ -44,7 +44,8 @@ PONG_WAIT = 10.0  # seconds the client waits for the server to catch up at the e
 
 
 def version_string() -> str:
-    """``fastws 0.1.0 (implementation: cython, SIMD: avx2; CPython 3.11.7)``."""
+    """``fastws 0.1.0 (implementation: cython, SIMD: avx2; connection fast path: cython;
+    CPython 3.11.7)``."""
     impl = fastws.IMPLEMENTATION
     if impl == "cython":
         try:
@@ -53,8 +54,11 @@ def version_string() -> str:
             impl += f", SIMD: {_speedups.simd_level()}"
         except (ImportError, AttributeError):  # pragma: no cover - cython implies it imports
             pass
+    from fastws.asyncio import fastpath
+
     return (
         f"fastws {fastws.__version__} (implementation: {impl};"
+        f" connection fast path: {fastpath.IMPLEMENTATION};"
         f" {platform.python_implementation()} {platform.python_version()})"
     )
 
@@ -274,13 +278,24 @@ async def run_client(uri: str, *, max_size: Optional[int] = None) -> int:
 # --- main --------------------------------------------------------------------------
 
 
+class _VersionAction(argparse.Action):
+    """``--version`` on one line (argparse's own action wraps it to the terminal)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_string())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m fastws",
         description="fastws: a WebSocket (RFC 6455) echo server and interactive client.",
     )
     parser.add_argument(
-        "--version", action="version", version=version_string(),
+        "--version", action=_VersionAction,
         help="show the version and the active implementation, and exit",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")

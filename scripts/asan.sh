@@ -51,7 +51,7 @@ done
 if [ ${#PYTEST_ARGS[@]} -eq 0 ]; then
     PYTEST_ARGS=(tests/test_codec_close.py tests/test_codec_equivalence.py tests/test_codec_frames.py
                  tests/test_codec_mask.py tests/test_codec_utf8.py tests/test_fuzz_targets.py
-                 tests/test_fuzz_regressions.py)
+                 tests/test_fuzz_regressions.py tests/test_fastpath.py)
 fi
 
 CC=${CC:-gcc}
@@ -70,6 +70,7 @@ echo "== copying the source tree to $TMP/src =="
 mkdir -p "$TMP/src"
 # Only what the build and the tests need; no compiled objects, no generated C.
 tar -C "$ROOT" --exclude='__pycache__' --exclude='*.so' --exclude='fastws/_speedups.c' \
+    --exclude='fastws/asyncio/_fastpath.c' \
     --exclude='*.html' -cf - setup.py pyproject.toml README.md fastws tests fuzz \
     | tar -C "$TMP/src" -xf -
 cd "$TMP/src"
@@ -80,7 +81,7 @@ fi
 
 STATUS=0
 if [ "$VALGRIND" != 2 ]; then
-echo "== building fastws._speedups with -fsanitize=address,undefined =="
+echo "== building fastws._speedups and fastws.asyncio._fastpath with -fsanitize=address,undefined =="
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 CC="$CC" CFLAGS="$SAN" LDFLAGS="$SAN" FASTWS_DEBUG_BUILD=1 \
     "$PYTHON" setup.py -q build_ext --inplace >"$TMP/build.log" 2>&1 || { cat "$TMP/build.log"; exit 1; }
@@ -113,6 +114,10 @@ import sys, fastws, fastws._speedups as s
 assert fastws.IMPLEMENTATION == "cython", fastws.IMPLEMENTATION
 assert s.__file__.startswith(sys.argv[1]), s.__file__
 print("fastws._speedups:", s.__file__, "SIMD:", s.simd_level())
+from fastws.asyncio import fastpath, _fastpath
+assert fastpath.IMPLEMENTATION == "cython", fastpath.IMPLEMENTATION
+assert _fastpath.__file__.startswith(sys.argv[1]), _fastpath.__file__
+print("fastws.asyncio._fastpath:", _fastpath.__file__)
 EOF
 
 echo "== pytest under ASan/UBSan/LSan: ${PYTEST_ARGS[*]} =="

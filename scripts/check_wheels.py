@@ -174,11 +174,14 @@ def copy_files(files, destination: Path) -> None:
 def check_sdist(sdist: Path) -> None:
     with tarfile.open(sdist) as tar:
         names = [n.split("/", 1)[1] for n in tar.getnames() if "/" in n]
-    for required in ("fastws/_speedups.pyx", "fastws/_simd.h", "fastws/_codec_py.py", "setup.py",
+    for required in ("fastws/_speedups.pyx", "fastws/_speedups.pxd", "fastws/_simd.h", "fastws/_codec_py.py",
+                     "fastws/asyncio/_fastpath.pyx", "fastws/asyncio/_fastpath_py.py", "setup.py",
                      "pyproject.toml", "README.md", "fastws/py.typed"):
         if required not in names:
             fail(f"{sdist.name} lacks {required}")
-    generated = [n for n in names if n.endswith((".so", ".pyd", ".pyc")) or n == "fastws/_speedups.c"]
+    # Every .c under fastws/ is Cython's output (the hand-written C is _simd.h).
+    generated = [n for n in names if n.endswith((".so", ".pyd", ".pyc"))
+                 or (n.startswith("fastws/") and n.endswith((".c", ".html")))]
     if generated:
         fail(f"{sdist.name} carries generated or compiled files: {generated}")
     log(f"sdist ok: {len(names)} entries, Cython source only (no generated C, no binaries)")
@@ -237,8 +240,9 @@ def build_wheel(version: str, python: Path, sdist: Path, work: Path, tools: Path
     tag = "cp" + "".join(version.split(".")[:2])
     if f"-{tag}-{tag}-linux_" not in wheel.name:
         fail(f"unexpected wheel name {wheel.name} for CPython {version}")
-    if not any(n.startswith("fastws/_speedups.") and n.endswith(".so") for n in wheel_files(wheel)):
-        fail(f"{wheel.name} has no compiled fastws/_speedups")
+    for module in ("fastws/_speedups.", "fastws/asyncio/_fastpath."):
+        if not any(n.startswith(module) and n.endswith(".so") for n in wheel_files(wheel)):
+            fail(f"{wheel.name} has no compiled {module.rstrip('.')}")
 
     with timed(f"{version}: auditwheel show and repair"):
         platform_tag = audit(tools, wheel)
@@ -302,6 +306,9 @@ print("fastws.IMPLEMENTATION =", fastws.IMPLEMENTATION)
 assert not (here + os.sep).startswith(source + os.sep), "fastws comes from the source tree"
 assert here.startswith(site + os.sep), f"fastws is not from this environment's site-packages ({site})"
 assert fastws.IMPLEMENTATION == sys.argv[2], fastws.IMPLEMENTATION
+from fastws.asyncio import fastpath
+print("fastws.asyncio.fastpath.IMPLEMENTATION =", fastpath.IMPLEMENTATION)
+assert fastpath.IMPLEMENTATION == sys.argv[2], fastpath.IMPLEMENTATION
 if sys.argv[2] == "cython":
     import fastws._speedups as s
     assert os.path.realpath(s.__file__).startswith(here + os.sep), s.__file__
@@ -313,6 +320,12 @@ else:
         print("no compiled module in this install, as expected")
     else:
         raise AssertionError("the pure wheel brought a compiled module")
+    try:
+        import fastws.asyncio._fastpath
+    except ImportError:
+        pass
+    else:
+        raise AssertionError("the pure wheel brought a compiled fast path")
 """
 
 

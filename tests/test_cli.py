@@ -77,6 +77,10 @@ def test_version():
         from fastws import _speedups
 
         assert f"SIMD: {_speedups.simd_level()}" in out
+    from fastws.asyncio import fastpath
+
+    assert f"connection fast path: {fastpath.IMPLEMENTATION};" in out
+    assert len(result.stdout.splitlines()) == 1, result.stdout
 
 
 def test_no_command_prints_usage():

@@ -192,3 +192,51 @@ def test_asyncio_names_are_lazy_and_match_the_asyncio_layer():
     )
     result = run_python(code)
     assert result.returncode == 0, result.stderr
+
+
+# --- the connection's fast path (fastws.asyncio.fastpath) follows the codec -----------
+
+FASTPATH_REPORT = """
+import fastws
+from fastws.asyncio import fastpath
+from fastws.asyncio.connection import Connection
+assert Connection.__mro__[1] is fastpath.FastPath
+print(fastws.IMPLEMENTATION, fastpath.IMPLEMENTATION, fastpath.FastPath.__module__)
+"""
+
+# Makes ``fastws.asyncio._fastpath`` unimportable: a partial build.
+BLOCK_FASTPATH = BLOCK_EXTENSION.replace('"fastws._speedups"', '"fastws.asyncio._fastpath"')
+
+
+def fastpath_importable() -> bool:
+    try:
+        importlib.import_module("fastws.asyncio._fastpath")
+    except ImportError:
+        return False
+    return speedups_importable()
+
+
+def test_fastpath_follows_the_codec():
+    result = run_python(FASTPATH_REPORT)
+    assert result.returncode == 0, result.stderr
+    if fastpath_importable():
+        assert result.stdout.split() == ["cython", "cython", "fastws.asyncio._fastpath"]
+    else:
+        assert result.stdout.split()[1:] == ["python", "fastws.asyncio._fastpath_py"]
+
+
+def test_no_extensions_gives_the_pure_fastpath():
+    result = run_python(FASTPATH_REPORT, FASTWS_NO_EXTENSIONS="1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["python", "python", "fastws.asyncio._fastpath_py"]
+
+
+def test_missing_fastpath_falls_back_or_fails_when_required():
+    if not speedups_importable():
+        pytest.skip("fastws._speedups is not built")
+    result = run_python(BLOCK_FASTPATH + FASTPATH_REPORT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["cython", "python", "fastws.asyncio._fastpath_py"]
+    result = run_python(BLOCK_FASTPATH + FASTPATH_REPORT, FASTWS_REQUIRE_EXTENSIONS="1")
+    assert result.returncode != 0
+    assert "ImportError: blocked by the test" in result.stderr
