@@ -330,28 +330,44 @@ class Protocol:
                 self._check_pending(*pending)
 
     def message_parser(self) -> Any:
-        """The :class:`~fastws.codec.FrameParser` while its frames may be turned
-        into messages without this object, else None.
+        """The :class:`~fastws.codec.FrameParser`, for a driver that feeds it
+        itself, while the connection is OPEN and reading; else None (the
+        driver then calls :meth:`receive_data`).
 
-        For a driver with a compiled fast path (:mod:`fastws.asyncio`): while
-        this returns the parser, the connection is OPEN and reading, no
-        fragmented message or partly received text frame is in progress, and
-        ``max_size`` is checked by the parser alone. The driver may then feed
-        it, deliver each whole (FIN) text or binary frame without RSV1 as a
-        message (text decoded as strict UTF-8), and must hand the first other
-        frame, and every frame after it, to :meth:`receive_frames` (with the
-        :class:`ProtocolError` if ``feed`` raised one). If it delivered every
-        frame and the parser's ``pending()`` is not None, it calls
-        ``receive_frames([])``, which looks at the frame in progress."""
-        if (
-            self._reading
-            and self._frag_op is None
-            and not self._checked
-            and self._fast
-            and self.state is OPEN
-        ):
+        The compiled fast path of :mod:`fastws.asyncio` uses it to deliver each
+        message as soon as its frame is parsed, in the order of the frames:
+
+        - while :meth:`direct_delivery` is True, a whole (FIN) text or binary
+          frame without RSV1 is a message the driver delivers itself (text
+          decoded as strict UTF-8);
+        - any other frame goes to :meth:`receive_frame`, after which the driver
+          takes :meth:`events_received` and :meth:`data_to_send`, and asks
+          :meth:`direct_delivery` again;
+        - at the end, :meth:`receive_frames` gets the parser's error, if
+          ``feed`` raised one (with an empty list), or an empty list if the
+          parser's ``pending()`` is not None (it looks at the frame in
+          progress).
+        """
+        if self._reading and self.state is OPEN:
             return self._parser
         return None
+
+    def direct_delivery(self) -> bool:
+        """True if the next plain message frame may be delivered by the driver
+        itself (see :meth:`message_parser`): no fragmented message and no
+        partly validated text frame is in progress, and ``max_size`` is
+        checked by the parser alone."""
+        return self._frag_op is None and not self._checked and self._fast and self._reading
+
+    def receive_frame(self, frame: Any) -> bool:
+        """One frame from :meth:`message_parser`'s parser, turned into events.
+        False once reading has stopped (a close frame, a failure): the frames
+        after it are then discarded, as :meth:`receive_data` does."""
+        if not self._reading:
+            return False
+        if self._checked:
+            return self._process_checked([frame])
+        return self._process([frame])
 
     def direct_send_ok(self) -> bool:
         """True if a whole text or binary message may be written now as

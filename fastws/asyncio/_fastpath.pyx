@@ -18,6 +18,7 @@ from fastws.frames import Opcode
 from fastws.protocol import CONNECTING, OPEN, _PASS_THROUGH
 
 from fastws.asyncio._fastpath_py import FastPath as _General
+from fastws.asyncio._fastpath_py import _plain_message as _plain_message_generic
 
 IMPLEMENTATION = "cython"
 
@@ -29,6 +30,30 @@ cdef object _ProtocolError = ProtocolError
 cdef object _build_frame = build_frame
 cdef Py_ssize_t _pass_through = _PASS_THROUGH
 cdef object _general_send = _General._send_general
+cdef object _plain_message_py = _plain_message_generic
+
+
+cdef inline object _plain_message(object frame):
+    """The message a whole, unextended text or binary frame carries; None for
+    any other frame, and for text that is not valid UTF-8 (the protocol then
+    says where, and fails the connection). Our codec's frames are read from
+    their C struct; others (a protocol running the pure codec) as objects."""
+    cdef Frame f
+    cdef bytes payload
+    if type(frame) is not Frame:
+        return _plain_message_py(frame)
+    f = <Frame>frame
+    if not f.fin or f.rsv1:
+        return None
+    payload = f.payload
+    if f.opcode is _OP_BINARY:
+        return payload
+    if f.opcode is _OP_TEXT:
+        try:
+            return PyUnicode_DecodeUTF8(PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload), NULL)
+        except UnicodeDecodeError:
+            return None
+    return None
 
 
 cdef class FastPath:
@@ -53,8 +78,7 @@ cdef class FastPath:
         cdef object data = self._read_buf[:nbytes]
         cdef object protocol = self.protocol
         cdef object parser = protocol.message_parser()
-        cdef list frames
-        cdef Py_ssize_t i, n
+        cdef object frames, error = None
         if parser is None:
             if protocol.state is _CONNECTING:
                 data = data.tobytes()  # the handshake parsers may keep what they get
@@ -63,53 +87,44 @@ cdef class FastPath:
         try:
             frames = parser.feed(data)
         except _ProtocolError as exc:
-            self._frames_received(exc.frames, exc)
+            frames, error = exc.frames, exc
+        if frames and not self._deliver(protocol, <list>frames, error):
             return
-        n = len(frames)
-        i = self._deliver(frames, n)
-        if i < n:
-            self._frames_received(frames[i:], None)
+        if error is not None:
+            self._frames_received([], error)
         elif parser.pending() is not None:
             self._frames_received([], None)
-        elif protocol.state is not _OPEN or protocol._out:
-            # A callback closed the connection, or queued bytes of its own.
-            self._flush()
+        elif protocol._out:
+            self._flush()  # bytes a callback queued itself
 
-    cdef Py_ssize_t _deliver(self, list frames, Py_ssize_t n) except -1:
-        """Deliver frames[0], frames[1]... while they are plain messages; the
-        index of the first one that is not (n if all were)."""
-        cdef Py_ssize_t i
-        cdef object op, message
-        cdef Frame frame
-        cdef bytes payload
+    cdef bint _deliver(self, object protocol, list frames, object error) except -1:
+        """Each frame in order: a plain message to on_message or the recv()
+        queue, anything else through the protocol. False if the read is over
+        (reading stopped, or a callback closed the connection)."""
         cdef object on_message = self._on_message
+        cdef bint direct = protocol.direct_delivery()
+        cdef Py_ssize_t i, n = len(frames)
+        cdef object frame, message
         for i in range(n):
-            if type(frames[i]) is not Frame:
-                return i  # a protocol running the pure-Python codec
-            frame = <Frame>frames[i]
-            if not frame.fin or frame.rsv1:
-                return i
-            op = frame.opcode
-            payload = frame.payload
-            if op is _OP_BINARY:
-                message = payload
-            elif op is _OP_TEXT:
-                try:
-                    message = PyUnicode_DecodeUTF8(
-                        PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload), NULL
-                    )
-                except UnicodeDecodeError:
-                    return i  # the protocol reports where, and fails the connection
+            frame = frames[i]
+            message = _plain_message(frame) if direct else None
+            if message is None:
+                if not self._frame_received(frame):
+                    return False  # what follows a close frame or a failure is discarded
+                direct = protocol.direct_delivery()
+            elif on_message is None:
+                self._enqueue(message)
             else:
-                return i
-            if on_message is not None:
                 try:
                     on_message(self, message)
                 except Exception:
                     self._listener_failed("on_message")
-            else:
-                self._enqueue(message)
-        return n
+                if protocol.state is not _OPEN:
+                    # The callback failed or closed the connection: the protocol
+                    # takes the rest (and discards it after a failure).
+                    self._frames_received(frames[i + 1:], error)
+                    return False
+        return True
 
     cdef int _enqueue(self, object message) except -1:
         """A message for recv(): to its waiter, or to the queue (pausing reading

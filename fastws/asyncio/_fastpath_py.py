@@ -6,16 +6,23 @@ event loop and the application call for every read and every message,
 compiled one when the compiled codec is active, this one otherwise. Both run
 the same steps:
 
-- a read of whole, unfragmented text or binary frames goes from the read buffer
-  through the parser straight to the Listener's ``on_message`` (or to the queue
-  of ``recv()``), one message at a time, so a reply sent from ``on_message``
-  goes out before anything that later frames of the same read cause (a pong, the
-  echo of a close frame);
-- whatever else comes (control frames, fragments, compressed frames, invalid
-  UTF-8, protocol errors, a frame still arriving, the handshake) is handed to the
-  sans-I/O protocol where it was met
-  (:meth:`fastws.protocol.Protocol.message_parser` says when the shortcut is
-  allowed, and :meth:`~fastws.protocol.Protocol.receive_frames` takes the rest);
+- each frame of a read is taken in order, as soon as it is parsed: a whole,
+  unfragmented text or binary frame goes from the read buffer through the
+  parser straight to the Listener's ``on_message`` (or to the queue of
+  ``recv()``); any other frame (control frames, fragments, compressed frames,
+  invalid UTF-8) goes to the sans-I/O protocol
+  (:meth:`~fastws.protocol.Protocol.receive_frame`), and the events and bytes
+  it causes are handled at once. So a reply sent from ``on_message`` goes out
+  before anything that a later frame causes (a pong, the echo of a close
+  frame), however the peer's frames fall into reads;
+- the protocol says when (:meth:`~fastws.protocol.Protocol.message_parser`,
+  :meth:`~fastws.protocol.Protocol.direct_delivery`) and takes the parser's
+  errors and the frame still arriving at the end of a read
+  (:meth:`~fastws.protocol.Protocol.receive_frames`); the handshake, and
+  everything after our close frame, go through
+  :meth:`~fastws.protocol.Protocol.receive_data`;
+- once a callback fails the connection, nothing more of the read is processed
+  (RFC 6455 section 7.1.7);
 - a whole message sent while nothing else is queued is framed and written at
   once (:meth:`~fastws.protocol.Protocol.direct_send_ok`); anything else goes
   through :meth:`~fastws.protocol.Protocol.send_text` or
@@ -41,6 +48,23 @@ _OP_TEXT = Opcode.TEXT
 _OP_BINARY = Opcode.BINARY
 
 
+def _plain_message(frame):
+    """The message a whole, unextended text or binary frame carries; None for
+    any other frame, and for text that is not valid UTF-8 (the protocol then
+    says where, and fails the connection)."""
+    if not frame.fin or frame.rsv1:
+        return None
+    op = frame.opcode
+    if op is _OP_BINARY:
+        return frame.payload
+    if op is _OP_TEXT:
+        try:
+            return frame.payload.decode()
+        except UnicodeDecodeError:
+            return None
+    return None
+
+
 class FastPath(asyncio.BufferedProtocol):
     """Base of :class:`~fastws.asyncio.connection.Connection`: reading into the
     shared read buffer, and :meth:`send_nowait`."""
@@ -57,47 +81,45 @@ class FastPath(asyncio.BufferedProtocol):
                 data = data.tobytes()  # the handshake parsers may keep what they get
             self.data_received(data)  # type: ignore[attr-defined]
             return
+        error = None
         try:
             frames = parser.feed(data)
         except ProtocolError as exc:
-            self._frames_received(exc.frames, exc)  # type: ignore[attr-defined]
+            frames, error = exc.frames, exc
+        if frames and not self._deliver(protocol, frames, error):
             return
-        n = len(frames)
-        i = self._deliver(frames, n)
-        if i < n:
-            self._frames_received(frames[i:], None)  # type: ignore[attr-defined]
+        if error is not None:
+            self._frames_received([], error)  # type: ignore[attr-defined]
         elif parser.pending() is not None:
             self._frames_received([], None)  # type: ignore[attr-defined]
-        elif protocol.state is not OPEN or protocol._out:
-            # A callback closed the connection, or queued bytes of its own.
-            self._flush()  # type: ignore[attr-defined]
+        elif protocol._out:
+            self._flush()  # type: ignore[attr-defined]  # bytes a callback queued itself
 
-    def _deliver(self, frames: list, n: int) -> int:
-        """Deliver frames[0], frames[1]... while they are plain messages; the
-        index of the first one that is not (n if all were)."""
+    def _deliver(self, protocol, frames: list, error) -> bool:
+        """Each frame in order: a plain message to on_message or the recv()
+        queue, anything else through the protocol. False if the read is over
+        (reading stopped, or a callback closed the connection)."""
         on_message = self._on_message  # type: ignore[attr-defined]
-        for i in range(n):
-            frame = frames[i]
-            if not frame.fin or frame.rsv1:
-                return i
-            op = frame.opcode
-            if op is _OP_BINARY:
-                message = frame.payload
-            elif op is _OP_TEXT:
-                try:
-                    message = frame.payload.decode()
-                except UnicodeDecodeError:
-                    return i  # the protocol reports where, and fails the connection
+        direct = protocol.direct_delivery()
+        for i, frame in enumerate(frames):
+            message = _plain_message(frame) if direct else None
+            if message is None:
+                if not self._frame_received(frame):  # type: ignore[attr-defined]
+                    return False  # what follows a close frame or a failure is discarded
+                direct = protocol.direct_delivery()
+            elif on_message is None:
+                self._enqueue(message)
             else:
-                return i
-            if on_message is not None:
                 try:
                     on_message(self, message)
                 except Exception:
                     self._listener_failed("on_message")  # type: ignore[attr-defined]
-            else:
-                self._enqueue(message)
-        return n
+                if protocol.state is not OPEN:
+                    # The callback failed or closed the connection: the protocol
+                    # takes the rest (and discards it after a failure).
+                    self._frames_received(frames[i + 1:], error)  # type: ignore[attr-defined]
+                    return False
+        return True
 
     def _enqueue(self, message) -> None:
         """A message for recv(): to its waiter, or to the queue (pausing reading

@@ -219,9 +219,15 @@ class Connection(FastPath, asyncio.BufferedProtocol):
         self._received()
 
     def _frames_received(self, frames: list, error) -> None:
-        """Frames that the fast path hands over (see FastPath)."""
+        """The end of a read that the fast path handled (see FastPath)."""
         self.protocol.receive_frames(frames, error)
         self._received()
+
+    def _frame_received(self, frame) -> bool:
+        """A frame that the fast path does not deliver itself (see FastPath)."""
+        reading = self.protocol.receive_frame(frame)
+        self._received()
+        return reading
 
     def _received(self) -> None:
         protocol = self.protocol
@@ -285,7 +291,8 @@ class Connection(FastPath, asyncio.BufferedProtocol):
                     try:
                         on_message(self, event)
                     except Exception:
-                        self._listener_failed("on_message")
+                        if self._listener_failed("on_message"):
+                            return
                 else:
                     self._handle_event(event, listener)
             return
@@ -365,12 +372,16 @@ class Connection(FastPath, asyncio.BufferedProtocol):
         except Exception:
             self._listener_failed(name)
 
-    def _listener_failed(self, name: str) -> None:
-        """A callback raised: log it and fail the connection with 1011."""
+    def _listener_failed(self, name: str) -> bool:
+        """A callback raised: log it and fail the connection with 1011. True if
+        that failed the connection (it was OPEN): nothing received after the
+        failure is processed any more (RFC 6455 section 7.1.7)."""
         logger.error("listener %s failed", name, exc_info=True)
         if self.protocol.state is OPEN:
             self.protocol.fail(CloseCode.INTERNAL_ERROR, "")
             self._flush()
+            return True
+        return False
 
     def _write_each(self, chunks: list) -> None:
         write = self.transport.write
