@@ -221,6 +221,12 @@ class Protocol:
         #: See the class docstring: set it for drivers that deliver messages
         #: asynchronously.
         self.defer_failure = defer_failure
+        #: Set by a driver that feeds frames itself (see :meth:`message_parser`):
+        #: bytes that came after the opening handshake in the same read are kept
+        #: for :meth:`trailing_data` instead of going to :meth:`receive_data`,
+        #: so that the driver handles them as any later read.
+        self.defer_trailing = False
+        self._trailing = b""
         #: With ``defer_failure``: the peer's protocol error whose close frame
         #: waits for :meth:`fail_pending`, or None.
         self.pending_failure: Optional[ProtocolError] = None
@@ -382,6 +388,19 @@ class Protocol:
             and self._ext is None
             and not self._out
         )
+
+    def _receive_trailing(self, data: bytes) -> None:
+        """Bytes that came after the opening handshake, in the same read."""
+        if self.defer_trailing:
+            self._trailing += data
+        else:
+            self.receive_data(data)
+
+    def trailing_data(self) -> bytes:
+        """With ``defer_trailing``: the bytes that came after the opening
+        handshake in the same read (frames already), once; ``b""`` if none."""
+        data, self._trailing = self._trailing, b""
+        return data
 
     def receive_eof(self) -> None:
         """The peer closed its side of the TCP connection (or the connection was
@@ -1019,7 +1038,7 @@ class ServerProtocol(Protocol):
             self._start_frames()
             pending, self._pending = self._pending, bytearray()
             if pending:
-                self.receive_data(bytes(pending))
+                self._receive_trailing(bytes(pending))
             return
         headers = response.headers
         if "Content-Length" not in headers and "Transfer-Encoding" not in headers:
@@ -1115,7 +1134,7 @@ class ClientProtocol(Protocol):
         self._start_frames()
         trailing = self._http.trailing
         if trailing:
-            self.receive_data(trailing)
+            self._receive_trailing(trailing)
 
     def _handshake_failed(self, exc: InvalidHandshake) -> None:
         self.error = exc

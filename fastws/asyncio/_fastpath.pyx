@@ -75,27 +75,34 @@ cdef class FastPath:
         return self._read_buf
 
     def buffer_updated(self, Py_ssize_t nbytes):
-        cdef object data = self._read_buf[:nbytes]
+        self._read(self._read_buf[:nbytes])
+
+    def _feed_read(self, data):
+        """One read's bytes (from the read buffer, or trailing the handshake)."""
+        self._read(data)
+
+    cdef int _read(self, object data) except -1:
         cdef object protocol = self.protocol
         cdef object parser = protocol.message_parser()
         cdef object frames, error = None
         if parser is None:
             if protocol.state is _CONNECTING:
-                data = data.tobytes()  # the handshake parsers may keep what they get
+                data = bytes(data)  # the handshake parsers may keep what they get
             self.data_received(data)
-            return
+            return 0
         try:
             frames = parser.feed(data)
         except _ProtocolError as exc:
             frames, error = exc.frames, exc
         if frames and not self._deliver(protocol, <list>frames, error):
-            return
+            return 0
         if error is not None:
             self._frames_received([], error)
         elif parser.pending() is not None:
             self._frames_received([], None)
         elif protocol._out:
             self._flush()  # bytes a callback queued itself
+        return 0
 
     cdef bint _deliver(self, object protocol, list frames, object error) except -1:
         """Each frame in order: a plain message to on_message or the recv()

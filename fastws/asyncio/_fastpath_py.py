@@ -73,12 +73,15 @@ class FastPath(asyncio.BufferedProtocol):
         return self._read_buf  # type: ignore[attr-defined]
 
     def buffer_updated(self, nbytes: int) -> None:
-        data = self._read_buf[:nbytes]  # type: ignore[attr-defined]
+        self._feed_read(self._read_buf[:nbytes])  # type: ignore[attr-defined]
+
+    def _feed_read(self, data) -> None:
+        """One read's bytes (from the read buffer, or trailing the handshake)."""
         protocol = self.protocol  # type: ignore[attr-defined]
         parser = protocol.message_parser()
         if parser is None:
             if protocol.state is CONNECTING:
-                data = data.tobytes()  # the handshake parsers may keep what they get
+                data = bytes(data)  # the handshake parsers may keep what they get
             self.data_received(data)  # type: ignore[attr-defined]
             return
         error = None

@@ -34,10 +34,10 @@ class ClientConnection(Connection):
     """A connection opened by :func:`connect`."""
 
     def _handshake_event(self, response) -> None:
-        # Frames that came with the response may have moved the state past OPEN
-        # already: the handshake succeeded unless it recorded a handshake error.
         if not isinstance(self.protocol.error, InvalidHandshake):
             self._connection_open()
+            # Frames that came in the same read as the response.
+            self._read_trailing()
         elif not self._opened.done():
             error = self.protocol.error
             self._opened.set_exception(error if error is not None else ConnectionError("handshake failed"))

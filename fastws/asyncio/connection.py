@@ -129,6 +129,9 @@ class Connection(FastPath, asyncio.BufferedProtocol):
         self.protocol = protocol
         # Messages are handed over asynchronously: a failure waits for them.
         protocol.defer_failure = True
+        # Frames that come in the same read as the opening handshake go through
+        # the fast path too, once the connection is open (_read_trailing).
+        protocol.defer_trailing = True
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.close_timeout = close_timeout
@@ -218,6 +221,13 @@ class Connection(FastPath, asyncio.BufferedProtocol):
         self.protocol.receive_data(data)
         self._received()
 
+    def _read_trailing(self) -> None:
+        """Bytes that came after the opening handshake in the same read: handled
+        as a read of their own, now that the connection is open."""
+        data = self.protocol.trailing_data()
+        if data:
+            self._feed_read(data)
+
     def _frames_received(self, frames: list, error) -> None:
         """The end of a read that the fast path handled (see FastPath)."""
         self.protocol.receive_frames(frames, error)
@@ -293,8 +303,8 @@ class Connection(FastPath, asyncio.BufferedProtocol):
                     except Exception:
                         if self._listener_failed("on_message"):
                             return
-                else:
-                    self._handle_event(event, listener)
+                elif self._handle_event(event, listener):
+                    return
             return
         for event in events:
             kind = type(event)
@@ -325,20 +335,22 @@ class Connection(FastPath, asyncio.BufferedProtocol):
             else:
                 self._handle_event(event, listener)
 
-    def _handle_event(self, event, listener: Optional[Listener]) -> None:
-        """Any event but a message."""
+    def _handle_event(self, event, listener: Optional[Listener]) -> bool:
+        """Any event but a message. True if a callback failed the connection:
+        the events after it are not handled (RFC 6455 section 7.1.7)."""
         kind = type(event)
         if kind is Pong:
             self._pong_received(event.data)
             if listener is not None:
-                self._call_listener("on_pong", event.data)
+                return self._call_listener("on_pong", event.data)
         elif kind is Close:
             self._wake_recv(_CLOSED)
         elif kind is Ping:
             if listener is not None:
-                self._call_listener("on_ping", event.data)
+                return self._call_listener("on_ping", event.data)
         else:
             self._handshake_event(event)
+        return False
 
     def _handshake_event(self, event) -> None:
         """The Request (server) or Response (client) of the opening handshake."""
@@ -366,11 +378,13 @@ class Connection(FastPath, asyncio.BufferedProtocol):
             protocol.fail_pending()
             self._flush()
 
-    def _call_listener(self, name: str, *args) -> None:
+    def _call_listener(self, name: str, *args) -> bool:
+        """Call a Listener method; True if it raised and that failed the connection."""
         try:
             getattr(self.listener, name)(self, *args)
         except Exception:
-            self._listener_failed(name)
+            return self._listener_failed(name)
+        return False
 
     def _listener_failed(self, name: str) -> bool:
         """A callback raised: log it and fail the connection with 1011. True if

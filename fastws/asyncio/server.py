@@ -124,8 +124,6 @@ class ServerConnection(Connection):
         if response is None:
             response = protocol.accept()
         protocol.send_response(response)
-        # Frames that came with the request were processed by send_response()
-        # and may have moved the state past OPEN already.
         if response.status_code == 101:
             if self._open_timer is not None:
                 self._open_timer.cancel()
@@ -136,11 +134,7 @@ class ServerConnection(Connection):
                 self.server._handlers.add(self.handler_task)
                 self.handler_task.add_done_callback(self.server._handlers.discard)
             # Frames that came in the same read as the request.
-            events = protocol.events_received()
-            if events:
-                self._handle_events(events)
-            if protocol.pending_failure is not None:
-                self._schedule_failure()
+            self._read_trailing()
         elif protocol.error is not None:
             self._refusal_logged = True
             logger.info("refused opening handshake from %s: %s", self._peer, protocol.error)
