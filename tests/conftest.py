@@ -54,10 +54,16 @@ def load_speedups():
     when it is missing. For use inside tests and fixtures."""
     module, reason = _import_speedups()
     if module is None:
-        if REQUIRE_EXTENSIONS:
-            pytest.fail(f"{reason}, and FASTWS_REQUIRE_EXTENSIONS is set", pytrace=False)
-        pytest.skip(reason)
+        compiled_unavailable(reason)
     return module
+
+
+def compiled_unavailable(reason: str) -> None:
+    """Skip the test for a missing compiled part, or fail it under
+    FASTWS_REQUIRE_EXTENSIONS."""
+    if REQUIRE_EXTENSIONS:
+        pytest.fail(f"{reason}, and FASTWS_REQUIRE_EXTENSIONS is set", pytrace=False)
+    pytest.skip(reason)
 
 
 def load_codec(name: str):

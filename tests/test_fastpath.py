@@ -45,7 +45,7 @@ from fastws.exceptions import ConnectionClosed, ConnectionClosedError, Connectio
 from fastws.protocol import OPEN, ClientProtocol, Protocol, ServerProtocol, Side
 
 from asyncio_helpers import HANDSHAKE, TEST_TIMEOUT
-from conftest import REQUIRE_EXTENSIONS
+from conftest import compiled_unavailable
 
 # --- implementations ----------------------------------------------------------------------
 
@@ -87,9 +87,7 @@ def impl(request):
         return Impl("python", PureConnection)
     cls, reason = _compiled_connection()
     if cls is None:
-        if REQUIRE_EXTENSIONS:
-            pytest.fail(f"{reason}, and FASTWS_REQUIRE_EXTENSIONS is set", pytrace=False)
-        pytest.skip(reason)
+        compiled_unavailable(reason)
     return Impl("cython", cls)
 
 
@@ -98,9 +96,7 @@ def compiled():
     """The compiled Connection, for the tests that compare it with the pure one."""
     cls, reason = _compiled_connection()
     if cls is None:
-        if REQUIRE_EXTENSIONS:
-            pytest.fail(f"{reason}, and FASTWS_REQUIRE_EXTENSIONS is set", pytrace=False)
-        pytest.skip(reason)
+        compiled_unavailable(reason)
     return cls
 
 

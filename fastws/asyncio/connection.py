@@ -1,11 +1,13 @@
 """A WebSocket connection on asyncio.
 
-:class:`Connection` is an :class:`asyncio.Protocol`: the event loop hands it the
-bytes it reads, it feeds them to a sans-I/O :class:`fastws.protocol.Protocol`
-(which runs the compiled parser) and writes what that protocol wants to send.
-No streams, no task per message: ``recv()`` waits on one future, messages wait in
-a deque, and a :class:`Listener` gets its messages called straight from
-``data_received``.
+:class:`Connection` is an :class:`asyncio.BufferedProtocol`: the event loop reads
+into a buffer shared by the loop's connections, and the connection's hot methods
+(:mod:`fastws.asyncio.fastpath`: compiled, or their pure-Python twin) parse it
+with the codec's parser, hand plain messages over at once and give everything
+else to a sans-I/O :class:`fastws.protocol.Protocol`, then write what it wants to
+send. No streams, no task per message: ``recv()`` waits on one future, messages
+wait in a deque, and a :class:`Listener` gets each message called straight from
+the parser loop.
 
 Limits and flow control:
 
