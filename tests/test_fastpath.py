@@ -59,19 +59,22 @@ PureConnection = type(
 
 
 def _compiled_connection():
-    """``(class, None)`` or ``(None, reason to skip)``."""
+    """``(class, None)`` or ``(None, reason to skip)``: Connection itself when it
+    runs the compiled FastPath, else (FASTWS_NO_EXTENSIONS is set: the package
+    picked the pure one) a Connection with the compiled FastPath put first, so
+    that the compiled twin is tested whenever it is built."""
     try:
-        importlib.import_module("fastws.asyncio._fastpath")
+        compiled = importlib.import_module("fastws.asyncio._fastpath")
     except ImportError as exc:
         return None, f"fastws.asyncio._fastpath is not importable ({exc})"
-    if fastpath.IMPLEMENTATION != "cython":
-        return None, (
-            "fastws.asyncio._fastpath is built but not active"
-            f" (fastws.asyncio.fastpath.IMPLEMENTATION == {fastpath.IMPLEMENTATION!r},"
-            " FASTWS_NO_EXTENSIONS is set or the compiled codec is missing): Connection"
-            " runs the pure FastPath"
-        )
-    return Connection, None
+    if fastpath.IMPLEMENTATION == "cython":
+        return Connection, None
+    return _COMPILED_FIRST.setdefault(
+        "cls", type("CompiledConnection", (compiled.FastPath, Connection), {})
+    ), None
+
+
+_COMPILED_FIRST: dict = {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,14 +124,17 @@ def test_each_implementation_uses_its_own_fastpath(impl):
 
         assert _fastpath.IMPLEMENTATION == "cython"
         assert _fastpath.FastPath in mro
-        assert _fastpath_py.FastPath not in mro
         assert mro.index(_fastpath.FastPath) < mro.index(asyncio.BufferedProtocol)
+        if fastpath.IMPLEMENTATION == "cython":
+            assert _fastpath_py.FastPath not in mro
+            # cdef helpers: not reachable from Python, so no subclass can shadow them
+            assert not hasattr(impl.cls, "_deliver") and not hasattr(impl.cls, "_enqueue")
+        else:  # FASTWS_NO_EXTENSIONS: the compiled FastPath put before Connection's
+            assert mro.index(_fastpath.FastPath) < mro.index(_fastpath_py.FastPath)
         for name in names:
             owner = next(k for k in mro if name in vars(k))
             assert owner is _fastpath.FastPath, (name, owner)
             assert getattr(impl.cls, name) is vars(_fastpath.FastPath)[name]
-        # cdef helpers: not reachable from Python, so no subclass can shadow them
-        assert not hasattr(impl.cls, "_deliver") and not hasattr(impl.cls, "_enqueue")
 
 
 # --- frames ---------------------------------------------------------------------------------
