@@ -1704,6 +1704,33 @@ def test_send_nowait_wrong_type(impl, message, open_):
         assert out == run(go(PureConnection))
 
 
+class _Text(str):
+    pass
+
+
+class _Bytes(bytes):
+    pass
+
+
+@pytest.mark.parametrize("message", [_Text("héllo"), _Bytes(b"\x00bin")], ids=["str_subclass", "bytes_subclass"])
+def test_subclasses_of_str_and_bytes_are_whole_messages(impl, message):
+    """send_nowait() and send() take a str or bytes subclass as one message
+    (not as an iterable of fragments, one per character or byte)."""
+
+    async def go(cls):
+        conn, transport = await open_connection(cls, Protocol(Side.SERVER))
+        conn.send_nowait(message)
+        await conn.send(message)
+        return frames_of(transport.data(), mask_required=False)
+
+    frames = run(go(impl.cls))
+    opcode = 1 if isinstance(message, str) else 2
+    payload = message.encode() if isinstance(message, str) else bytes(message)
+    assert [(f.opcode, f.fin, f.payload) for f in frames] == [(opcode, True, payload)] * 2
+    if impl.name == "cython":
+        assert [(f.opcode, f.payload) for f in run(go(PureConnection))] == [(f.opcode, f.payload) for f in frames]
+
+
 # --- flow control -----------------------------------------------------------------------------
 
 

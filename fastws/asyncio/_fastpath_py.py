@@ -163,7 +163,7 @@ class FastPath(asyncio.BufferedProtocol):
         connection, bytes waiting to go out first."""
         protocol = self.protocol  # type: ignore[attr-defined]
         try:
-            if type(message) is str:
+            if isinstance(message, str):
                 protocol.send_text(message)
             elif isinstance(message, (bytes, bytearray, memoryview)):
                 protocol.send_binary(message)

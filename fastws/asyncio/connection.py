@@ -540,7 +540,7 @@ class Connection(FastPath, asyncio.BufferedProtocol):
         if self._send_lock is not None:
             await self._wait_send_lock()
         kind = type(message)
-        if kind is str or kind is bytes or isinstance(message, (bytearray, memoryview)):
+        if kind is str or kind is bytes or isinstance(message, (str, bytes, bytearray, memoryview)):
             self.send_nowait(message)  # type: ignore[arg-type]
         elif isinstance(message, dict):
             raise TypeError("message must be str, bytes-like or an iterable of them, not dict")
