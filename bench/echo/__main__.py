@@ -125,7 +125,34 @@ def _stop(server: subprocess.Popen) -> None:
             pass
 
 
-def run_case(stack: str, loop: str, duration: float, warmup: float, profile: Optional[str] = None) -> Dict[str, Any]:
+def _pinned(cpu: Optional[int]):
+    """A preexec_fn that runs the child on one CPU (None: no pinning)."""
+    if cpu is None:
+        return None
+    return lambda: os.sched_setaffinity(0, {cpu})
+
+
+def pin_cpus() -> Optional[tuple]:
+    """Two CPUs this process may run on, for --pin: (server's, client's)."""
+    if not hasattr(os, "sched_getaffinity"):
+        raise SystemExit("--pin needs os.sched_setaffinity (Linux)")
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise SystemExit(f"--pin needs two CPUs, this process may use {cpus}")
+    return cpus[0], cpus[1]
+
+
+def run_case(
+    stack: str,
+    loop: str,
+    duration: float,
+    warmup: float,
+    profile: Optional[str] = None,
+    pin: Optional[tuple] = None,
+) -> Dict[str, Any]:
+    """One stack on one loop; with ``pin``, the server on CPU pin[0] and the
+    client on pin[1], so that every stack runs with the same placement."""
+    server_cpu, client_cpu = pin if pin else (None, None)
     env = _env()
     with tempfile.TemporaryDirectory(prefix="fastws-echo-") as tmp:
         err_path = os.path.join(tmp, "server.err")
@@ -134,7 +161,8 @@ def run_case(stack: str, loop: str, duration: float, warmup: float, profile: Opt
             server_cmd += ["--profile", profile]
         with open(err_path, "wb") as err:
             server = subprocess.Popen(
-                server_cmd, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err
+                server_cmd, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                preexec_fn=_pinned(server_cpu),
             )
         try:
             port = _wait_ready(server, READY_TIMEOUT, err_path)
@@ -152,7 +180,8 @@ def run_case(stack: str, loop: str, duration: float, warmup: float, profile: Opt
             timeout = 2 * (duration + warmup) + CLIENT_SLACK
             try:
                 client = subprocess.run(
-                    client_cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+                    client_cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+                    preexec_fn=_pinned(client_cpu),
                 )
             except subprocess.TimeoutExpired:
                 raise CaseError(f"client timed out after {timeout:.0f} s") from None
@@ -293,6 +322,11 @@ def report(
         f"  one connection, one message in flight, server and client in separate processes; "
         f"{settings['duration']} s per measure after {settings['warmup']} s of warm-up per size"
         + (f", median of {settings['repeat']} runs" if settings["repeat"] > 1 else "")
+        + (
+            f"; server pinned to CPU {settings['pin'][0]}, client to CPU {settings['pin'][1]}"
+            if settings.get("pin")
+            else ""
+        )
     )
     p(
         f"  round trips/s: {SMALL} B binary messages; MB/s: {LARGE // 2**20} MiB binary messages, "
@@ -428,6 +462,12 @@ def build_parser() -> argparse.ArgumentParser:
         " (stacks that support it: fastws, fastws-listener, websockets, aiohttp)",
     )
     parser.add_argument("--repeat", type=int, default=1, metavar="N", help="run every case N times, report the median")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="run every server on one CPU and every client on another (Linux): the same"
+        " placement for every stack, steadier numbers than leaving it to the scheduler",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write every result, with the environment, here")
     parser.add_argument(
         "--profile-dir",
@@ -475,6 +515,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                     skipped[(loop, stack)] = f"{', '.join(missing)} not installed"
 
     cases = [(loop, stack) for loop in loops for stack in stacks if (loop, stack) not in skipped]
+    pin = pin_cpus() if args.pin else None
     total = len(cases) * args.repeat
     results: Dict[tuple, List[Dict[str, Any]]] = {}
     env = environment()
@@ -495,7 +536,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                     else None
                 )
                 try:
-                    result = run_case(stack, loop, duration, warmup, profile)
+                    result = run_case(stack, loop, duration, warmup, profile, pin)
                     msg = f"{result['small']['rate']:,.0f} round trips/s, {result['large']['mb_per_s']:,.0f} MB/s"
                 except CaseError as exc:
                     result = {"stack": stack, "loop": loop, "error": str(exc)}
@@ -505,7 +546,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: reporting the cases that finished", file=sys.stderr)
 
-    settings = {"duration": duration, "warmup": warmup, "repeat": args.repeat, "max_size": MAX_SIZE}
+    settings = {"duration": duration, "warmup": warmup, "repeat": args.repeat, "max_size": MAX_SIZE, "pin": pin}
     load_after = _loadavg()
     if load_before is not None and load_after is not None:
         settings["load"] = [load_before, load_after]
