@@ -314,22 +314,12 @@ class Protocol:
         after a failure is."""
         if not self._reading:
             return
+        # Frames completed before an error come first: nothing is lost.
+        ok = self._process_any(frames) if frames else True
         if error is not None:
-            # Frames completed before the error come first: nothing is lost.
-            if not frames:
-                ok = True
-            elif self._checked:
-                ok = self._process_checked(frames)
-            else:
-                ok = self._process(frames)
             if ok:
                 self._fail(error)
             return
-        if frames:
-            if self._checked:
-                self._process_checked(frames)
-            else:
-                self._process(frames)
         if self._reading:
             pending = self._peek()  # type: ignore[misc]
             if pending is not None:
@@ -371,9 +361,7 @@ class Protocol:
         after it are then discarded, as :meth:`receive_data` does."""
         if not self._reading:
             return False
-        if self._checked:
-            return self._process_checked([frame])
-        return self._process([frame])
+        return self._process_any([frame])
 
     def direct_send_ok(self) -> bool:
         """True if a whole text or binary message may be written now as
@@ -458,6 +446,13 @@ class Protocol:
                 return False
             frag = self._frag_op
         return True
+
+    def _process_any(self, frames: list) -> bool:
+        """:meth:`_process`, or :meth:`_process_checked` when the first frame is
+        the one partly validated as it arrived."""
+        if self._checked:
+            return self._process_checked(frames)
+        return self._process(frames)
 
     def _process_checked(self, frames: list) -> bool:
         """:meth:`_process` when the first frame is the one whose payload was

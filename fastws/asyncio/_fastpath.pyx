@@ -7,6 +7,8 @@ reads a parsed frame's fields straight from its C struct. What is not the
 common case goes through the same Python methods in both.
 """
 
+import logging
+
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 
@@ -21,6 +23,8 @@ from fastws.asyncio._fastpath_py import FastPath as _General
 from fastws.asyncio._fastpath_py import _plain_message as _plain_message_generic
 
 IMPLEMENTATION = "cython"
+
+cdef object _logger = logging.getLogger("fastws")
 
 cdef object _OP_TEXT = Opcode.TEXT
 cdef object _OP_BINARY = Opcode.BINARY
@@ -120,7 +124,7 @@ cdef class FastPath:
                     return False  # what follows a close frame or a failure is discarded
                 direct = protocol.direct_delivery()
             elif on_message is None:
-                self._enqueue(message)
+                self._enqueue_c(message)
             else:
                 try:
                     on_message(self, message)
@@ -133,19 +137,32 @@ cdef class FastPath:
                     return False
         return True
 
-    cdef int _enqueue(self, object message) except -1:
-        """A message for recv(): to its waiter, or to the queue (pausing reading
-        when the queue reaches max_queue)."""
+    def _enqueue(self, message):
+        """A message for recv() (see the pure twin's docstring)."""
+        self._enqueue_c(message)
+
+    cdef int _enqueue_c(self, object message) except -1:
         cdef object waiter = self._recv_waiter
         cdef object messages = self._messages
+        cdef object max_queue = self.max_queue
+        cdef object protocol
         if waiter is not None and not messages:
             self._recv_waiter = None
             if not waiter.done():
                 waiter.set_result(message)
                 return 0
+        if max_queue is None or len(messages) + 1 < max_queue:
+            messages.append(message)
+            return 0
+        protocol = self.protocol
+        if protocol.close_sent is not None and protocol.close_rcvd is None:
+            if len(messages) >= max_queue:
+                _logger.debug("dropped a message received while closing: queue full")
+            else:
+                messages.append(message)
+            return 0
         messages.append(message)
-        max_queue = self.max_queue
-        if max_queue is not None and len(messages) >= max_queue and not self._reading_paused:
+        if not self._reading_paused:
             self._reading_paused = True
             self.transport.pause_reading()
         return 0

@@ -34,6 +34,7 @@ So both give the same messages, the same bytes on the wire and the same errors.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from ..codec import build_frame
 from ..exceptions import InvalidState, ProtocolError
@@ -43,6 +44,8 @@ from ..protocol import _PASS_THROUGH, CONNECTING, OPEN
 __all__ = ["FastPath", "IMPLEMENTATION"]
 
 IMPLEMENTATION = "python"
+
+logger = logging.getLogger("fastws")
 
 _OP_TEXT = Opcode.TEXT
 _OP_BINARY = Opcode.BINARY
@@ -125,8 +128,11 @@ class FastPath(asyncio.BufferedProtocol):
         return True
 
     def _enqueue(self, message) -> None:
-        """A message for recv(): to its waiter, or to the queue (pausing reading
-        when the queue reaches max_queue)."""
+        """A message for recv(): to its waiter, or to the queue, pausing reading
+        when the queue reaches max_queue. Once our close frame is out and the
+        peer's is awaited, reading goes on only to find it (see the
+        connection's _flush): what does not fit is dropped, never paused for.
+        (Messages before the peer's own close frame are all kept.)"""
         waiter = self._recv_waiter  # type: ignore[attr-defined]
         messages = self._messages  # type: ignore[attr-defined]
         if waiter is not None and not messages:
@@ -134,9 +140,19 @@ class FastPath(asyncio.BufferedProtocol):
             if not waiter.done():
                 waiter.set_result(message)
                 return
-        messages.append(message)
         max_queue = self.max_queue  # type: ignore[attr-defined]
-        if max_queue is not None and len(messages) >= max_queue and not self._reading_paused:  # type: ignore[attr-defined]
+        if max_queue is None or len(messages) + 1 < max_queue:
+            messages.append(message)
+            return
+        protocol = self.protocol  # type: ignore[attr-defined]
+        if protocol.close_sent is not None and protocol.close_rcvd is None:
+            if len(messages) >= max_queue:
+                logger.debug("dropped a message received while closing: queue full")
+            else:
+                messages.append(message)
+            return
+        messages.append(message)
+        if not self._reading_paused:  # type: ignore[attr-defined]
             self._reading_paused = True
             self.transport.pause_reading()  # type: ignore[attr-defined]
 

@@ -311,29 +311,7 @@ class Connection(FastPath, asyncio.BufferedProtocol):
         for event in events:
             kind = type(event)
             if kind is str or kind is bytes:
-                waiter = self._recv_waiter
-                if waiter is not None and not self._messages:
-                    self._recv_waiter = None
-                    if not waiter.done():
-                        waiter.set_result(event)
-                        continue
-                messages = self._messages
-                max_queue = self.max_queue
-                if max_queue is None:
-                    messages.append(event)
-                    continue
-                protocol = self.protocol
-                # Waiting for the peer's close frame after ours: reading goes on
-                # only to find it (see _flush), and what does not fit is dropped.
-                # (Messages before the peer's own close frame are all kept.)
-                closing = protocol.close_sent is not None and protocol.close_rcvd is None
-                if closing and len(messages) >= max_queue:
-                    logger.debug("dropped a message received while closing: queue full")
-                    continue
-                messages.append(event)
-                if len(messages) >= max_queue and not self._reading_paused and not closing:
-                    self._reading_paused = True
-                    self.transport.pause_reading()
+                self._enqueue(event)  # see FastPath
             else:
                 self._handle_event(event, listener)
 
