@@ -105,6 +105,7 @@ def apply_mask_inplace(buffer, mask, phase: int = 0) -> int:
     payload that arrives in pieces can be unmasked piece by piece.
     """
     key = _check_mask(mask)
+    phase = operator.index(phase)
     if not 0 <= phase <= 3:
         raise ValueError(f"phase must be 0 to 3, got {phase}")
     view = _as_bytes_view(buffer, "buffer")

@@ -155,7 +155,7 @@ def apply_mask(data, mask):
     return out
 
 
-def apply_mask_inplace(buffer, mask, Py_ssize_t phase=0):
+def apply_mask_inplace(buffer, mask, phase=0):
     """XOR a writable buffer in place with ``mask``, starting at key byte ``phase``.
 
     Returns the phase for the next piece, ``(phase + len(buffer)) % 4``, so a
@@ -167,7 +167,8 @@ def apply_mask_inplace(buffer, mask, Py_ssize_t phase=0):
     cdef Py_ssize_t n
     cdef int i
     _load_key(mask, key)
-    if phase < 0 or phase > 3:
+    phase = operator.index(phase)
+    if not 0 <= phase <= 3:  # compared as Python ints: a huge one is a ValueError too
         raise ValueError(f"phase must be 0 to 3, got {phase}")
     if phase:
         for i in range(4):
@@ -378,25 +379,7 @@ cdef class FrameParser:
     goes straight into the frame's own bytes object, unmasked on the way.
     """
 
-    cdef bint _mask_required
-    cdef bint _allow_rsv1
-    cdef object _max_size
-    cdef uint64_t _limit
-    cdef object _error
-    # a header cut by the end of the input
-    cdef uint8_t _hdr[14]
-    cdef Py_ssize_t _hdr_len
-    # the frame whose header was parsed last
-    cdef uint8_t _b0
-    cdef bint _masked
-    cdef uint8_t _key[4]
-    cdef Py_ssize_t _length
-    cdef Py_ssize_t _hlen
-    # its payload, while it arrives in pieces (a bytes object we own alone)
-    cdef bint _in_payload
-    cdef PyObject *_payload
-    cdef Py_ssize_t _filled
-    cdef Py_ssize_t _capacity
+    # Fields and C methods: declared in _speedups.pxd.
 
     def __cinit__(self):
         self._payload = NULL
@@ -435,16 +418,18 @@ cdef class FrameParser:
         return (_OPCODES[self._b0 & 0x0F], (self._b0 & 0x80) != 0, (self._b0 & 0x40) != 0,
                 self._filled)
 
-    def pending_payload(self, Py_ssize_t start=0):
+    def pending_payload(self, start=0):
         """The payload of the :meth:`pending` frame received so far, unmasked,
         from byte ``start`` on (``b""`` past what was received): a copy, so that
         a caller can look at what arrived since its last look."""
+        start = operator.index(start)
         if start < 0:
             raise ValueError(f"start must be >= 0, got {start}")
         if not self._in_payload or start >= self._filled:
             return b""
-        return PyBytes_FromStringAndSize(PyBytes_AS_STRING(<object>self._payload) + start,
-                                         self._filled - start)
+        cdef Py_ssize_t at = start
+        return PyBytes_FromStringAndSize(PyBytes_AS_STRING(<object>self._payload) + at,
+                                         self._filled - at)
 
     cdef inline bint _header_ok(self, uint8_t b0, uint8_t b1) noexcept:
         cdef int opcode = b0 & 0x0F
@@ -603,24 +588,24 @@ cdef class FrameParser:
     def feed(self, data):
         """Feed bytes; return the frames they complete, in order."""
         cdef Py_buffer view
+        if type(data) is bytes:
+            return self.feed_from(<const uint8_t *>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+        _acquire(data, &view, "data")
+        try:
+            return self.feed_from(<const uint8_t *>view.buf, view.len)
+        finally:
+            PyBuffer_Release(&view)
+
+    cdef list feed_from(self, const uint8_t *p, Py_ssize_t n):
+        """:meth:`feed` from memory (for compiled callers that hold a buffer)."""
         cdef list frames = []
         if self._error is not None:
             raise _rules.repeat_error(self._error)
-        if type(data) is bytes:
-            try:
-                self._run(<const uint8_t *>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), frames)
-            except BaseException as exc:
-                self._fail(exc, frames)
-                raise
-            return frames
-        _acquire(data, &view, "data")
         try:
-            self._run(<const uint8_t *>view.buf, view.len, frames)
+            self._run(p, n, frames)
         except BaseException as exc:
             self._fail(exc, frames)
             raise
-        finally:
-            PyBuffer_Release(&view)
         return frames
 
     cdef int _fail(self, exc, list frames) except -1:
@@ -663,6 +648,57 @@ cdef int _fresh_key(uint8_t *key) except -1:
     return 0
 
 
+cdef bytes _write_frame(uint8_t b0, const uint8_t *src, Py_ssize_t n, const uint8_t *key):
+    """A frame with first byte ``b0`` and ``src[:n]`` as its payload, masked
+    with ``key`` unless it is NULL: header and payload in one new bytes object."""
+    cdef Py_ssize_t hlen = (2 if n < 126 else 4 if n < 65536 else 10) + (4 if key != NULL else 0)
+    cdef bytes frame = PyBytes_FromStringAndSize(NULL, hlen + n)
+    cdef uint8_t *out = <uint8_t *>PyBytes_AS_STRING(frame)
+    cdef int i
+    out[0] = b0
+    if n < 126:
+        out[1] = <uint8_t>n
+        hlen = 2
+    elif n < 65536:
+        out[1] = 126
+        out[2] = <uint8_t>(n >> 8)
+        out[3] = <uint8_t>n
+        hlen = 4
+    else:
+        out[1] = 127
+        for i in range(8):
+            out[2 + i] = <uint8_t>((<uint64_t>n) >> (56 - 8 * i))
+        hlen = 10
+    if key != NULL:
+        out[1] |= 0x80
+        memcpy(out + hlen, key, 4)
+        _mask_maybe_nogil(src, out + hlen + 4, n, key)
+    else:
+        memcpy(out + hlen, src, n)
+    return frame
+
+
+cdef bytes build_message(int opcode, object payload, bint masked):
+    """``build_frame(opcode, payload, mask=masked)`` for a whole text (1) or
+    binary (2) message whose payload is exactly ``str`` or ``bytes``, from C:
+    the compiled fast path sends with it."""
+    cdef const uint8_t *src
+    cdef Py_ssize_t n
+    cdef uint8_t key[4]
+    if type(payload) is bytes:
+        src = <const uint8_t *>PyBytes_AS_STRING(payload)
+        n = PyBytes_GET_SIZE(payload)
+    else:
+        try:
+            src = <const uint8_t *>PyUnicode_AsUTF8AndSize(payload, &n)
+        except UnicodeEncodeError:
+            payload.encode("utf-8")  # raises the same error as the pure twin
+            raise
+    if masked:
+        _fresh_key(key)
+    return _write_frame(<uint8_t>(0x80 | opcode), src, n, <const uint8_t *>key if masked else NULL)
+
+
 def build_frame(opcode, payload, *, bint fin=True, bint rsv1=False, mask=None):
     """Serialize one frame. ``payload`` is bytes-like, or ``str`` (sent as UTF-8).
 
@@ -670,16 +706,19 @@ def build_frame(opcode, payload, *, bint fin=True, bint rsv1=False, mask=None):
     key, and ``mask=True`` masks with a fresh unpredictable key. Header and
     payload are written into one new bytes object.
     """
-    cdef Py_ssize_t op = operator.index(opcode) if type(opcode) is not int else opcode
+    cdef object opcode_int = opcode if type(opcode) is int else operator.index(opcode)
+    cdef Py_ssize_t op = -1  # any opcode too large for C is invalid: check_build says so
     cdef const uint8_t *src
-    cdef Py_ssize_t n, hlen
+    cdef Py_ssize_t n
     cdef Py_buffer view
     cdef bint release = False
     cdef bint masked
     cdef uint8_t key[4]
-    cdef uint8_t *out
-    cdef int i
     cdef bytes frame
+    try:
+        op = opcode_int
+    except OverflowError:
+        pass
     if type(payload) is bytes:
         src = <const uint8_t *>PyBytes_AS_STRING(payload)
         n = PyBytes_GET_SIZE(payload)
@@ -697,7 +736,7 @@ def build_frame(opcode, payload, *, bint fin=True, bint rsv1=False, mask=None):
     try:
         if (op < 0 or op > 10 or not (_DEFINED_OPCODES >> op) & 1
                 or (op >= 8 and (n > 125 or not fin)) or (rsv1 and op != 1 and op != 2)):
-            _rules.check_build(op, n, fin, rsv1)
+            _rules.check_build(opcode_int, n, fin, rsv1)
         if mask is None or mask is False:
             masked = False
         else:
@@ -706,29 +745,8 @@ def build_frame(opcode, payload, *, bint fin=True, bint rsv1=False, mask=None):
                 _fresh_key(key)
             else:
                 _load_key(mask, key)
-        hlen = (2 if n < 126 else 4 if n < 65536 else 10) + (4 if masked else 0)
-        frame = PyBytes_FromStringAndSize(NULL, hlen + n)
-        out = <uint8_t *>PyBytes_AS_STRING(frame)
-        out[0] = <uint8_t>op | (0x80 if fin else 0) | (0x40 if rsv1 else 0)
-        if n < 126:
-            out[1] = <uint8_t>n
-            hlen = 2
-        elif n < 65536:
-            out[1] = 126
-            out[2] = <uint8_t>(n >> 8)
-            out[3] = <uint8_t>n
-            hlen = 4
-        else:
-            out[1] = 127
-            for i in range(8):
-                out[2 + i] = <uint8_t>((<uint64_t>n) >> (56 - 8 * i))
-            hlen = 10
-        if masked:
-            out[1] |= 0x80
-            memcpy(out + hlen, key, 4)
-            _mask_maybe_nogil(src, out + hlen + 4, n, key)
-        else:
-            memcpy(out + hlen, src, n)
+        frame = _write_frame(<uint8_t>op | (0x80 if fin else 0) | (0x40 if rsv1 else 0),
+                             src, n, <const uint8_t *>key if masked else NULL)
     finally:
         if release:
             PyBuffer_Release(&view)
@@ -771,11 +789,12 @@ def parse_close(payload):
 def build_close(code, reason=""):
     """Serialize a close frame's payload. ``code`` 1005 with no reason gives the
     empty payload (a close frame without a status code)."""
-    cdef int c = operator.index(code)
-    if c == 1005 and not reason:
+    code = operator.index(code)  # a Python int: one too large for C is refused below
+    if code == 1005 and not reason:
         return b""
     data = reason.encode("utf-8")
-    _rules.check_close(c, len(data))
+    _rules.check_close(code, len(data))
+    cdef int c = code
     return bytes(((c >> 8) & 0xFF, c & 0xFF)) + data
 
 

@@ -175,6 +175,39 @@ class Protocol:
     frame is queued at once.
     """
 
+    # --- the fast-path gates: attributes, kept current by _update_gates() ----------
+    # A driver that feeds the parser itself (the fast path of fastws.asyncio)
+    # reads these for every read and every message: an attribute costs a
+    # fraction of a method call.
+
+    #: The :class:`~fastws.codec.FrameParser`, for a driver that feeds it
+    #: itself, while the connection is OPEN and reading; else None (the driver
+    #: then calls :meth:`receive_data`). The driver delivers each message as
+    #: soon as its frame is parsed, in the order of the frames:
+    #:
+    #: - while :attr:`fast_delivery` is True, a whole (FIN) text or binary frame
+    #:   without RSV1 is a message the driver delivers itself (text decoded as
+    #:   strict UTF-8);
+    #: - any other frame goes to :meth:`receive_frame`, after which the driver
+    #:   takes :meth:`events_received` and :meth:`data_to_send`, and reads
+    #:   :attr:`fast_delivery` again;
+    #: - at the end, :meth:`receive_frames` gets the parser's error, if ``feed``
+    #:   raised one (with an empty list), or an empty list if the parser's
+    #:   ``pending()`` is not None (it looks at the frame in progress).
+    fast_parser: Any
+    #: True if the next plain message frame may be delivered by the driver
+    #: itself (see :attr:`fast_parser`): reading, no fragmented message and no
+    #: partly validated text frame in progress, and ``max_size`` checked by the
+    #: parser alone.
+    fast_delivery: bool
+    #: True if, when nothing waits in :meth:`data_to_send` either, a whole text
+    #: or binary message may be written now as ``build_frame(opcode, payload,
+    #: mask=self.mask_frames)`` without this object: the connection is OPEN, no
+    #: fragmented message is being sent and no extension is negotiated. (The
+    #: drivers of fastws.asyncio look at ``_out`` for the first condition;
+    #: others call :meth:`send_text`/:meth:`send_binary`.)
+    fast_send: bool
+
     def __init__(
         self,
         side: Side,
@@ -221,7 +254,7 @@ class Protocol:
         #: See the class docstring: set it for drivers that deliver messages
         #: asynchronously.
         self.defer_failure = defer_failure
-        #: Set by a driver that feeds frames itself (see :meth:`message_parser`):
+        #: Set by a driver that feeds frames itself (see :attr:`fast_parser`):
         #: bytes that came after the opening handshake in the same read are kept
         #: for :meth:`trailing_data` instead of going to :meth:`receive_data`,
         #: so that the driver handles them as any later read.
@@ -259,6 +292,19 @@ class Protocol:
             self._start_frames()
         elif self.state is not CONNECTING:
             raise ValueError(f"a protocol starts CONNECTING or OPEN, not {self.state.name}")
+        self._update_gates()
+
+    def _update_gates(self) -> None:
+        """Recompute :attr:`fast_parser`, :attr:`fast_delivery` and
+        :attr:`fast_send` from what they depend on. Called wherever that changes
+        (the state, reading, the fragmented messages in progress either way, a
+        frame partly validated, the extension), so that a driver pays one
+        attribute read per question, not a method call."""
+        reading = self._reading
+        is_open = self.state is OPEN
+        self.fast_parser = self._parser if reading and is_open else None
+        self.fast_delivery = reading and self._frag_op is None and not self._checked and self._fast
+        self.fast_send = is_open and self._send_frag is None and self._ext is None
 
     def _set_extensions(self, extensions: Sequence[Any]) -> None:
         self.extensions = list(extensions)
@@ -266,6 +312,8 @@ class Protocol:
         if len(users) > 1:
             raise ValueError("at most one extension may use RSV1")
         self._ext = users[0] if users else None
+        # The gates are updated by the callers: __init__ at its end, the opening
+        # handshake by _start_frames().
 
     def _start_frames(self) -> None:
         # A frame cannot exceed its message, so the parser refuses an oversize
@@ -284,6 +332,7 @@ class Protocol:
         self._peek = parser.pending
         self._peek_payload = parser.pending_payload
         self._reading = True
+        self._update_gates()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.side.name} {self.state.name}>"
@@ -308,7 +357,7 @@ class Protocol:
     def receive_frames(self, frames: list, error: Optional[ProtocolError] = None) -> None:
         """The second half of :meth:`receive_data`: turn ``frames``, which the
         parser returned (or, with ``error``, raised with), into events. For
-        drivers that feed the parser themselves (see :meth:`message_parser`).
+        drivers that feed the parser themselves (see :attr:`fast_parser`).
         Frames that come once reading has stopped (a callback of the driver
         failed the connection meanwhile) are discarded, as data received
         after a failure is."""
@@ -325,57 +374,13 @@ class Protocol:
             if pending is not None:
                 self._check_pending(*pending)
 
-    def message_parser(self) -> Any:
-        """The :class:`~fastws.codec.FrameParser`, for a driver that feeds it
-        itself, while the connection is OPEN and reading; else None (the
-        driver then calls :meth:`receive_data`).
-
-        The compiled fast path of :mod:`fastws.asyncio` uses it to deliver each
-        message as soon as its frame is parsed, in the order of the frames:
-
-        - while :meth:`direct_delivery` is True, a whole (FIN) text or binary
-          frame without RSV1 is a message the driver delivers itself (text
-          decoded as strict UTF-8);
-        - any other frame goes to :meth:`receive_frame`, after which the driver
-          takes :meth:`events_received` and :meth:`data_to_send`, and asks
-          :meth:`direct_delivery` again;
-        - at the end, :meth:`receive_frames` gets the parser's error, if
-          ``feed`` raised one (with an empty list), or an empty list if the
-          parser's ``pending()`` is not None (it looks at the frame in
-          progress).
-        """
-        if self._reading and self.state is OPEN:
-            return self._parser
-        return None
-
-    def direct_delivery(self) -> bool:
-        """True if the next plain message frame may be delivered by the driver
-        itself (see :meth:`message_parser`): no fragmented message and no
-        partly validated text frame is in progress, and ``max_size`` is
-        checked by the parser alone."""
-        return self._frag_op is None and not self._checked and self._fast and self._reading
-
     def receive_frame(self, frame: Any) -> bool:
-        """One frame from :meth:`message_parser`'s parser, turned into events.
+        """One frame from :attr:`fast_parser`, turned into events.
         False once reading has stopped (a close frame, a failure): the frames
         after it are then discarded, as :meth:`receive_data` does."""
         if not self._reading:
             return False
         return self._process_any([frame])
-
-    def direct_send_ok(self) -> bool:
-        """True if a whole text or binary message may be written now as
-        ``build_frame(opcode, payload, mask=self.mask_frames)``, without
-        this object: the connection is OPEN, no fragmented message is being
-        sent, no extension is negotiated and nothing else waits in
-        :meth:`data_to_send`. (The compiled fast path of :mod:`fastws.asyncio`
-        uses it; other senders call :meth:`send_text`/:meth:`send_binary`.)"""
-        return (
-            self.state is OPEN
-            and self._send_frag is None
-            and self._ext is None
-            and not self._out
-        )
 
     def _receive_trailing(self, data: bytes) -> None:
         """Bytes that came after the opening handshake, in the same read."""
@@ -403,11 +408,13 @@ class Protocol:
         if self.state is CONNECTING:
             self._handshake_eof()
             self.state = CLOSED
+            self._update_gates()
             return
         if self.close_rcvd is None and self._opened():
             self._report_close(Close(CloseCode.ABNORMAL_CLOSURE, ""))
         self._drop_fragments()
         self.state = CLOSED
+        self._update_gates()
 
     def _opened(self) -> bool:
         return self._feed is not None
@@ -458,6 +465,7 @@ class Protocol:
         """:meth:`_process` when the first frame is the one whose payload was
         partly validated as it arrived (:meth:`_check_pending`)."""
         skip, self._checked = self._checked, 0
+        self._update_gates()
         if not self._frame(frames[0], skip):
             return False
         return self._process(frames[1:]) if len(frames) > 1 else True
@@ -506,6 +514,7 @@ class Protocol:
             )
             return
         self._checked = checked + len(data)
+        self._update_gates()
 
     def _order_error(self, op: int) -> ProtocolError:
         """A data frame that the fragmentation state does not allow."""
@@ -543,6 +552,7 @@ class Protocol:
             self._frag_op = op
             self._frag_ext = frame.rsv1
             self._frag_size = 0
+            self._update_gates()
         elif self._frag_op is None:
             return self._fail(self._order_error(op))
 
@@ -567,6 +577,7 @@ class Protocol:
 
         if fin and first:  # a whole message in one frame, through the extension
             self._frag_op = None
+            self._update_gates()
             if text:
                 try:
                     self._events.append(bytes(payload).decode())
@@ -614,6 +625,7 @@ class Protocol:
         self._frag_buf = bytearray()
         self._frag_size = 0
         self._frag_ext = False
+        self._update_gates()
 
     def _receive_close(self, payload: bytes) -> bool:
         try:
@@ -650,6 +662,7 @@ class Protocol:
             self.state = CLOSED
         else:
             self.state = CLOSING
+        self._update_gates()
 
     def _fail(self, exc: ProtocolError) -> bool:
         """Fail the connection (section 7.1.7) because of ``exc``. Returns False."""
@@ -772,6 +785,7 @@ class Protocol:
             self._check_new_message()
         if not fin:
             self._send_frag = _TEXT
+            self._update_gates()
         if self._ext is None:
             if len(data) >= _PASS_THROUGH and self._mask is None and type(data) is bytes:
                 self._out += (_header(_TEXT, fin, len(data)), data)
@@ -786,6 +800,7 @@ class Protocol:
             self._check_new_message()
         if not fin:
             self._send_frag = _BINARY
+            self._update_gates()
         if self._ext is None:
             if len(data) >= _PASS_THROUGH and self._mask is None and type(data) is bytes:
                 self._out += (_header(_BINARY, fin, len(data)), data)
@@ -803,6 +818,7 @@ class Protocol:
             raise InvalidState(f"cannot send a message: connection is {self.state.name}")
         if fin:
             self._send_frag = None
+            self._update_gates()
         if self._ext is None:
             if len(data) >= _PASS_THROUGH and self._mask is None and type(data) is bytes:
                 self._out += (_header(_CONT, fin, len(data)), data)
@@ -865,6 +881,7 @@ class Protocol:
         self.close_sent = Close(_close_code(code), reason)
         self._send_frag = None
         self.state = CLOSING
+        self._update_gates()
 
     def fail(self, code: int = CloseCode.INTERNAL_ERROR, reason: str = "") -> None:
         """Fail the connection from this side (RFC 6455 section 7.1.7): send a
@@ -1046,6 +1063,7 @@ class ServerProtocol(Protocol):
         self._pending = bytearray()
         self._close_transport = True
         self.state = CLOSED
+        self._update_gates()
 
     def _handshake_eof(self) -> None:
         if self.error is None and self.response is None:
@@ -1135,6 +1153,7 @@ class ClientProtocol(Protocol):
         self.error = exc
         self._close_transport = True
         self.state = CLOSED
+        self._update_gates()
 
     def _handshake_eof(self) -> None:
         try:

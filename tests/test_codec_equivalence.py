@@ -16,6 +16,9 @@ from fastws.exceptions import ProtocolError
 DATA_OPCODES = [0, 1, 2]
 CONTROL_OPCODES = [8, 9, 10]
 keys = st.binary(min_size=4, max_size=4)
+# Integers that do not fit the C types behind an argument: both implementations
+# must refuse them with the same ValueError, not an OverflowError from the C side.
+huge_ints = st.sampled_from([2**31, 2**32, 2**63 - 1, 2**63, 2**64, 2**70, -(2**63), -(2**70)])
 
 
 # --- strategies --------------------------------------------------------------------------
@@ -321,6 +324,31 @@ def test_masking_agrees(both_codecs, data, key, phase, offset):
     assert results[0] == results[1] == ((phase + len(data)) % 4, expected)
 
 
+@given(phase=st.integers(-5, 8) | huge_ints)
+def test_mask_phase_checks_agree(both_codecs, phase):
+    cy, py = both_codecs
+
+    def mask(module):
+        buf = bytearray(b"abcdef")
+        return module.apply_mask_inplace(buf, b"\x01\x02\x03\x04", phase), bytes(buf)
+
+    assert outcome(mask, cy) == outcome(mask, py)
+
+
+@given(start=st.integers(-3, 40) | huge_ints, received=st.integers(0, 29))
+def test_pending_payload_agrees(both_codecs, start, received):
+    """pending_payload(start) of a frame of 30 bytes, ``received`` of them in."""
+    cy, py = both_codecs
+    frame = bytes([0x82, 30]) + bytes(range(30))
+
+    def look(module):
+        parser = module.FrameParser(mask_required=False)
+        assert parser.feed(frame[: 2 + received]) == []
+        return parser.pending_payload(start)
+
+    assert outcome(look, cy) == outcome(look, py)
+
+
 @given(payload=st.one_of(
     st.binary(max_size=130),
     st.tuples(st.integers(0, 65535), utf8_inputs).map(lambda t: t[0].to_bytes(2, "big") + t[1]),
@@ -336,7 +364,7 @@ def test_parse_close_agrees(both_codecs, payload):
         assert type(a[1][0]) is type(b[1][0])
 
 
-@given(code=st.integers(-1000, 100_000) | st.sampled_from([1005, 1015, 2999, 3000, 4999]),
+@given(code=st.integers(-1000, 100_000) | st.sampled_from([1005, 1015, 2999, 3000, 4999]) | huge_ints,
        reason=st.text(max_size=130))
 def test_build_close_agrees(both_codecs, code, reason):
     cy, py = both_codecs
@@ -344,7 +372,7 @@ def test_build_close_agrees(both_codecs, code, reason):
 
 
 @given(
-    opcode=st.integers(0, 16),
+    opcode=st.integers(0, 16) | huge_ints,
     payload=st.one_of(st.binary(max_size=300), st.text(max_size=50)),
     fin=st.booleans(),
     rsv1=st.booleans(),

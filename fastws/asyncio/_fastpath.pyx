@@ -9,12 +9,13 @@ common case goes through the same Python methods in both.
 
 import logging
 
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_DecodeUTF8
+from libc.stdint cimport uint8_t
 
-from fastws._speedups cimport Frame
+from fastws._speedups cimport Frame, FrameParser, build_message
 
-from fastws.codec import build_frame
 from fastws.exceptions import ProtocolError
 from fastws.frames import Opcode
 from fastws.protocol import CONNECTING, OPEN, _PASS_THROUGH
@@ -31,7 +32,6 @@ cdef object _OP_BINARY = Opcode.BINARY
 cdef object _OPEN = OPEN
 cdef object _CONNECTING = CONNECTING
 cdef object _ProtocolError = ProtocolError
-cdef object _build_frame = build_frame
 cdef Py_ssize_t _pass_through = _PASS_THROUGH
 cdef object _general_send = _General._send_general
 cdef object _plain_message_py = _plain_message_generic
@@ -79,7 +79,24 @@ cdef class FastPath:
         return self._read_buf
 
     def buffer_updated(self, Py_ssize_t nbytes):
-        self._read(self._read_buf[:nbytes])
+        cdef object protocol = self.protocol
+        cdef object parser = protocol.fast_parser
+        cdef object frames, error = None
+        cdef Py_buffer view
+        if type(parser) is not FrameParser:
+            self._read(self._read_buf[:nbytes])
+            return
+        # Our parser reads the buffer's memory: no slice, no second buffer request.
+        PyObject_GetBuffer(self._read_buf, &view, PyBUF_SIMPLE)
+        try:
+            if not 0 <= nbytes <= view.len:
+                raise ValueError(f"{nbytes} bytes read into a buffer of {view.len}")
+            frames = (<FrameParser>parser).feed_from(<const uint8_t *>view.buf, nbytes)
+        except _ProtocolError as exc:
+            frames, error = exc.frames, exc
+        finally:
+            PyBuffer_Release(&view)
+        self._parsed(protocol, parser, frames, error)
 
     def _feed_read(self, data):
         """One read's bytes (from the read buffer, or trailing the handshake)."""
@@ -87,7 +104,7 @@ cdef class FastPath:
 
     cdef int _read(self, object data) except -1:
         cdef object protocol = self.protocol
-        cdef object parser = protocol.message_parser()
+        cdef object parser = protocol.fast_parser
         cdef object frames, error = None
         if parser is None:
             if protocol.state is _CONNECTING:
@@ -98,11 +115,21 @@ cdef class FastPath:
             frames = parser.feed(data)
         except _ProtocolError as exc:
             frames, error = exc.frames, exc
+        return self._parsed(protocol, parser, frames, error)
+
+    cdef int _parsed(self, object protocol, object parser, object frames, object error) except -1:
+        """What a read's frames (and the parser's error, if any) lead to."""
+        cdef bint pending
         if frames and not self._deliver(protocol, <list>frames, error):
             return 0
         if error is not None:
             self._frames_received([], error)
-        elif parser.pending() is not None:
+            return 0
+        if type(parser) is FrameParser:
+            pending = (<FrameParser>parser)._in_payload  # what pending() tells
+        else:
+            pending = parser.pending() is not None
+        if pending:
             self._frames_received([], None)
         elif protocol._out:
             self._flush()  # bytes a callback queued itself
@@ -113,7 +140,7 @@ cdef class FastPath:
         queue, anything else through the protocol. False if the read is over
         (reading stopped, or a callback closed the connection)."""
         cdef object on_message = self._on_message
-        cdef bint direct = protocol.direct_delivery()
+        cdef bint direct = protocol.fast_delivery
         cdef Py_ssize_t i, n = len(frames)
         cdef object frame, message
         for i in range(n):
@@ -122,7 +149,7 @@ cdef class FastPath:
             if message is None:
                 if not self._frame_received(frame):
                     return False  # what follows a close frame or a failure is discarded
-                direct = protocol.direct_delivery()
+                direct = protocol.fast_delivery
             elif on_message is None:
                 self._enqueue_c(message)
             else:
@@ -173,13 +200,15 @@ cdef class FastPath:
         :attr:`write_buffer_size` to apply your own backpressure)."""
         cdef object kind = type(message)
         cdef object protocol = self.protocol
+        cdef bint masked
         if kind is bytes:
-            if PyBytes_GET_SIZE(message) < _pass_through or protocol.mask_frames:
-                if protocol.direct_send_ok():
-                    self.transport.write(_build_frame(2, message, mask=protocol.mask_frames))
+            masked = protocol.mask_frames
+            if PyBytes_GET_SIZE(message) < _pass_through or masked:
+                if protocol.fast_send and not protocol._out:
+                    self.transport.write(build_message(2, message, masked))
                     return
         elif kind is str:
-            if protocol.direct_send_ok():
-                self.transport.write(_build_frame(1, message, mask=protocol.mask_frames))
+            if protocol.fast_send and not protocol._out:
+                self.transport.write(build_message(1, message, protocol.mask_frames))
                 return
         _general_send(self, message)

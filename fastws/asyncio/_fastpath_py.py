@@ -15,8 +15,8 @@ the same steps:
   it causes are handled at once. So a reply sent from ``on_message`` goes out
   before anything that a later frame causes (a pong, the echo of a close
   frame), however the peer's frames fall into reads;
-- the protocol says when (:meth:`~fastws.protocol.Protocol.message_parser`,
-  :meth:`~fastws.protocol.Protocol.direct_delivery`) and takes the parser's
+- the protocol says when (:attr:`~fastws.protocol.Protocol.fast_parser`,
+  :attr:`~fastws.protocol.Protocol.fast_delivery`) and takes the parser's
   errors and the frame still arriving at the end of a read
   (:meth:`~fastws.protocol.Protocol.receive_frames`); the handshake, and
   everything after our close frame, go through
@@ -24,7 +24,7 @@ the same steps:
 - once a callback fails the connection, nothing more of the read is processed
   (RFC 6455 section 7.1.7);
 - a whole message sent while nothing else is queued is framed and written at
-  once (:meth:`~fastws.protocol.Protocol.direct_send_ok`); anything else goes
+  once (:attr:`~fastws.protocol.Protocol.fast_send`); anything else goes
   through :meth:`~fastws.protocol.Protocol.send_text` or
   :meth:`~fastws.protocol.Protocol.send_binary`.
 
@@ -76,12 +76,15 @@ class FastPath(asyncio.BufferedProtocol):
         return self._read_buf  # type: ignore[attr-defined]
 
     def buffer_updated(self, nbytes: int) -> None:
-        self._feed_read(self._read_buf[:nbytes])  # type: ignore[attr-defined]
+        buffer = self._read_buf  # type: ignore[attr-defined]
+        if not 0 <= nbytes <= len(buffer):
+            raise ValueError(f"{nbytes} bytes read into a buffer of {len(buffer)}")
+        self._feed_read(buffer[:nbytes])
 
     def _feed_read(self, data) -> None:
         """One read's bytes (from the read buffer, or trailing the handshake)."""
         protocol = self.protocol  # type: ignore[attr-defined]
-        parser = protocol.message_parser()
+        parser = protocol.fast_parser
         if parser is None:
             if protocol.state is CONNECTING:
                 data = bytes(data)  # the handshake parsers may keep what they get
@@ -106,13 +109,13 @@ class FastPath(asyncio.BufferedProtocol):
         queue, anything else through the protocol. False if the read is over
         (reading stopped, or a callback closed the connection)."""
         on_message = self._on_message  # type: ignore[attr-defined]
-        direct = protocol.direct_delivery()
+        direct = protocol.fast_delivery
         for i, frame in enumerate(frames):
             message = _plain_message(frame) if direct else None
             if message is None:
                 if not self._frame_received(frame):  # type: ignore[attr-defined]
                     return False  # what follows a close frame or a failure is discarded
-                direct = protocol.direct_delivery()
+                direct = protocol.fast_delivery
             elif on_message is None:
                 self._enqueue(message)
             else:
@@ -164,11 +167,11 @@ class FastPath(asyncio.BufferedProtocol):
         protocol = self.protocol  # type: ignore[attr-defined]
         if kind is bytes:
             if len(message) < _PASS_THROUGH or protocol.mask_frames:
-                if protocol.direct_send_ok():
+                if protocol.fast_send and not protocol._out:
                     self.transport.write(build_frame(2, message, mask=protocol.mask_frames))  # type: ignore[attr-defined]
                     return
         elif kind is str:
-            if protocol.direct_send_ok():
+            if protocol.fast_send and not protocol._out:
                 self.transport.write(build_frame(1, message, mask=protocol.mask_frames))  # type: ignore[attr-defined]
                 return
         self._send_general(message)

@@ -1,0 +1,202 @@
+"""The fast-path gates of the sans-I/O protocol stay true to what they summarize.
+
+:class:`~fastws.protocol.Protocol` keeps three attributes for drivers that feed
+the parser themselves (:attr:`~fastws.protocol.Protocol.fast_parser`,
+:attr:`~fastws.protocol.Protocol.fast_delivery`,
+:attr:`~fastws.protocol.Protocol.fast_send`), updated wherever what they depend
+on changes, so that the fast path reads an attribute instead of calling a
+method. A stale gate would let a driver deliver a message in the middle of a
+fragmented one, or write a frame in the middle of a fragmented send. These
+tests run random sequences of everything that changes a protocol's state,
+received bytes cut anywhere included, and check all three after every step
+against their definitions, written out here.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fastws.deflate import ServerPerMessageDeflateFactory
+from fastws.exceptions import InvalidState, ProtocolError
+from fastws.protocol import OPEN, Protocol, ServerProtocol, Side
+
+from asyncio_helpers import HANDSHAKE
+from protocol_helpers import BINARY, CLOSE, CONT, PING, PONG, TEXT, close_payload, make_frame
+
+
+def expected_gates(p: Protocol) -> tuple:
+    """The gates' definitions (what the methods they replaced returned)."""
+    parser = p._parser if p._reading and p.state is OPEN else None
+    delivery = p._frag_op is None and not p._checked and p._fast and p._reading
+    send = p.state is OPEN and p._send_frag is None and p._ext is None
+    return parser, bool(delivery), bool(send)
+
+
+def gates(p: Protocol) -> tuple:
+    return p.fast_parser, p.fast_delivery, p.fast_send
+
+
+def _deflated(payload: bytes) -> bytes:
+    compressor = zlib.compressobj(wbits=-15)
+    return (compressor.compress(payload) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
+
+
+# What a client may send, valid or not: each item is one frame's bytes.
+FRAMES = [
+    make_frame(TEXT, "hello"),
+    make_frame(BINARY, b"\x00" * 40),
+    make_frame(TEXT, "frag-", fin=False),
+    make_frame(BINARY, b"frag-", fin=False),
+    make_frame(CONT, "more", fin=False),
+    make_frame(CONT, "end"),
+    make_frame(TEXT, "é" * 60),  # validated while it arrives, when cut
+    make_frame(TEXT, b"\xce"),  # a sequence cut by the end of the message
+    make_frame(TEXT, b"ok\xff"),  # invalid UTF-8
+    make_frame(PING, b"p"),
+    make_frame(PONG, b"q"),
+    make_frame(CLOSE, close_payload(1000, "bye")),
+    make_frame(BINARY, b"x" * 200),  # above some max_size below
+    make_frame(TEXT, _deflated(b"compressed " * 5), rsv1=True),
+    make_frame(BINARY, b"", rsv2=True),  # a reserved bit: the parser fails
+]
+
+received = st.lists(st.sampled_from(FRAMES), min_size=1, max_size=4).flatmap(
+    lambda frames: st.tuples(
+        st.just(b"".join(frames)),
+        st.lists(st.integers(0, sum(map(len, frames))), max_size=4),
+        st.booleans(),  # through the driver's steps, or through receive_data
+    )
+)
+
+actions = st.one_of(
+    st.tuples(st.just("receive"), received),
+    st.tuples(st.just("send_text"), st.booleans()),
+    st.tuples(st.just("send_binary"), st.booleans()),
+    st.tuples(st.just("send_continuation"), st.booleans()),
+    st.tuples(st.just("send_close"), st.sampled_from([1000, 1001])),
+    st.tuples(st.just("fail"), st.sampled_from([1002, 1011])),
+    st.tuples(st.just("fail_pending"), st.none()),
+    st.tuples(st.just("eof"), st.none()),
+    st.tuples(st.just("drain"), st.none()),
+    st.tuples(st.just("hold_pongs"), st.booleans()),
+)
+
+
+def receive_as_driver(p: Protocol, data: bytes) -> None:
+    """What the fast path of fastws.asyncio does with a read: feed the parser,
+    each frame that is not a plain message to receive_frame(), the end to
+    receive_frames() (see Protocol.fast_parser)."""
+    parser = p.fast_parser
+    if parser is None:
+        p.receive_data(data)
+        return
+    error = None
+    try:
+        frames = parser.feed(data)
+    except ProtocolError as exc:
+        frames, error = exc.frames, exc
+    for i, frame in enumerate(frames):
+        assert gates(p) == expected_gates(p)
+        plain = frame.fin and not frame.rsv1 and frame.opcode in (TEXT, BINARY)
+        if p.fast_delivery and plain:
+            continue  # the driver delivers it itself: the protocol never sees it
+        if not p.receive_frame(frame):
+            return
+    if error is not None:
+        p.receive_frames([], error)
+    elif parser.pending() is not None:
+        p.receive_frames([], None)
+
+
+def apply(p: Protocol, action: tuple) -> None:
+    name, arg = action
+    try:
+        if name == "receive":
+            data, cuts, as_driver = arg
+            bounds = [0, *sorted(cuts), len(data)]
+            for start, end in zip(bounds, bounds[1:]):
+                if as_driver:
+                    receive_as_driver(p, data[start:end])
+                else:
+                    p.receive_data(data[start:end])
+                assert gates(p) == expected_gates(p), action
+        elif name == "send_text":
+            p.send_text("t", fin=arg)
+        elif name == "send_binary":
+            p.send_binary(b"b", fin=arg)
+        elif name == "send_continuation":
+            p.send_continuation(b"c", fin=arg)
+        elif name == "send_close":
+            p.send_close(arg)
+        elif name == "fail":
+            p.fail(arg)
+        elif name == "fail_pending":
+            p.fail_pending()
+        elif name == "eof":
+            p.receive_eof()
+        elif name == "drain":
+            p.data_to_send()
+            p.events_received()
+        elif arg:
+            p.hold_pongs()
+        else:
+            p.release_pongs()
+    except InvalidState:
+        pass  # not allowed in this state: nothing changed, which is checked too
+
+
+def new_protocol(kind: str, codec, max_size, defer_failure: bool) -> Protocol:
+    if kind == "open":
+        return Protocol(Side.SERVER, codec=codec, max_size=max_size, defer_failure=defer_failure)
+    factories = [ServerPerMessageDeflateFactory()] if kind == "deflate" else []
+    p = ServerProtocol(codec=codec, max_size=max_size, defer_failure=defer_failure, extensions=factories)
+    assert gates(p) == (None, False, False) == expected_gates(p)
+    request = HANDSHAKE
+    if kind == "deflate":
+        request = request.replace(b"\r\n\r\n", b"\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n")
+    p.receive_data(request)
+    assert p.state is OPEN
+    assert gates(p) == expected_gates(p)
+    assert p.fast_send is (kind != "deflate")
+    p.data_to_send()
+    return p
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    kind=st.sampled_from(["open", "handshake", "deflate"]),
+    max_size=st.sampled_from([None, 1 << 20, 125, 100, 10]),
+    defer_failure=st.booleans(),
+    steps=st.lists(actions, max_size=12),
+)
+def test_gates_follow_every_change(codec, kind, max_size, defer_failure, steps):
+    p = new_protocol(kind, codec, max_size, defer_failure)
+    assert gates(p) == expected_gates(p)
+    for action in steps:
+        apply(p, action)
+        assert gates(p) == expected_gates(p), action
+
+
+@pytest.mark.parametrize("max_size,delivery", [(None, True), (125, True), (124, False)])
+def test_gates_of_a_new_open_protocol(codec, max_size, delivery):
+    p = Protocol(Side.SERVER, codec=codec, max_size=max_size)
+    assert isinstance(p.fast_parser, codec.FrameParser)
+    assert p.fast_delivery is delivery
+    assert p.fast_send is True
+
+
+def test_gates_while_sending_fragments(codec):
+    p = Protocol(Side.CLIENT, codec=codec)
+    p.send_binary(b"a", fin=False)
+    assert p.fast_send is False
+    p.send_continuation(b"b", fin=False)
+    assert p.fast_send is False
+    p.send_continuation(b"c", fin=True)
+    assert p.fast_send is True
+    p.send_close(1000)
+    assert p.fast_send is False and p.fast_parser is None
+    assert p.fast_delivery is True  # still reading, to find the peer's close frame
