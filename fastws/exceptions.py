@@ -233,15 +233,20 @@ class ConnectionClosed(FastWSError):
                 text += f" ({close.reason})"
             return text
 
-        if self.rcvd is None and self.sent is None:
+        rcvd = self.rcvd
+        if rcvd is not None and rcvd.code == 1006:
+            # 1006 never travels in a close frame (RFC 6455 section 7.4.1): it is
+            # the code reported when the connection ended without one.
+            rcvd = None
+        if rcvd is None and self.sent is None:
             return "no close frame received or sent"
-        if self.rcvd is None:
+        if rcvd is None:
             return f"sent {frame(self.sent)}; no close frame received"
         if self.sent is None:
-            return f"received {frame(self.rcvd)}; no close frame sent"
+            return f"received {frame(rcvd)}; no close frame sent"
         if self.rcvd_then_sent:
-            return f"received {frame(self.rcvd)}; then sent {frame(self.sent)}"
-        return f"sent {frame(self.sent)}; then received {frame(self.rcvd)}"
+            return f"received {frame(rcvd)}; then sent {frame(self.sent)}"
+        return f"sent {frame(self.sent)}; then received {frame(rcvd)}"
 
     def __reduce__(self):
         return (type(self), (self.rcvd, self.sent, self.rcvd_then_sent))

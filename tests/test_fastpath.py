@@ -1009,6 +1009,28 @@ async def _after_our_close(cls, codec):
     )
 
 
+@pytest.mark.parametrize("extra", [1, 1000])
+@pytest.mark.parametrize("sign", [1, -1], ids=["beyond_the_buffer", "negative"])
+def test_a_read_count_outside_the_buffer_is_refused(impl, extra, sign):
+    """buffer_updated(n) with an n that the buffer cannot hold (an event loop
+    bug): a ValueError that says so, in both twins, and nothing is parsed.
+    The compiled twin reads the buffer's memory directly, so this guards it."""
+
+    async def go():
+        conn, transport = await open_connection(impl.cls, Protocol(Side.SERVER))
+        buf = conn.get_buffer(-1)
+        data = T("x")
+        buf[: len(data)] = data
+        n = len(buf) + extra if sign > 0 else -extra
+        with pytest.raises(ValueError, match=f"^{n} bytes read into a buffer of {len(buf)}$"):
+            conn.buffer_updated(n)
+        conn.buffer_updated(len(data))  # the connection goes on
+        assert conn._messages == collections.deque(["x"])
+        assert conn.protocol.state is OPEN and transport.data() == b""
+
+    run(go())
+
+
 @pytest.mark.parametrize("codec", sorted(CODECS))
 def test_after_our_close_frame_the_protocol_takes_the_bytes(impl, codec):
     out = run(_after_our_close(impl.cls, codec))
@@ -1647,7 +1669,7 @@ def _closing_by_us(conn):
 CLOSED_SETUPS = [
     ("closed_by_peer", _closed_by_peer, ConnectionClosedOK, "CLOSED", "received 1000; then sent 1000"),
     # (the end of the stream is reported as a close with 1006: see Protocol.receive_eof)
-    ("failed_by_peer", _failed_by_peer, ConnectionClosedError, "CLOSED", "sent 1002 (reserved opcode 3); then received 1006"),
+    ("failed_by_peer", _failed_by_peer, ConnectionClosedError, "CLOSED", "sent 1002 (reserved opcode 3); no close frame received"),
     ("closing_by_us", _closing_by_us, ConnectionClosedError, "CLOSING", "sent 1001; no close frame received"),
 ]
 

@@ -60,6 +60,13 @@ cdef inline object _plain_message(object frame):
     return None
 
 
+cdef inline int _check_count(Py_ssize_t nbytes, Py_ssize_t size) except -1:
+    """The event loop's read count must fit the buffer it read into."""
+    if nbytes < 0 or nbytes > size:
+        raise ValueError(f"{nbytes} bytes read into a buffer of {size}")
+    return 0
+
+
 cdef class FastPath:
     """Base of :class:`~fastws.asyncio.connection.Connection`: reading into the
     shared read buffer, and :meth:`send_nowait`. The attributes below are the
@@ -84,13 +91,13 @@ cdef class FastPath:
         cdef object frames, error = None
         cdef Py_buffer view
         if type(parser) is not FrameParser:
+            _check_count(nbytes, len(self._read_buf))
             self._read(self._read_buf[:nbytes])
             return
         # Our parser reads the buffer's memory: no slice, no second buffer request.
         PyObject_GetBuffer(self._read_buf, &view, PyBUF_SIMPLE)
         try:
-            if not 0 <= nbytes <= view.len:
-                raise ValueError(f"{nbytes} bytes read into a buffer of {view.len}")
+            _check_count(nbytes, view.len)
             frames = (<FrameParser>parser).feed_from(<const uint8_t *>view.buf, nbytes)
         except _ProtocolError as exc:
             frames, error = exc.frames, exc

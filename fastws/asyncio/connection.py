@@ -51,7 +51,7 @@ from ..exceptions import (
     InvalidState,
 )
 from ..frames import CloseCode
-from ..protocol import CLOSED, CLOSING, CONNECTING, OPEN, Protocol, State
+from ..protocol import CLOSING, CONNECTING, OPEN, Protocol, State
 from .fastpath import FastPath
 
 __all__ = ["Connection", "Listener", "broadcast", "Data"]
