@@ -172,9 +172,12 @@ assert set(STARTERS) == set(ALL_STACKS)
 
 
 def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Future) -> None:
-    """Stop when stdin reaches EOF, so that a server never outlives its parent."""
+    """Stop when stdin reaches EOF, so that a server never outlives its parent.
+    Reads the file descriptor itself: a daemon thread blocked in the buffered
+    ``sys.stdin`` holds its lock, and a server stopped by a signal meanwhile
+    dies at exit with "could not acquire lock for <stdin>"."""
     try:
-        while sys.stdin.buffer.read(4096):
+        while os.read(sys.stdin.fileno(), 4096):
             pass
     except (OSError, ValueError):
         pass
