@@ -588,6 +588,8 @@ cdef class FrameParser:
     def feed(self, data):
         """Feed bytes; return the frames they complete, in order."""
         cdef Py_buffer view
+        if self._error is not None:  # before the argument is looked at, as in the pure twin
+            raise _rules.repeat_error(self._error)
         if type(data) is bytes:
             return self.feed_from(<const uint8_t *>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
         _acquire(data, &view, "data")

@@ -207,9 +207,11 @@ class ConnectionClosed(FastWSError):
     """Raised by ``recv()``, ``send()`` and friends once the connection is closed.
 
     :attr:`rcvd` and :attr:`sent` are the close frames received and sent
-    (:class:`fastws.events.Close` objects, or None); :attr:`code` and
-    :attr:`reason` are those of the close frame received, 1006 and ``""`` when
-    the connection ended without one.
+    (:class:`fastws.events.Close` objects, or None); :attr:`rcvd` may also be
+    the ``Close(1006)`` that the protocol reports when the connection ended
+    without a close frame (1006 never travels in one, and the text says "no
+    close frame received"). :attr:`code` and :attr:`reason` are those of the
+    close frame received, 1006 and ``""`` when the connection ended without one.
     """
 
     def __init__(self, rcvd=None, sent=None, rcvd_then_sent: bool | None = None) -> None:

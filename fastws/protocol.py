@@ -783,9 +783,6 @@ class Protocol:
         is a ``str``, or ``bytes`` already encoded as UTF-8 (not checked)."""
         if self.state is not OPEN or self._send_frag is not None:
             self._check_new_message()
-        if not fin:
-            self._send_frag = _TEXT
-            self._update_gates()
         if self._ext is None:
             if len(data) >= _PASS_THROUGH and self._mask is None and type(data) is bytes:
                 self._out += (_header(_TEXT, fin, len(data)), data)
@@ -793,14 +790,14 @@ class Protocol:
                 self._out.append(self._build_frame(_TEXT, data, fin=fin, mask=self._mask))
         else:
             self._send_extended(_TEXT, data, fin)
+        if not fin:  # once the frame is built: a payload refused starts nothing
+            self._send_frag = _TEXT
+            self._update_gates()
 
     def send_binary(self, data: Union[bytes, bytearray, memoryview], fin: bool = True) -> None:
         """Send a binary message, or its first frame if ``fin`` is False."""
         if self.state is not OPEN or self._send_frag is not None:
             self._check_new_message()
-        if not fin:
-            self._send_frag = _BINARY
-            self._update_gates()
         if self._ext is None:
             if len(data) >= _PASS_THROUGH and self._mask is None and type(data) is bytes:
                 self._out += (_header(_BINARY, fin, len(data)), data)
@@ -808,6 +805,9 @@ class Protocol:
                 self._out.append(self._build_frame(_BINARY, data, fin=fin, mask=self._mask))
         else:
             self._send_extended(_BINARY, data, fin)
+        if not fin:  # once the frame is built: a payload refused starts nothing
+            self._send_frag = _BINARY
+            self._update_gates()
 
     def send_continuation(self, data: Union[str, bytes], fin: bool) -> None:
         """Send the next frame of the message started by ``send_text(...,
@@ -816,9 +816,6 @@ class Protocol:
             raise InvalidState("no fragmented message is being sent")
         if self.state is not OPEN:
             raise InvalidState(f"cannot send a message: connection is {self.state.name}")
-        if fin:
-            self._send_frag = None
-            self._update_gates()
         if self._ext is None:
             if len(data) >= _PASS_THROUGH and self._mask is None and type(data) is bytes:
                 self._out += (_header(_CONT, fin, len(data)), data)
@@ -826,6 +823,9 @@ class Protocol:
                 self._out.append(self._build_frame(_CONT, data, fin=fin, mask=self._mask))
         else:
             self._send_extended(_CONT, data, fin)
+        if fin:  # once the frame is built: a payload refused ends nothing
+            self._send_frag = None
+            self._update_gates()
 
     def _send_extended(self, opcode: int, data, fin: bool) -> None:
         if isinstance(data, str):

@@ -397,3 +397,18 @@ def test_frame_objects_agree(both_codecs, spec, rsv2, rsv3):
     assert repr(a) == repr(b)
     assert a == cy.Frame(opcode, payload, fin, rsv1, rsv2, rsv3)
     assert a != cy.Frame(opcode, payload + b"x", fin, rsv1, rsv2, rsv3)
+
+
+def test_failed_parser_repeats_its_error_whatever_it_is_fed(both_codecs):
+    """After a protocol error, every feed() raises it again, before looking at
+    its argument: a str or None then is not a TypeError in either twin."""
+    for bad in (b"\x82\x00", "text", None, 12):
+        results = []
+        for module in both_codecs:
+            parser = module.FrameParser(mask_required=False)
+            first = outcome(parser.feed, b"\x83\x00")  # reserved opcode 3
+            results.append((first, outcome(parser.feed, bad)))
+        (first, again), other = results
+        assert first[0] == "error" and first[1][0].__name__ == "ProtocolError"
+        assert again == ("error", first[1]), bad
+        assert other == results[0], bad

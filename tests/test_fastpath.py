@@ -1009,15 +1009,17 @@ async def _after_our_close(cls, codec):
     )
 
 
-@pytest.mark.parametrize("extra", [1, 1000])
+@pytest.mark.parametrize("codec", sorted(CODECS))
+@pytest.mark.parametrize("extra", [1, 1000, 2**64])
 @pytest.mark.parametrize("sign", [1, -1], ids=["beyond_the_buffer", "negative"])
-def test_a_read_count_outside_the_buffer_is_refused(impl, extra, sign):
+def test_a_read_count_outside_the_buffer_is_refused(impl, codec, extra, sign):
     """buffer_updated(n) with an n that the buffer cannot hold (an event loop
     bug): a ValueError that says so, in both twins, and nothing is parsed.
-    The compiled twin reads the buffer's memory directly, so this guards it."""
+    The compiled twin reads the buffer's memory directly with our codec's
+    parser (and slices it with the pure codec's), so this guards it."""
 
     async def go():
-        conn, transport = await open_connection(impl.cls, Protocol(Side.SERVER))
+        conn, transport = await open_connection(impl.cls, Protocol(Side.SERVER, codec=CODECS[codec]))
         buf = conn.get_buffer(-1)
         data = T("x")
         buf[: len(data)] = data

@@ -530,6 +530,39 @@ def test_server_does_not_mask(codec):
     assert proto.data_to_send() == b"\x81\x05Hello"  # RFC 6455 section 5.7
 
 
+# (id, calls before, call with a payload that cannot be sent, then what may follow)
+REFUSED_PAYLOADS = [
+    # a refused first frame starts no fragmented message: a new message may follow
+    ("first-text-fragment", [], ("send_text", 12, False), ("send_binary", b"new"), [(BINARY, b"new", True)]),
+    ("first-binary-fragment", [], ("send_binary", None, False), ("send_text", "new"), [(TEXT, b"new", True)]),
+    # a refused last frame ends nothing: the message goes on
+    (
+        "last-continuation",
+        [("send_binary", b"a", False)],
+        ("send_continuation", object(), True),
+        ("send_continuation", b"b", True),
+        [(BINARY, b"a", False), (CONT, b"b", True)],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "before, refused, after, wire", [c[1:] for c in REFUSED_PAYLOADS], ids=[c[0] for c in REFUSED_PAYLOADS]
+)
+def test_refused_payload_changes_nothing(codec, side, before, refused, after, wire):
+    proto = proto_for(side, codec)
+    for name, *args in before:
+        getattr(proto, name)(*args)
+    name, *args = refused
+    with pytest.raises(TypeError):
+        getattr(proto, name)(*args)
+    name, *args = after
+    getattr(proto, name)(*args)
+    frames = sent_frames(proto.data_to_send(), by_client=side is Side.CLIENT)
+    assert [(op, payload, fin) for op, payload, fin, _ in frames] == wire
+    assert proto.fast_send is True
+
+
 # (id, calls before, call that must raise)
 INVALID_STATE = [
     ("text-after-close", [("send_close",)], ("send_text", "x")),

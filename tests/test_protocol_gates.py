@@ -7,9 +7,10 @@ the parser themselves (:attr:`~fastws.protocol.Protocol.fast_parser`,
 on changes, so that the fast path reads an attribute instead of calling a
 method. A stale gate would let a driver deliver a message in the middle of a
 fragmented one, or write a frame in the middle of a fragmented send. These
-tests run random sequences of everything that changes a protocol's state,
-received bytes cut anywhere included, and check all three after every step
-against their definitions, written out here.
+tests run random sequences of what changes a protocol's state (on both
+sides, through the opening handshake or refused in it, received bytes cut
+anywhere included), and check all three after every step against their
+definitions, written out here.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 
 from fastws.deflate import ServerPerMessageDeflateFactory
 from fastws.exceptions import InvalidState, ProtocolError
-from fastws.protocol import OPEN, Protocol, ServerProtocol, Side
+from fastws.protocol import CLOSED, OPEN, ClientProtocol, Protocol, ServerProtocol, Side
 
 from asyncio_helpers import HANDSHAKE
 from protocol_helpers import BINARY, CLOSE, CONT, PING, PONG, TEXT, close_payload, make_frame
@@ -45,32 +46,39 @@ def _deflated(payload: bytes) -> bytes:
     return (compressor.compress(payload) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
 
 
-# What a client may send, valid or not: each item is one frame's bytes.
+# What a peer may send, valid or not: (opcode, payload, options) of one frame,
+# masked when a client sends it (a server receives it), unmasked otherwise.
 FRAMES = [
-    make_frame(TEXT, "hello"),
-    make_frame(BINARY, b"\x00" * 40),
-    make_frame(TEXT, "frag-", fin=False),
-    make_frame(BINARY, b"frag-", fin=False),
-    make_frame(CONT, "more", fin=False),
-    make_frame(CONT, "end"),
-    make_frame(TEXT, "é" * 60),  # validated while it arrives, when cut
-    make_frame(TEXT, b"\xce"),  # a sequence cut by the end of the message
-    make_frame(TEXT, b"ok\xff"),  # invalid UTF-8
-    make_frame(PING, b"p"),
-    make_frame(PONG, b"q"),
-    make_frame(CLOSE, close_payload(1000, "bye")),
-    make_frame(BINARY, b"x" * 200),  # above some max_size below
-    make_frame(TEXT, _deflated(b"compressed " * 5), rsv1=True),
-    make_frame(BINARY, b"", rsv2=True),  # a reserved bit: the parser fails
+    (TEXT, "hello", {}),
+    (BINARY, b"\x00" * 40, {}),
+    (TEXT, "frag-", {"fin": False}),
+    (BINARY, b"frag-", {"fin": False}),
+    (CONT, "more", {"fin": False}),
+    (CONT, "end", {}),
+    (TEXT, "é" * 60, {}),  # validated while it arrives, when cut
+    (TEXT, b"\xce", {}),  # a sequence cut by the end of the message
+    (TEXT, b"ok\xff", {}),  # invalid UTF-8
+    (PING, b"p", {}),
+    (PONG, b"q", {}),
+    (CLOSE, close_payload(1000, "bye"), {}),
+    (BINARY, b"x" * 200, {}),  # above some max_size below
+    (TEXT, _deflated(b"compressed " * 5), {"rsv1": True}),
+    (BINARY, b"", {"rsv2": True}),  # a reserved bit: the parser fails
 ]
 
-received = st.lists(st.sampled_from(FRAMES), min_size=1, max_size=4).flatmap(
-    lambda frames: st.tuples(
-        st.just(b"".join(frames)),
-        st.lists(st.integers(0, sum(map(len, frames))), max_size=4),
-        st.booleans(),  # through the driver's steps, or through receive_data
-    )
+received = st.tuples(
+    st.lists(st.integers(0, len(FRAMES) - 1), min_size=1, max_size=4),
+    st.lists(st.integers(0, 400), max_size=4),  # where the bytes are cut into reads
+    st.booleans(),  # through the driver's steps, or through receive_data
 )
+
+
+def frames_for(p: Protocol, indexes: list) -> bytes:
+    masked = p.side is Side.SERVER
+    return b"".join(
+        make_frame(op, payload, masked=masked, **options)
+        for op, payload, options in (FRAMES[i] for i in indexes)
+    )
 
 actions = st.one_of(
     st.tuples(st.just("receive"), received),
@@ -86,6 +94,23 @@ actions = st.one_of(
 )
 
 
+def plain_message(frame) -> bool:
+    """What the driver delivers itself (fastws.asyncio._fastpath_py's
+    _plain_message): a whole, unextended binary frame, or text frame that
+    decodes; anything else goes to the protocol, which says what is wrong."""
+    if not frame.fin or frame.rsv1:
+        return False
+    if frame.opcode == BINARY:
+        return True
+    if frame.opcode == TEXT:
+        try:
+            frame.payload.decode()
+        except UnicodeDecodeError:
+            return False
+        return True
+    return False
+
+
 def receive_as_driver(p: Protocol, data: bytes) -> None:
     """What the fast path of fastws.asyncio does with a read: feed the parser,
     each frame that is not a plain message to receive_frame(), the end to
@@ -99,10 +124,9 @@ def receive_as_driver(p: Protocol, data: bytes) -> None:
         frames = parser.feed(data)
     except ProtocolError as exc:
         frames, error = exc.frames, exc
-    for i, frame in enumerate(frames):
+    for frame in frames:
         assert gates(p) == expected_gates(p)
-        plain = frame.fin and not frame.rsv1 and frame.opcode in (TEXT, BINARY)
-        if p.fast_delivery and plain:
+        if p.fast_delivery and plain_message(frame):
             continue  # the driver delivers it itself: the protocol never sees it
         if not p.receive_frame(frame):
             return
@@ -116,8 +140,9 @@ def apply(p: Protocol, action: tuple) -> None:
     name, arg = action
     try:
         if name == "receive":
-            data, cuts, as_driver = arg
-            bounds = [0, *sorted(cuts), len(data)]
+            indexes, cuts, as_driver = arg
+            data = frames_for(p, indexes)
+            bounds = [0, *sorted(min(cut, len(data)) for cut in cuts), len(data)]
             for start, end in zip(bounds, bounds[1:]):
                 if as_driver:
                     receive_as_driver(p, data[start:end])
@@ -149,26 +174,58 @@ def apply(p: Protocol, action: tuple) -> None:
         pass  # not allowed in this state: nothing changed, which is checked too
 
 
+CLOSED_GATES = (None, False, False)
+
+KINDS = [
+    "open",  # Protocol, OPEN from the start
+    "server",  # ServerProtocol through the opening handshake
+    "server_deflate",  # the same, permessage-deflate negotiated
+    "server_refused",  # a bad request: 400, CLOSED
+    "server_eof",  # the stream ends in the middle of the request
+    "client",  # ClientProtocol through the opening handshake
+    "client_refused",  # a 403 response
+    "client_eof",  # the stream ends in the middle of the response
+]
+
+
 def new_protocol(kind: str, codec, max_size, defer_failure: bool) -> Protocol:
+    """A protocol in the state ``kind`` names, its gates checked on the way."""
+    options = dict(codec=codec, max_size=max_size, defer_failure=defer_failure)
     if kind == "open":
-        return Protocol(Side.SERVER, codec=codec, max_size=max_size, defer_failure=defer_failure)
-    factories = [ServerPerMessageDeflateFactory()] if kind == "deflate" else []
-    p = ServerProtocol(codec=codec, max_size=max_size, defer_failure=defer_failure, extensions=factories)
-    assert gates(p) == (None, False, False) == expected_gates(p)
-    request = HANDSHAKE
-    if kind == "deflate":
-        request = request.replace(b"\r\n\r\n", b"\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n")
-    p.receive_data(request)
-    assert p.state is OPEN
+        return Protocol(Side.SERVER, **options)
+    if kind.startswith("server"):
+        factories = [ServerPerMessageDeflateFactory()] if kind == "server_deflate" else []
+        p = ServerProtocol(extensions=factories, **options)
+        request = HANDSHAKE
+        if kind == "server_deflate":
+            request = request.replace(b"\r\n\r\n", b"\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n")
+        elif kind == "server_refused":
+            request = request.replace(b"Sec-WebSocket-Version: 13", b"Sec-WebSocket-Version: 8")
+    else:
+        p = ClientProtocol("ws://a/", **options)
+        server = ServerProtocol(origins=["https://nowhere"] if kind == "client_refused" else None)
+        server.receive_data(p.data_to_send())
+        request = server.data_to_send()  # what the client receives: the response
+    assert gates(p) == CLOSED_GATES == expected_gates(p)  # CONNECTING
+    if kind.endswith("_eof"):
+        p.receive_data(request[: len(request) // 2])
+        assert gates(p) == CLOSED_GATES == expected_gates(p)
+        p.receive_eof()
+    else:
+        p.receive_data(request)
     assert gates(p) == expected_gates(p)
-    assert p.fast_send is (kind != "deflate")
+    if kind.endswith(("_refused", "_eof")):
+        assert p.state is CLOSED and gates(p) == CLOSED_GATES
+    else:
+        assert p.state is OPEN
+        assert p.fast_send is (kind != "server_deflate")
     p.data_to_send()
     return p
 
 
 @settings(max_examples=300, deadline=None)
 @given(
-    kind=st.sampled_from(["open", "handshake", "deflate"]),
+    kind=st.sampled_from(KINDS),
     max_size=st.sampled_from([None, 1 << 20, 125, 100, 10]),
     defer_failure=st.booleans(),
     steps=st.lists(actions, max_size=12),

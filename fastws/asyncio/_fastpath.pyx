@@ -60,11 +60,17 @@ cdef inline object _plain_message(object frame):
     return None
 
 
-cdef inline int _check_count(Py_ssize_t nbytes, Py_ssize_t size) except -1:
-    """The event loop's read count must fit the buffer it read into."""
-    if nbytes < 0 or nbytes > size:
+cdef inline Py_ssize_t _checked_count(object nbytes, Py_ssize_t size) except -1:
+    """The event loop's read count, which must fit the buffer it read into
+    (a count too large for C gets the same ValueError as in the pure twin)."""
+    cdef Py_ssize_t n = -1
+    try:
+        n = nbytes
+    except OverflowError:
+        pass
+    if n < 0 or n > size:
         raise ValueError(f"{nbytes} bytes read into a buffer of {size}")
-    return 0
+    return n
 
 
 cdef class FastPath:
@@ -85,20 +91,21 @@ cdef class FastPath:
     def get_buffer(self, Py_ssize_t sizehint):
         return self._read_buf
 
-    def buffer_updated(self, Py_ssize_t nbytes):
+    def buffer_updated(self, nbytes):
         cdef object protocol = self.protocol
         cdef object parser = protocol.fast_parser
         cdef object frames, error = None
         cdef Py_buffer view
+        cdef Py_ssize_t n
         if type(parser) is not FrameParser:
-            _check_count(nbytes, len(self._read_buf))
-            self._read(self._read_buf[:nbytes])
+            n = _checked_count(nbytes, len(self._read_buf))
+            self._read(self._read_buf[:n])
             return
         # Our parser reads the buffer's memory: no slice, no second buffer request.
         PyObject_GetBuffer(self._read_buf, &view, PyBUF_SIMPLE)
         try:
-            _check_count(nbytes, view.len)
-            frames = (<FrameParser>parser).feed_from(<const uint8_t *>view.buf, nbytes)
+            n = _checked_count(nbytes, view.len)
+            frames = (<FrameParser>parser).feed_from(<const uint8_t *>view.buf, n)
         except _ProtocolError as exc:
             frames, error = exc.frames, exc
         finally:
