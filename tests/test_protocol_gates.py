@@ -21,6 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fastws.asyncio._fastpath_py import _plain_message  # what the driver delivers itself
 from fastws.deflate import ServerPerMessageDeflateFactory
 from fastws.exceptions import InvalidState, ProtocolError
 from fastws.protocol import CLOSED, OPEN, ClientProtocol, Protocol, ServerProtocol, Side
@@ -94,23 +95,6 @@ actions = st.one_of(
 )
 
 
-def plain_message(frame) -> bool:
-    """What the driver delivers itself (fastws.asyncio._fastpath_py's
-    _plain_message): a whole, unextended binary frame, or text frame that
-    decodes; anything else goes to the protocol, which says what is wrong."""
-    if not frame.fin or frame.rsv1:
-        return False
-    if frame.opcode == BINARY:
-        return True
-    if frame.opcode == TEXT:
-        try:
-            frame.payload.decode()
-        except UnicodeDecodeError:
-            return False
-        return True
-    return False
-
-
 def receive_as_driver(p: Protocol, data: bytes) -> None:
     """What the fast path of fastws.asyncio does with a read: feed the parser,
     each frame that is not a plain message to receive_frame(), the end to
@@ -126,7 +110,7 @@ def receive_as_driver(p: Protocol, data: bytes) -> None:
         frames, error = exc.frames, exc
     for frame in frames:
         assert gates(p) == expected_gates(p)
-        if p.fast_delivery and plain_message(frame):
+        if p.fast_delivery and _plain_message(frame) is not None:
             continue  # the driver delivers it itself: the protocol never sees it
         if not p.receive_frame(frame):
             return

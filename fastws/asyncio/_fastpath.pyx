@@ -2,9 +2,11 @@
 """A connection's hot methods, compiled: the twin of :mod:`fastws.asyncio._fastpath_py`.
 
 Both run the same steps (see that module); this one runs them without a Python
-frame of its own for a read of plain messages, or for a message sent, and
-reads a parsed frame's fields straight from its C struct. What is not the
-common case goes through the same Python methods in both.
+frame of its own for a read of plain messages, or for a message sent: it feeds
+our codec's parser from the read buffer's memory, reads a parsed frame's
+fields straight from its C struct, and frames a reply with a C call
+(``_speedups.pxd``). What is not the common case goes through the same Python
+methods in both.
 """
 
 import logging
