@@ -18,7 +18,7 @@ from __future__ import annotations
 import zlib
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from fastws.asyncio._fastpath_py import _plain_message  # what the driver delivers itself
@@ -208,6 +208,13 @@ def new_protocol(kind: str, codec, max_size, defer_failure: bool) -> Protocol:
 
 
 @settings(max_examples=300, deadline=None)
+# Always tried, whatever the search finds: the inputs that change a gate in the
+# middle of a read (a text frame validated while it arrives, cut at byte 30 of
+# 122; a compressed message, whole in one frame, through the extension).
+@example(kind="open", max_size=None, defer_failure=False, steps=[("receive", ([6], [30], True))])
+@example(kind="open", max_size=None, defer_failure=False, steps=[("receive", ([6, 0], [30], False))])
+@example(kind="server_deflate", max_size=None, defer_failure=False, steps=[("receive", ([13, 0], [], True))])
+@example(kind="server_deflate", max_size=None, defer_failure=False, steps=[("receive", ([13, 0], [], False))])
 @given(
     kind=st.sampled_from(KINDS),
     max_size=st.sampled_from([None, 1 << 20, 125, 100, 10]),
