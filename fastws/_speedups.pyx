@@ -680,6 +680,18 @@ cdef bytes _write_frame(uint8_t b0, const uint8_t *src, Py_ssize_t n, const uint
     return frame
 
 
+cdef const uint8_t *_utf8_of(object text, Py_ssize_t *n) except NULL:
+    """``text``'s UTF-8 bytes (CPython's cached copy) and their count; an
+    unencodable ``str`` (a lone surrogate) raises the pure twin's error."""
+    cdef const uint8_t *src
+    try:
+        src = <const uint8_t *>PyUnicode_AsUTF8AndSize(text, n)
+    except UnicodeEncodeError:
+        text.encode("utf-8")  # raises the same error as the pure twin
+        raise
+    return src
+
+
 cdef bytes build_message(int opcode, object payload, bint masked):
     """``build_frame(opcode, payload, mask=masked)`` for a whole text (1) or
     binary (2) message whose payload is exactly ``str`` or ``bytes``, from C:
@@ -691,11 +703,7 @@ cdef bytes build_message(int opcode, object payload, bint masked):
         src = <const uint8_t *>PyBytes_AS_STRING(payload)
         n = PyBytes_GET_SIZE(payload)
     else:
-        try:
-            src = <const uint8_t *>PyUnicode_AsUTF8AndSize(payload, &n)
-        except UnicodeEncodeError:
-            payload.encode("utf-8")  # raises the same error as the pure twin
-            raise
+        src = _utf8_of(payload, &n)
     if masked:
         _fresh_key(key)
     return _write_frame(<uint8_t>(0x80 | opcode), src, n, <const uint8_t *>key if masked else NULL)
@@ -725,11 +733,7 @@ def build_frame(opcode, payload, *, bint fin=True, bint rsv1=False, mask=None):
         src = <const uint8_t *>PyBytes_AS_STRING(payload)
         n = PyBytes_GET_SIZE(payload)
     elif isinstance(payload, str):
-        try:
-            src = <const uint8_t *>PyUnicode_AsUTF8AndSize(payload, &n)
-        except UnicodeEncodeError:
-            payload.encode("utf-8")  # raises the same error as the pure twin
-            raise
+        src = _utf8_of(payload, &n)
     else:
         _acquire(payload, &view, "payload")
         release = True
