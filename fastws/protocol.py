@@ -156,6 +156,39 @@ def _truncate_reason(text: str) -> str:
     return data[:120].decode("utf-8", "ignore") + "..."
 
 
+class Gates:
+    """What a driver may do on its own, without calling the protocol: one
+    attribute read per question. The protocol keeps them current.
+
+    Attributes:
+        fast_parser: The :class:`~fastws.codec.FrameParser`, for a driver that
+            feeds it itself, while the connection is OPEN and reading; else None
+            (the driver then calls :meth:`Protocol.receive_data`).
+        fast_delivery: True if the next whole (FIN), non-RSV1 text or binary
+            frame is a message the driver may deliver itself
+            (:func:`~fastws.codec.plain_message`).
+        fast_send: True if a whole text or binary message may be written now as
+            ``build_frame(opcode, payload, mask=protocol.mask_frames)`` without
+            the protocol: OPEN, no fragmented message being sent, no extension,
+            nothing waiting in :meth:`Protocol.data_to_send`.
+        has_data_to_send: True while :meth:`Protocol.data_to_send` has bytes.
+    """
+
+    __slots__ = ("fast_parser", "fast_delivery", "fast_send", "has_data_to_send")
+
+    def __init__(self) -> None:
+        self.fast_parser: Any = None
+        self.fast_delivery = False
+        self.fast_send = False
+        self.has_data_to_send = False
+
+    def __repr__(self) -> str:
+        return (
+            f"Gates(fast_parser={self.fast_parser!r}, fast_delivery={self.fast_delivery},"
+            f" fast_send={self.fast_send}, has_data_to_send={self.has_data_to_send})"
+        )
+
+
 class Protocol:
     """A WebSocket connection after the opening handshake, or the common part of
     :class:`ServerProtocol` and :class:`ClientProtocol`.
@@ -174,39 +207,6 @@ class Protocol:
     the messages that came before the error. Without it (the default) the close
     frame is queued at once.
     """
-
-    # --- the fast-path gates: attributes, kept current by _update_gates() ----------
-    # A driver that feeds the parser itself (the fast path of fastws.asyncio)
-    # reads these for every read and every message: an attribute costs a
-    # fraction of a method call.
-
-    #: The :class:`~fastws.codec.FrameParser`, for a driver that feeds it
-    #: itself, while the connection is OPEN and reading; else None (the driver
-    #: then calls :meth:`receive_data`). The driver delivers each message as
-    #: soon as its frame is parsed, in the order of the frames:
-    #:
-    #: - while :attr:`fast_delivery` is True, a whole (FIN) text or binary frame
-    #:   without RSV1 is a message the driver delivers itself (text decoded as
-    #:   strict UTF-8);
-    #: - any other frame goes to :meth:`receive_frame`, after which the driver
-    #:   takes :meth:`events_received` and :meth:`data_to_send`, and reads
-    #:   :attr:`fast_delivery` again;
-    #: - at the end, :meth:`receive_frames` gets the parser's error, if ``feed``
-    #:   raised one (with an empty list), or an empty list if the parser's
-    #:   ``pending()`` is not None (it looks at the frame in progress).
-    fast_parser: Any
-    #: True if the next plain message frame may be delivered by the driver
-    #: itself (see :attr:`fast_parser`): reading, no fragmented message and no
-    #: partly validated text frame in progress, and ``max_size`` checked by the
-    #: parser alone.
-    fast_delivery: bool
-    #: True if, when nothing waits in :meth:`data_to_send` either, a whole text
-    #: or binary message may be written now as ``build_frame(opcode, payload,
-    #: mask=self.mask_frames)`` without this object: the connection is OPEN, no
-    #: fragmented message is being sent and no extension is negotiated. (The
-    #: drivers of fastws.asyncio look at ``_out`` for the first condition;
-    #: others call :meth:`send_text`/:meth:`send_binary`.)
-    fast_send: bool
 
     def __init__(
         self,
@@ -263,6 +263,8 @@ class Protocol:
         #: With ``defer_failure``: the peer's protocol error whose close frame
         #: waits for :meth:`fail_pending`, or None.
         self.pending_failure: Optional[ProtocolError] = None
+        #: The driver's go-aheads (see :class:`Gates`).
+        self.gates = Gates()
         self._events: list = []
         self._out: list = []
         self._reading = False  # True while frames are parsed
@@ -302,9 +304,20 @@ class Protocol:
         attribute read per question, not a method call."""
         reading = self._reading
         is_open = self.state is OPEN
-        self.fast_parser = self._parser if reading and is_open else None
-        self.fast_delivery = reading and self._frag_op is None and not self._checked and self._fast
-        self.fast_send = is_open and self._send_frag is None and self._ext is None
+        gates = self.gates
+        gates.fast_parser = self._parser if reading and is_open else None
+        gates.fast_delivery = reading and self._frag_op is None and not self._checked and self._fast
+        gates.fast_send = (
+            is_open and self._send_frag is None and self._ext is None and not self._out
+        )
+        gates.has_data_to_send = bool(self._out)
+
+    def _queue(self, *chunks: bytes) -> None:
+        """Queue bytes for :meth:`data_to_send`."""
+        self._out += chunks
+        gates = self.gates
+        gates.has_data_to_send = True
+        gates.fast_send = False
 
     def _set_extensions(self, extensions: Sequence[Any]) -> None:
         self.extensions = list(extensions)
@@ -538,7 +551,7 @@ class Protocol:
                 if self._holding_pongs:
                     self._held_pong = pong  # the most recent ping only
                 else:
-                    self._out.append(pong)
+                    self._queue(pong)
                 return True
             if op == _PONG:
                 self._events.append(Pong(frame.payload))
@@ -640,7 +653,7 @@ class Protocol:
         if self.close_sent is None:
             # Section 5.5.1: answer, echoing the code (no code: empty payload).
             echo = b"" if code == CloseCode.NO_STATUS_RCVD else self._build_close(code)
-            self._out.append(self._build_frame(_CLOSE, echo, mask=self._mask))
+            self._queue(self._build_frame(_CLOSE, echo, mask=self._mask))
             self.close_sent = Close(code, "")
             self.close_rcvd_then_sent = True
             self._send_frag = None
@@ -694,7 +707,7 @@ class Protocol:
         self._reading = False
         self._drop_fragments()
         if self.close_sent is None and self.state is OPEN:
-            self._out.append(
+            self._queue(
                 self._build_frame(_CLOSE, self._build_close(code, reason), mask=self._mask)
             )
             self.close_sent = Close(_close_code(code), reason)
@@ -719,6 +732,7 @@ class Protocol:
         if not out:
             return b""
         self._out = []
+        self._update_gates()
         return out[0] if len(out) == 1 else b"".join(out)
 
     def chunks_to_send(self) -> List[bytes]:
@@ -730,6 +744,7 @@ class Protocol:
         if not out:
             return out
         self._out = []
+        self._update_gates()
         return out
 
     def should_close_transport(self) -> bool:
@@ -785,9 +800,9 @@ class Protocol:
             self._check_new_message()
         if self._ext is None:
             if len(data) >= _PASS_THROUGH and self._mask is None and type(data) is bytes:
-                self._out += (_header(_TEXT, fin, len(data)), data)
+                self._queue(_header(_TEXT, fin, len(data)), data)
             else:
-                self._out.append(self._build_frame(_TEXT, data, fin=fin, mask=self._mask))
+                self._queue(self._build_frame(_TEXT, data, fin=fin, mask=self._mask))
         else:
             self._send_extended(_TEXT, data, fin)
         if not fin:  # once the frame is built: a payload refused starts nothing
@@ -800,9 +815,9 @@ class Protocol:
             self._check_new_message()
         if self._ext is None:
             if len(data) >= _PASS_THROUGH and self._mask is None and type(data) is bytes:
-                self._out += (_header(_BINARY, fin, len(data)), data)
+                self._queue(_header(_BINARY, fin, len(data)), data)
             else:
-                self._out.append(self._build_frame(_BINARY, data, fin=fin, mask=self._mask))
+                self._queue(self._build_frame(_BINARY, data, fin=fin, mask=self._mask))
         else:
             self._send_extended(_BINARY, data, fin)
         if not fin:  # once the frame is built: a payload refused starts nothing
@@ -818,9 +833,9 @@ class Protocol:
             raise InvalidState(f"cannot send a message: connection is {self.state.name}")
         if self._ext is None:
             if len(data) >= _PASS_THROUGH and self._mask is None and type(data) is bytes:
-                self._out += (_header(_CONT, fin, len(data)), data)
+                self._queue(_header(_CONT, fin, len(data)), data)
             else:
-                self._out.append(self._build_frame(_CONT, data, fin=fin, mask=self._mask))
+                self._queue(self._build_frame(_CONT, data, fin=fin, mask=self._mask))
         else:
             self._send_extended(_CONT, data, fin)
         if fin:  # once the frame is built: a payload refused ends nothing
@@ -832,7 +847,7 @@ class Protocol:
             data = data.encode("utf-8")
         first = opcode != _CONT
         payload, rsv1 = self._ext.encode(bytes(data), first=first, fin=fin)
-        self._out.append(
+        self._queue(
             self._build_frame(opcode, payload, fin=fin, rsv1=bool(rsv1) and first, mask=self._mask)
         )
 
@@ -843,12 +858,12 @@ class Protocol:
     def send_ping(self, data: Union[str, bytes] = b"") -> None:
         """Send a ping (125 bytes of payload at most). Allowed while OPEN or CLOSING."""
         self._check_control("ping")
-        self._out.append(self._build_frame(_PING, data, mask=self._mask))
+        self._queue(self._build_frame(_PING, data, mask=self._mask))
 
     def send_pong(self, data: Union[str, bytes] = b"") -> None:
         """Send an unsolicited pong (pings are answered automatically)."""
         self._check_control("pong")
-        self._out.append(self._build_frame(_PONG, data, mask=self._mask))
+        self._queue(self._build_frame(_PONG, data, mask=self._mask))
 
     def hold_pongs(self) -> None:
         """Stop answering pings as they come, until :meth:`release_pongs`: the
@@ -864,7 +879,7 @@ class Protocol:
         self._holding_pongs = False
         pong, self._held_pong = self._held_pong, None
         if pong is not None and self.state is OPEN:
-            self._out.append(pong)
+            self._queue(pong)
 
     def send_close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Start the closing handshake: send a close frame (``code`` 1005 with no
@@ -877,7 +892,7 @@ class Protocol:
         if self.state is not OPEN:
             raise InvalidState(f"cannot send a close frame: connection is {self.state.name}")
         payload = self._build_close(code, reason)  # ValueError for unsendable codes
-        self._out.append(self._build_frame(_CLOSE, payload, mask=self._mask))
+        self._queue(self._build_frame(_CLOSE, payload, mask=self._mask))
         self.close_sent = Close(_close_code(code), reason)
         self._send_frag = None
         self.state = CLOSING
@@ -1045,7 +1060,7 @@ class ServerProtocol(Protocol):
             subprotocol, extensions = self._accepted or (None, [])
             self.subprotocol = subprotocol
             self._set_extensions(extensions)
-            self._out.append(response.serialize())
+            self._queue(response.serialize())
             self.state = OPEN
             self._start_frames()
             pending, self._pending = self._pending, bytearray()
@@ -1059,7 +1074,7 @@ class ServerProtocol(Protocol):
         if "Connection" not in headers:
             response.headers = headers = headers.copy()
             headers["Connection"] = "close"
-        self._out.append(response.serialize())
+        self._queue(response.serialize())
         self._pending = bytearray()
         self._close_transport = True
         self.state = CLOSED
@@ -1121,7 +1136,7 @@ class ClientProtocol(Protocol):
         #: The server's response, once received.
         self.response: Optional[Response] = None
         self._http = ResponseParser(**http_limits)
-        self._out.append(self.request.serialize())
+        self._queue(self.request.serialize())
 
     def _receive_handshake(self, data) -> None:
         try:

@@ -365,7 +365,7 @@ class Case:
     reads_fed: Optional[int] = None  # reads fed before the transport closed (None: all)
     max_size: Optional[int] = 1 << 20
     deflate: bool = False
-    # protocol.fast_delivery on the open connection: False when the protocol
+    # protocol.gates.fast_delivery on the open connection: False when the protocol
     # must see every frame (max_size < 125, which the parser cannot enforce)
     direct: bool = True
 
@@ -393,8 +393,8 @@ class Outcome:
     close_rcvd: Optional[tuple]
     close_code: Optional[int]
     error: Optional[tuple]
-    parser_at_end: bool  # protocol.fast_parser is not None after the last read
-    direct_at_end: bool  # protocol.fast_delivery after the last read
+    parser_at_end: bool  # protocol.gates.fast_parser is not None after the last read
+    direct_at_end: bool  # protocol.gates.fast_delivery after the last read
     transport_calls: dict
     write_after_close: int
     recv_end: Optional[tuple]
@@ -414,10 +414,10 @@ async def drive(cls, case: Case, mode: str, codec: str) -> Outcome:
     )
     # OPEN and reading: the driver always feeds the parser itself, and asks
     # fast_delivery which frames it may deliver
-    parser = protocol.fast_parser
+    parser = protocol.gates.fast_parser
     assert isinstance(parser, protocol.codec.FrameParser)
-    assert protocol.fast_parser is parser
-    assert protocol.fast_delivery is case.direct
+    assert protocol.gates.fast_parser is parser
+    assert protocol.gates.fast_delivery is case.direct
     listener = Recorder() if mode == "listener" else None
     conn, transport = await open_connection(cls, protocol, listener=listener)
     received: list = []
@@ -463,8 +463,8 @@ async def drive(cls, case: Case, mode: str, codec: str) -> Outcome:
         close_rcvd=_close_tuple(protocol.close_rcvd),
         close_code=None if conn.close_code is None else int(conn.close_code),
         error=None if error is None else (type(error).__name__, str(error)),
-        parser_at_end=protocol.fast_parser is not None,
-        direct_at_end=protocol.fast_delivery,
+        parser_at_end=protocol.gates.fast_parser is not None,
+        direct_at_end=protocol.gates.fast_delivery,
         transport_calls=dict(transport.calls),
         write_after_close=transport.write_after_close,
         recv_end=recv_end[0] if recv_end else None,
@@ -997,7 +997,7 @@ async def _after_our_close(cls, codec):
     conn._flush()
     assert protocol.state.name == "CLOSING"
     # still reading (for the peer's close frame), but no longer OPEN
-    parser_while_closing = protocol.fast_parser
+    parser_while_closing = protocol.gates.fast_parser
     feed(conn, T("late") + PING(b"p") + B(b"later") + CLOSE(1001) + T("never"))
     await settle()
     return (
@@ -1061,68 +1061,68 @@ def test_protocol_says_what_the_driver_may_deliver(codec):
 
     for max_size, direct in [(None, True), (1 << 20, True), (125, True), (124, False), (10, False), (0, False)]:
         p = new(max_size=max_size)
-        assert isinstance(p.fast_parser, p.codec.FrameParser), max_size
-        assert p.fast_delivery is direct, max_size
+        assert isinstance(p.gates.fast_parser, p.codec.FrameParser), max_size
+        assert p.gates.fast_delivery is direct, max_size
 
     p = new()
-    parser = p.fast_parser
+    parser = p.gates.fast_parser
     # a fragmented message in progress, a ping inside it
     first, ping, last = parser.feed(T("a", fin=False) + PING(b"p") + C("b"))
-    assert p.receive_frame(first) is True and p.fast_delivery is False
-    assert p.receive_frame(ping) is True and p.fast_delivery is False
-    assert p.fast_parser is parser
-    assert p.receive_frame(last) is True and p.fast_delivery is True
+    assert p.receive_frame(first) is True and p.gates.fast_delivery is False
+    assert p.receive_frame(ping) is True and p.gates.fast_delivery is False
+    assert p.gates.fast_parser is parser
+    assert p.receive_frame(last) is True and p.gates.fast_delivery is True
     assert p.events_received() == [Ping(b"p"), "ab"]
     assert p.data_to_send() == server_frame(10, b"p")
     # a text frame validated while it arrives
     data = T("é" * 40)
     assert parser.feed(data[:20]) == []
     p.receive_frames([])
-    assert p.fast_delivery is False and p.fast_parser is parser
+    assert p.gates.fast_delivery is False and p.gates.fast_parser is parser
     assert parser.feed(data[20:30]) == []
     p.receive_frames([])
-    assert p.fast_delivery is False
+    assert p.gates.fast_delivery is False
     (whole,) = parser.feed(data[30:])
-    assert p.receive_frame(whole) is True and p.fast_delivery is True
+    assert p.receive_frame(whole) is True and p.gates.fast_delivery is True
     assert p.events_received() == ["é" * 40]
     # a binary frame arriving: nothing to validate, nothing to wait for
     data = B(b"\xff" * 80)
     assert parser.feed(data[:20]) == []
     p.receive_frames([])
-    assert p.fast_delivery is True
+    assert p.gates.fast_delivery is True
     assert len(parser.feed(data[20:])) == 1
     assert p.events_received() == [] and p.data_to_send() == b""
     # a close frame: reading stops, what follows is discarded
     close, after = parser.feed(CLOSE(1000) + T("after"))
     assert p.receive_frame(close) is False
-    assert p.fast_parser is None and p.fast_delivery is False
+    assert p.gates.fast_parser is None and p.gates.fast_delivery is False
     assert p.receive_frame(after) is False
     assert p.events_received() == [Close(1000, "")]
     assert p.data_to_send() == server_frame(8, b"\x03\xe8")
 
     # the peer's error in a frame
     p = new()
-    (bad,) = p.fast_parser.feed(T(b"\xff"))
+    (bad,) = p.gates.fast_parser.feed(T(b"\xff"))
     assert p.receive_frame(bad) is False
-    assert p.fast_parser is None and p.fast_delivery is False
+    assert p.gates.fast_parser is None and p.gates.fast_delivery is False
     assert type(p.error).__name__ == "InvalidUTF8"
     # the parser's error: receive_frames takes it
     p = new()
     with pytest.raises(ProtocolError) as info:
-        p.fast_parser.feed(raw_frame(0x83))
+        p.gates.fast_parser.feed(raw_frame(0x83))
     p.receive_frames([], info.value)
-    assert p.fast_parser is None and p.fast_delivery is False
+    assert p.gates.fast_parser is None and p.gates.fast_delivery is False
     assert p.error is info.value and p.close_sent.code == 1002
     # failed from this side
     p = new()
     p.fail(1011)
-    assert p.fast_parser is None and p.fast_delivery is False
+    assert p.gates.fast_parser is None and p.gates.fast_delivery is False
     # our close frame sent: still reading, through receive_data
     p = new()
     p.send_close(1000)
-    assert p.fast_parser is None
+    assert p.gates.fast_parser is None
     # the opening handshake: through receive_data
-    assert ServerProtocol(codec=CODECS[codec]).fast_parser is None
+    assert ServerProtocol(codec=CODECS[codec]).gates.fast_parser is None
 
 
 # --- a Listener that replies -----------------------------------------------------------------
@@ -1818,7 +1818,7 @@ async def _deflate(cls, reads):
     conn, transport = await open_connection(
         cls, Protocol(Side.SERVER, extensions=[PerMessageDeflate()]), listener=listener
     )
-    assert not conn.protocol.fast_send  # an extension: send_nowait goes through it
+    assert not conn.protocol.gates.fast_send  # an extension: send_nowait goes through it
     for chunk in reads:
         feed(conn, chunk)
         await settle()
@@ -1891,7 +1891,7 @@ def written_by_row(reads) -> list:
 
 async def _pure_codec(cls, reads):
     protocol = Protocol(Side.SERVER, codec=fastws._codec_py)
-    assert type(protocol.fast_parser) is fastws._codec_py.FrameParser
+    assert type(protocol.gates.fast_parser) is fastws._codec_py.FrameParser
     listener = Recorder(echo=True)
     conn, transport = await open_connection(cls, protocol, listener=listener)
     for chunk in reads:

@@ -560,7 +560,7 @@ def test_refused_payload_changes_nothing(codec, side, before, refused, after, wi
     getattr(proto, name)(*args)
     frames = sent_frames(proto.data_to_send(), by_client=side is Side.CLIENT)
     assert [(op, payload, fin) for op, payload, fin, _ in frames] == wire
-    assert proto.fast_send is True
+    assert proto.gates.fast_send is True
 
 
 # (id, calls before, call that must raise)

@@ -34,12 +34,12 @@ def expected_gates(p: Protocol) -> tuple:
     """The gates' definitions (what the methods they replaced returned)."""
     parser = p._parser if p._reading and p.state is OPEN else None
     delivery = p._frag_op is None and not p._checked and p._fast and p._reading
-    send = p.state is OPEN and p._send_frag is None and p._ext is None
+    send = p.state is OPEN and p._send_frag is None and p._ext is None and not p._out
     return parser, bool(delivery), bool(send)
 
 
 def gates(p: Protocol) -> tuple:
-    return p.fast_parser, p.fast_delivery, p.fast_send
+    return p.gates.fast_parser, p.gates.fast_delivery, p.gates.fast_send
 
 
 def _deflated(payload: bytes) -> bytes:
@@ -99,7 +99,7 @@ def receive_as_driver(p: Protocol, data: bytes) -> None:
     """What the fast path of fastws.asyncio does with a read: feed the parser,
     each frame that is not a plain message to receive_frame(), the end to
     receive_frames() (see Protocol.fast_parser)."""
-    parser = p.fast_parser
+    parser = p.gates.fast_parser
     if parser is None:
         p.receive_data(data)
         return
@@ -110,7 +110,7 @@ def receive_as_driver(p: Protocol, data: bytes) -> None:
         frames, error = exc.frames, exc
     for frame in frames:
         assert gates(p) == expected_gates(p)
-        if p.fast_delivery and _plain_message(frame) is not None:
+        if p.gates.fast_delivery and _plain_message(frame) is not None:
             continue  # the driver delivers it itself: the protocol never sees it
         if not p.receive_frame(frame):
             return
@@ -202,7 +202,7 @@ def new_protocol(kind: str, codec, max_size, defer_failure: bool) -> Protocol:
         assert p.state is CLOSED and gates(p) == CLOSED_GATES
     else:
         assert p.state is OPEN
-        assert p.fast_send is (kind != "server_deflate")
+        assert p.gates.fast_send is (kind != "server_deflate")
     p.data_to_send()
     return p
 
@@ -232,19 +232,19 @@ def test_gates_follow_every_change(codec, kind, max_size, defer_failure, steps):
 @pytest.mark.parametrize("max_size,delivery", [(None, True), (125, True), (124, False)])
 def test_gates_of_a_new_open_protocol(codec, max_size, delivery):
     p = Protocol(Side.SERVER, codec=codec, max_size=max_size)
-    assert isinstance(p.fast_parser, codec.FrameParser)
-    assert p.fast_delivery is delivery
-    assert p.fast_send is True
+    assert isinstance(p.gates.fast_parser, codec.FrameParser)
+    assert p.gates.fast_delivery is delivery
+    assert p.gates.fast_send is True
 
 
 def test_gates_while_sending_fragments(codec):
     p = Protocol(Side.CLIENT, codec=codec)
     p.send_binary(b"a", fin=False)
-    assert p.fast_send is False
+    assert p.gates.fast_send is False
     p.send_continuation(b"b", fin=False)
-    assert p.fast_send is False
+    assert p.gates.fast_send is False
     p.send_continuation(b"c", fin=True)
-    assert p.fast_send is True
+    assert p.gates.fast_send is True
     p.send_close(1000)
-    assert p.fast_send is False and p.fast_parser is None
-    assert p.fast_delivery is True  # still reading, to find the peer's close frame
+    assert p.gates.fast_send is False and p.gates.fast_parser is None
+    assert p.gates.fast_delivery is True  # still reading, to find the peer's close frame

@@ -95,7 +95,7 @@ cdef class FastPath:
 
     def buffer_updated(self, nbytes):
         cdef object protocol = self.protocol
-        cdef object parser = protocol.fast_parser
+        cdef object parser = protocol.gates.fast_parser
         cdef object frames, error = None
         cdef Py_buffer view
         cdef Py_ssize_t n
@@ -120,7 +120,7 @@ cdef class FastPath:
 
     cdef int _read(self, object data) except -1:
         cdef object protocol = self.protocol
-        cdef object parser = protocol.fast_parser
+        cdef object parser = protocol.gates.fast_parser
         cdef object frames, error = None
         if parser is None:
             if protocol.state is _CONNECTING:
@@ -147,7 +147,7 @@ cdef class FastPath:
             pending = parser.pending() is not None
         if pending:
             self._frames_received([], None)
-        elif protocol._out:
+        elif protocol.gates.has_data_to_send:
             self._flush()  # bytes a callback queued itself
         return 0
 
@@ -156,7 +156,7 @@ cdef class FastPath:
         queue, anything else through the protocol. False if the read is over
         (reading stopped, or a callback closed the connection)."""
         cdef object on_message = self._on_message
-        cdef bint direct = protocol.fast_delivery
+        cdef bint direct = protocol.gates.fast_delivery
         cdef Py_ssize_t i, n = len(frames)
         cdef object frame, message
         for i in range(n):
@@ -165,7 +165,7 @@ cdef class FastPath:
             if message is None:
                 if not self._frame_received(frame):
                     return False  # what follows a close frame or a failure is discarded
-                direct = protocol.fast_delivery
+                direct = protocol.gates.fast_delivery
             elif on_message is None:
                 self._enqueue_c(message)
             else:
@@ -220,11 +220,11 @@ cdef class FastPath:
         if kind is bytes:
             masked = protocol.mask_frames
             if PyBytes_GET_SIZE(message) < _pass_through or masked:
-                if protocol.fast_send and not protocol._out:
+                if protocol.gates.fast_send:
                     self.transport.write(build_message(2, message, masked))
                     return
         elif kind is str:
-            if protocol.fast_send and not protocol._out:
+            if protocol.gates.fast_send:
                 self.transport.write(build_message(1, message, protocol.mask_frames))
                 return
         _general_send(self, message)

@@ -84,7 +84,7 @@ class FastPath(asyncio.BufferedProtocol):
     def _feed_read(self, data) -> None:
         """One read's bytes (from the read buffer, or trailing the handshake)."""
         protocol = self.protocol  # type: ignore[attr-defined]
-        parser = protocol.fast_parser
+        parser = protocol.gates.fast_parser
         if parser is None:
             if protocol.state is CONNECTING:
                 data = bytes(data)  # the handshake parsers may keep what they get
@@ -101,7 +101,7 @@ class FastPath(asyncio.BufferedProtocol):
             self._frames_received([], error)  # type: ignore[attr-defined]
         elif parser.pending() is not None:
             self._frames_received([], None)  # type: ignore[attr-defined]
-        elif protocol._out:
+        elif protocol.gates.has_data_to_send:
             self._flush()  # type: ignore[attr-defined]  # bytes a callback queued itself
 
     def _deliver(self, protocol, frames: list, error) -> bool:
@@ -109,13 +109,13 @@ class FastPath(asyncio.BufferedProtocol):
         queue, anything else through the protocol. False if the read is over
         (reading stopped, or a callback closed the connection)."""
         on_message = self._on_message  # type: ignore[attr-defined]
-        direct = protocol.fast_delivery
+        direct = protocol.gates.fast_delivery
         for i, frame in enumerate(frames):
             message = _plain_message(frame) if direct else None
             if message is None:
                 if not self._frame_received(frame):  # type: ignore[attr-defined]
                     return False  # what follows a close frame or a failure is discarded
-                direct = protocol.fast_delivery
+                direct = protocol.gates.fast_delivery
             elif on_message is None:
                 self._enqueue(message)
             else:
@@ -167,11 +167,11 @@ class FastPath(asyncio.BufferedProtocol):
         protocol = self.protocol  # type: ignore[attr-defined]
         if kind is bytes:
             if len(message) < _PASS_THROUGH or protocol.mask_frames:
-                if protocol.fast_send and not protocol._out:
+                if protocol.gates.fast_send:
                     self.transport.write(build_frame(2, message, mask=protocol.mask_frames))  # type: ignore[attr-defined]
                     return
         elif kind is str:
-            if protocol.fast_send and not protocol._out:
+            if protocol.gates.fast_send:
                 self.transport.write(build_frame(1, message, mask=protocol.mask_frames))  # type: ignore[attr-defined]
                 return
         self._send_general(message)
