@@ -2,7 +2,17 @@
 
 ``fastws.IMPLEMENTATION`` says which codec is active: ``"cython"`` (the compiled
 core) or ``"python"`` (the pure-Python twin, forced by ``FASTWS_NO_EXTENSIONS=1``).
+
+Only the codec, the constants and the exceptions are imported with the package:
+the sans-I/O protocol, the handshake's HTTP objects, the events and the asyncio
+layer are imported on first use of one of their names (``fastws.Protocol``,
+``fastws.serve``...), so that code that only borrows the codec (``fastws.codec``,
+``fastws.accelerate``) pays for neither the HTTP parser nor asyncio.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from .codec import (
     IMPLEMENTATION,
@@ -16,10 +26,82 @@ from .codec import (
     parse_close,
     validate_utf8,
 )
-from .exceptions import FastWSError, InvalidUTF8, PayloadTooBig, ProtocolError
+from .exceptions import (
+    ConcurrencyError,
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    FastWSError,
+    InvalidHandshake,
+    InvalidHeader,
+    InvalidMessage,
+    InvalidOrigin,
+    InvalidState,
+    InvalidStatus,
+    InvalidUpgrade,
+    InvalidURI,
+    InvalidUTF8,
+    MultipleValuesError,
+    NegotiationError,
+    PayloadTooBig,
+    ProtocolError,
+)
 from .frames import CloseCode, Opcode
 from .version import __version__
 
+# The lazily imported names, by the submodule that defines them. The type checkers
+# see them through the imports below; at run time they come from __getattr__.
+_LAZY_MODULES: dict[str, tuple[str, ...]] = {
+    # sans-I/O protocol layer
+    "protocol": ("State", "Side", "Protocol", "ServerProtocol", "ClientProtocol"),
+    # events
+    "events": ("Ping", "Pong", "Close"),
+    # handshake HTTP objects
+    "http11": ("Headers", "Request", "Response"),
+    # the asyncio layer: code that only borrows the codec does not import asyncio
+    "asyncio": (
+        "serve",
+        "unix_serve",
+        "serve_listener",
+        "Server",
+        "ServerConnection",
+        "connect",
+        "unix_connect",
+        "connect_listener",
+        "ClientConnection",
+        "Connection",
+        "Listener",
+        "broadcast",
+    ),
+}
+#: name -> submodule (relative to fastws) that defines it
+_LAZY: dict[str, str] = {
+    name: module for module, names in _LAZY_MODULES.items() for name in names
+}
+_ASYNCIO_NAMES = frozenset(_LAZY_MODULES["asyncio"])
+
+if TYPE_CHECKING:
+    from .asyncio import (
+        ClientConnection,
+        Connection,
+        Listener,
+        Server,
+        ServerConnection,
+        broadcast,
+        connect,
+        connect_listener,
+        serve,
+        serve_listener,
+        unix_connect,
+        unix_serve,
+    )
+    from .events import Close, Ping, Pong
+    from .http11 import Headers, Request, Response
+    from .protocol import ClientProtocol, Protocol, ServerProtocol, Side, State
+
+# A literal list, so that type checkers know every exported name (strict mypy
+# re-exports only the names in __all__). tests/test_implementation.py checks that
+# it holds every lazy name.
 __all__ = [
     "__version__",
     "IMPLEMENTATION",
@@ -41,41 +123,21 @@ __all__ = [
     "ProtocolError",
     "PayloadTooBig",
     "InvalidUTF8",
-]
-
-# sans-I/O protocol layer
-from .events import Close, Ping, Pong
-from .exceptions import (
-    InvalidHandshake,
-    InvalidHeader,
-    InvalidMessage,
-    InvalidOrigin,
-    InvalidState,
-    InvalidStatus,
-    InvalidUpgrade,
-    InvalidURI,
-    MultipleValuesError,
-    NegotiationError,
-)
-from .http11 import Headers, Request, Response
-from .protocol import ClientProtocol, Protocol, ServerProtocol, Side, State
-
-__all__ += [
-    # protocol
+    # protocol (lazy)
     "State",
     "Side",
     "Protocol",
     "ServerProtocol",
     "ClientProtocol",
-    # events
+    # events (lazy)
     "Ping",
     "Pong",
     "Close",
-    # handshake HTTP objects
+    # handshake HTTP objects (lazy)
     "Headers",
     "Request",
     "Response",
-    # exceptions
+    # handshake exceptions
     "InvalidState",
     "InvalidURI",
     "MultipleValuesError",
@@ -86,53 +148,40 @@ __all__ += [
     "InvalidOrigin",
     "NegotiationError",
     "InvalidStatus",
-]
-
-# connection exceptions
-from .exceptions import (
-    ConcurrencyError,
-    ConnectionClosed,
-    ConnectionClosedError,
-    ConnectionClosedOK,
-)
-
-__all__ += [
+    # connection exceptions
     "ConnectionClosed",
     "ConnectionClosedOK",
     "ConnectionClosedError",
     "ConcurrencyError",
+    # asyncio (lazy)
+    "Listener",
+    "Server",
+    "ServerConnection",
+    "ClientConnection",
+    "Connection",
+    "broadcast",
+    "connect",
+    "connect_listener",
+    "serve",
+    "serve_listener",
+    "unix_connect",
+    "unix_serve",
 ]
 
-# The asyncio layer, imported on first use: code that only borrows the codec
-# does not pay for importing asyncio.
-_ASYNCIO_NAMES = frozenset(
-    {
-        "serve",
-        "unix_serve",
-        "serve_listener",
-        "Server",
-        "ServerConnection",
-        "connect",
-        "unix_connect",
-        "connect_listener",
-        "ClientConnection",
-        "Connection",
-        "Listener",
-        "broadcast",
-    }
-)
-__all__ += sorted(_ASYNCIO_NAMES)
+# Hidden from type checkers: every name it serves is imported above for them, so a
+# misspelt ``fastws.serv`` stays an error for the checker as it is at run time.
+if not TYPE_CHECKING:
 
+    def __getattr__(name: str) -> Any:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module 'fastws' has no attribute {name!r}")
+        from importlib import import_module
 
-def __getattr__(name: str):
-    if name in _ASYNCIO_NAMES:
-        from . import asyncio as _asyncio_layer
-
-        value = getattr(_asyncio_layer, name)
+        value = getattr(import_module(f".{module}", __name__), name)
         globals()[name] = value
         return value
-    raise AttributeError(f"module 'fastws' has no attribute {name!r}")
 
 
-def __dir__():
-    return sorted(set(globals()) | _ASYNCIO_NAMES)
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -84,6 +84,8 @@ __all__ = [
     "ServerProtocol",
     "ClientProtocol",
     "DEFAULT_MAX_SIZE",
+    "PASS_THROUGH_SIZE",
+    "Gates",
 ]
 
 #: Default limit on the size of a received message: 1 MiB.
@@ -126,8 +128,11 @@ CLIENT = Side.CLIENT
 
 
 #: Payloads from this size on, when they are ``bytes`` and go out unmasked and
-#: unextended, are queued after their header instead of copied into one frame.
-_PASS_THROUGH = 1 << 16
+#: unextended, are queued after their header instead of copied into one frame
+#: (:meth:`Protocol.chunks_to_send`); a driver sends such a payload through the
+#: protocol rather than with ``build_frame``, to keep it uncopied.
+PASS_THROUGH_SIZE = 1 << 16
+_PASS_THROUGH = PASS_THROUGH_SIZE
 _HEADER_16 = struct.Struct("!BBH").pack
 _HEADER_64 = struct.Struct("!BBQ").pack
 

@@ -6,6 +6,7 @@ interpreter (``sys.executable``)."""
 
 from __future__ import annotations
 
+import ast
 import importlib
 import os
 import subprocess
@@ -192,6 +193,66 @@ def test_asyncio_names_are_lazy_and_match_the_asyncio_layer():
     )
     result = run_python(code)
     assert result.returncode == 0, result.stderr
+
+
+def test_protocol_names_are_lazy_and_come_from_their_modules():
+    """The protocol layer, the events and the handshake's HTTP objects are imported
+    on first use too: each lazy name is its module's own object, is exported, and
+    is one its module exports."""
+    code = (
+        "import sys, importlib, fastws\n"
+        "assert not any(m.startswith(('fastws.protocol', 'fastws.http11', 'fastws.handshake',"
+        " 'fastws.events')) for m in sys.modules), sorted(sys.modules)\n"
+        "assert set(fastws._LAZY) == {n for ns in fastws._LAZY_MODULES.values() for n in ns}\n"
+        "assert set(fastws._LAZY) <= set(fastws.__all__) <= set(dir(fastws))\n"
+        "for name, module in sorted(fastws._LAZY.items()):\n"
+        "    mod = importlib.import_module('fastws.' + module)\n"
+        "    assert name in mod.__all__, (name, module)\n"
+        "    assert getattr(fastws, name) is getattr(mod, name), name\n"
+        "assert all(hasattr(fastws, n) for n in fastws.__all__)\n"
+        "try:\n"
+        "    fastws.no_such_name\n"
+        "except AttributeError as exc:\n"
+        "    assert 'no_such_name' in str(exc)\n"
+        "else:\n"
+        "    raise AssertionError('fastws.no_such_name did not raise AttributeError')\n"
+    )
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+
+
+def test_lazy_names_are_the_type_checking_imports():
+    """What type checkers see (the ``if TYPE_CHECKING:`` imports of fastws/__init__)
+    is what __getattr__ serves at run time: same names, same modules."""
+    tree = ast.parse(Path(fastws.__file__).read_text(encoding="utf-8"))
+    seen = {}
+    for node in tree.body:
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            for imp in node.body:
+                assert isinstance(imp, ast.ImportFrom) and imp.level == 1, ast.unparse(imp)
+                seen.update((alias.name, imp.module) for alias in imp.names)
+    assert seen == fastws._LAZY
+
+
+def test_codec_and_accelerate_import_neither_protocol_nor_http_nor_asyncio():
+    """``import fastws.codec`` and ``import fastws.accelerate`` stay light: neither
+    the sans-I/O protocol, nor the HTTP parser and handshake, nor the asyncio layer."""
+    code = (
+        "import fastws.codec, fastws.accelerate, sys; "
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('fastws'))))"
+    )
+    for env in ({}, {"FASTWS_NO_EXTENSIONS": "1"}):
+        result = run_python(code, **env)
+        assert result.returncode == 0, result.stderr
+        loaded = result.stdout.split()
+        assert "fastws.codec" in loaded and "fastws.accelerate" in loaded, loaded
+        heavy = [
+            m
+            for m in loaded
+            if m.startswith(("fastws.protocol", "fastws.asyncio"))
+            or m in ("fastws.http11", "fastws.handshake")
+        ]
+        assert heavy == [], (env, heavy)
 
 
 # --- the connection's fast path (fastws.asyncio.fastpath) follows the codec -----------
