@@ -20,7 +20,8 @@ from fastws._speedups cimport Frame, FrameParser, build_message
 
 from fastws.exceptions import ProtocolError
 from fastws.frames import Opcode
-from fastws.protocol import CONNECTING, OPEN, _PASS_THROUGH
+from fastws.protocol import CONNECTING, OPEN
+from fastws.protocol import PASS_THROUGH_SIZE as _PASS_THROUGH
 
 from fastws.asyncio._fastpath_py import FastPath as _General
 from fastws.asyncio._fastpath_py import _plain_message as _plain_message_generic

@@ -39,7 +39,8 @@ import logging
 from ..codec import build_frame
 from ..exceptions import InvalidState, ProtocolError
 from ..frames import Opcode
-from ..protocol import _PASS_THROUGH, CONNECTING, OPEN
+from ..protocol import CONNECTING, OPEN
+from ..protocol import PASS_THROUGH_SIZE as _PASS_THROUGH
 
 __all__ = ["FastPath", "IMPLEMENTATION"]
 

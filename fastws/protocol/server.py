@@ -1,0 +1,196 @@
+"""The server side of the opening handshake (RFC 6455 section 4.2)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Sequence, Tuple
+
+from ..exceptions import InvalidHandshake, InvalidMessage, InvalidState
+from ..handshake import (
+    build_response,
+    check_origin,
+    error_response,
+    negotiate_server_extensions,
+    offered_subprotocols,
+    reject,
+    select_subprotocol,
+    validate_request,
+)
+from ..http11 import HeadersLike, Request, RequestParser, Response
+from ..version import __version__
+from .connection import Protocol
+from .types import DEFAULT_MAX_SIZE, Side, State
+
+__all__ = ["ServerProtocol"]
+
+_PRODUCT = f"fastws/{__version__}"
+CONNECTING = State.CONNECTING
+
+
+class ServerProtocol(Protocol):
+    """Server side: answers the opening handshake, then a :class:`Protocol`.
+
+    Handshake hooks:
+
+    - ``subprotocols``: supported subprotocols in order of preference; the first
+      that the client offered is selected (none if no match);
+    - ``select_subprotocol(request, offered) -> str | None`` replaces that choice
+      (raise :class:`~fastws.exceptions.NegotiationError` to refuse with 400);
+    - ``origins``: allowed ``Origin`` values (``None`` in the list allows requests
+      without one); others get 403;
+    - ``process_request(request) -> Response | None``: runs first, on every
+      request; a Response is sent instead of the handshake (404 for an unknown
+      path, 401, a health check...); None continues with the handshake;
+    - ``extensions``: :class:`~fastws.extensions.ServerExtensionFactory` objects;
+    - ``extra_headers``: added to the 101 response.
+
+    With ``auto_accept`` (the default), :meth:`receive_data` answers as soon as
+    the request is complete. With ``auto_accept=False``, the Request event is
+    emitted and the protocol waits: call ``send_response(protocol.accept())`` or
+    ``send_response(protocol.reject(status, text))`` (for async checks). Bytes
+    received meanwhile are kept for after the handshake.
+
+    A bad request gets an HTTP error (400, 403, 405, 426, 431...) with a short
+    text body; :attr:`error` then holds the InvalidHandshake, and the state is
+    CLOSED with :meth:`should_close_transport` True.
+    """
+
+    def __init__(
+        self,
+        *,
+        subprotocols: Optional[Sequence[str]] = None,
+        select_subprotocol: Optional[Callable[[Request, Sequence[str]], Optional[str]]] = None,
+        origins: Optional[Sequence[Optional[str]]] = None,
+        process_request: Optional[Callable[[Request], Optional[Response]]] = None,
+        extensions: Optional[Sequence[Any]] = None,
+        extra_headers: Optional[HeadersLike] = None,
+        server_header: Optional[str] = _PRODUCT,
+        auto_accept: bool = True,
+        max_size: Optional[int] = DEFAULT_MAX_SIZE,
+        codec: Any = None,
+        defer_failure: bool = False,
+        **http_limits: int,
+    ) -> None:
+        super().__init__(
+            Side.SERVER, state=CONNECTING, max_size=max_size, codec=codec, defer_failure=defer_failure
+        )
+        self.subprotocols = list(subprotocols) if subprotocols is not None else None
+        self.select_subprotocol = select_subprotocol
+        self.origins = list(origins) if origins is not None else None
+        self.process_request = process_request
+        self.extension_factories = list(extensions or ())
+        self.extra_headers = extra_headers
+        self.server_header = server_header
+        self.auto_accept = auto_accept
+        #: The client's handshake request, once received.
+        self.request: Optional[Request] = None
+        #: The response sent, once sent.
+        self.response: Optional[Response] = None
+        self._http = RequestParser(**http_limits)
+        self._pending = bytearray()
+        self._accepted: Optional[Tuple[Optional[str], Any]] = None
+
+    def _receive_handshake(self, data) -> None:
+        if self.request is not None:  # waiting for send_response()
+            self._pending += data
+            return
+        try:
+            request = self._http.feed(data)
+        except InvalidMessage as exc:
+            self._closing.record_error(exc)
+            self.send_response(error_response(exc, server_header=self.server_header))
+            return
+        if request is None:
+            return
+        self.request = request
+        self._pending += self._http.trailing
+        self._events.append(request)
+        if not self.auto_accept:
+            return
+        response = None
+        if self.process_request is not None:
+            try:
+                response = self.process_request(request)
+            except Exception as exc:  # a bug in the hook: answer 500, keep it
+                self._closing.record_error(exc)
+                response = self.reject(500, "Failed to open a WebSocket connection: internal error.\n")
+        if response is None:
+            response = self.accept()
+        self.send_response(response)
+
+    def accept(self, request: Optional[Request] = None) -> Response:
+        """Validate the request and negotiate: returns the 101 response, or the
+        HTTP error response (and records :attr:`error`) if the request is bad.
+        Send it with :meth:`send_response`."""
+        if request is None:
+            request = self.request
+        if request is None:
+            raise InvalidState("no request received yet")
+        try:
+            key = validate_request(request)
+            check_origin(request, self.origins)
+            offered = offered_subprotocols(request)
+            if self.select_subprotocol is not None:
+                subprotocol = self.select_subprotocol(request, offered)
+                if subprotocol is not None and subprotocol not in offered:
+                    raise ValueError(
+                        f"select_subprotocol returned {subprotocol!r}, which the client"
+                        " did not offer"
+                    )
+            else:
+                subprotocol = select_subprotocol(offered, self.subprotocols)
+            ext_header, extensions = negotiate_server_extensions(
+                request, self.extension_factories
+            )
+        except InvalidHandshake as exc:
+            self._closing.record_error(exc)
+            return error_response(exc, server_header=self.server_header)
+        except Exception as exc:  # a bug in a hook or factory: 500, keep it
+            self._closing.record_error(exc)
+            return self.reject(500, "Failed to open a WebSocket connection: internal error.\n")
+        self._accepted = (subprotocol, extensions)
+        return build_response(
+            key,
+            subprotocol=subprotocol,
+            extensions=ext_header,
+            extra_headers=self.extra_headers,
+            server_header=self.server_header,
+        )
+
+    def reject(self, status: int, text: str) -> Response:
+        """An HTTP error response with a plain-text body, to :meth:`send_response`."""
+        return reject(status, text, server_header=self.server_header)
+
+    def send_response(self, response: Response) -> None:
+        """Send the handshake response. 101 opens the connection (and processes
+        any frames that came with the request); anything else refuses it and
+        closes: the state becomes CLOSED."""
+        state = self._closing.state
+        if state is not CONNECTING or self.response is not None:
+            raise InvalidState(f"cannot send a handshake response: connection is {state.name}")
+        self.response = response
+        if response.status_code == 101:
+            subprotocol, extensions = self._accepted or (None, [])
+            self.subprotocol = subprotocol
+            self._set_extensions(extensions)
+            self._writer.queue(response.serialize())
+            self._start_frames()
+            pending, self._pending = self._pending, bytearray()
+            if pending:
+                self._receive_trailing(bytes(pending))
+            return
+        headers = response.headers
+        if "Content-Length" not in headers and "Transfer-Encoding" not in headers:
+            response.headers = headers = headers.copy()
+            headers["Content-Length"] = str(len(response.body))
+        if "Connection" not in headers:
+            response.headers = headers = headers.copy()
+            headers["Connection"] = "close"
+        self._writer.queue(response.serialize())
+        self._pending = bytearray()
+        self._closing.refuse(None)
+
+    def _handshake_eof(self) -> None:
+        if self.response is None:
+            self._closing.record_error(
+                InvalidMessage("connection closed during the opening handshake")
+            )
