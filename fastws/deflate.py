@@ -387,7 +387,7 @@ class ServerPerMessageDeflateFactory(ServerExtensionFactory):
 
         # server_max_window_bits: the answer must be present and <= the offer's
         # when the client asked for a limit; otherwise the configured limit.
-        server_bits: Optional[int] = offer.get("server_max_window_bits")  # type: ignore[assignment]
+        server_bits: Optional[int] = offer.get("server_max_window_bits")
         if server_bits is None:
             server_bits = self.server_max_window_bits
         elif self.server_max_window_bits is not None:
@@ -402,13 +402,13 @@ class ServerPerMessageDeflateFactory(ServerExtensionFactory):
         elif client_bits is True:
             client_bits = self.client_max_window_bits  # None: not answered
         elif self.client_max_window_bits is not None:
-            client_bits = min(client_bits, self.client_max_window_bits)  # type: ignore[type-var]
+            client_bits = min(client_bits, self.client_max_window_bits)
 
         answer = _build_params(server_nct, client_nct, server_bits, client_bits)
         extension = PerMessageDeflate(
             remote_no_context_takeover=client_nct,
             local_no_context_takeover=server_nct,
-            remote_max_window_bits=client_bits or 15,  # type: ignore[arg-type]
+            remote_max_window_bits=client_bits or 15,
             local_max_window_bits=server_bits or 15,
             level=self.level,
             mem_level=self.mem_level,
@@ -487,7 +487,7 @@ class ClientPerMessageDeflateFactory(ClientExtensionFactory):
         # The server may ask for it; if this side offered it, it applies anyway.
         client_nct = bool(answer.get("client_no_context_takeover")) or self.client_no_context_takeover
 
-        server_bits: Optional[int] = answer.get("server_max_window_bits")  # type: ignore[assignment]
+        server_bits: Optional[int] = answer.get("server_max_window_bits")
         if self.server_max_window_bits is not None:
             if server_bits is None:
                 raise NegotiationError(f"{NAME}: the answer lacks server_max_window_bits")
@@ -497,7 +497,7 @@ class ClientPerMessageDeflateFactory(ClientExtensionFactory):
                     f" more than the {self.server_max_window_bits} offered"
                 )
 
-        client_bits: Optional[int] = answer.get("client_max_window_bits")  # type: ignore[assignment]
+        client_bits: Optional[int] = answer.get("client_max_window_bits")
         if self.client_max_window_bits is None:
             if client_bits is not None:
                 raise NegotiationError(f"{NAME}: client_max_window_bits in the answer was not offered")

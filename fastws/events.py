@@ -34,7 +34,7 @@ class _ControlData:
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return self.data == other.data  # type: ignore[attr-defined]
+        return self.data == other.data
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -72,7 +72,7 @@ class Close:
     def __eq__(self, other: object) -> bool:
         if type(other) is not Close:
             return NotImplemented
-        return self.code == other.code and self.reason == other.reason  # type: ignore[attr-defined]
+        return self.code == other.code and self.reason == other.reason
 
     __hash__ = None  # type: ignore[assignment]
 

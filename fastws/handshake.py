@@ -16,7 +16,7 @@ import os
 import re
 import urllib.parse
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from .exceptions import (
     InvalidHandshake,
@@ -172,7 +172,7 @@ def parse_token_list(value: str, name: str = "header", *, allow_slash: bool = Fa
 
 def _parse_quoted(value: str, pos: int, name: str, header: str) -> Tuple[str, int]:
     """Parse a quoted-string starting at ``value[pos] == '"'``."""
-    out = []
+    out: List[str] = []
     pos += 1
     while pos < len(value):
         char = value[pos]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import http
 import re
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Mapping, Optional, Tuple, Union
+from typing import Callable, Generic, Iterable, Iterator, Mapping, Optional, Tuple, TypeVar, Union
 
 from .exceptions import InvalidMessage, MultipleValuesError
 
@@ -264,7 +264,12 @@ class Response:
 # --- parsing --------------------------------------------------------------------
 
 
-class _HeadParser:
+#: What a parser makes of the start line (RequestParser: method, target, version;
+#: ResponseParser: version, status, reason).
+_StartLine = TypeVar("_StartLine")
+
+
+class _HeadParser(Generic[_StartLine]):
     """Start line and header lines, fed incrementally. Subclasses parse the start
     line and decide what follows the blank line."""
 
@@ -282,7 +287,7 @@ class _HeadParser:
         self.max_header_bytes = max_header_bytes
         self._buf = bytearray()
         self._pos = 0  # start of the first line not parsed yet
-        self._start = None  # parsed start line
+        self._start: Optional[_StartLine] = None  # parsed start line
         self._headers = Headers()
         self._head_done = False
         self._error: Optional[InvalidMessage] = None
@@ -344,7 +349,7 @@ class _HeadParser:
             part = self._start_parts[min(spaces, len(self._start_parts) - 1)]
             raise self._fail(f"invalid {part}: byte {bytes(buf[bad.start() : bad.start() + 1])!r}")
 
-    _start_parts = ("start line",)
+    _start_parts: Tuple[str, ...] = ("start line",)
 
     def _line_too_long(self) -> InvalidMessage:
         if self._start is None:
@@ -355,8 +360,15 @@ class _HeadParser:
             what = "header line"
         return self._fail(f"{what} longer than {self.max_line} bytes", status)
 
-    def _parse_start_line(self, line: bytes):
+    def _parse_start_line(self, line: bytes) -> _StartLine:
         raise NotImplementedError
+
+    def _start_line(self) -> _StartLine:
+        """The parsed start line, once :meth:`_feed_head` has read it."""
+        start = self._start
+        if start is None:
+            raise RuntimeError("the start line was not parsed yet")
+        return start
 
     def _parse_header_line(self, line: bytes) -> None:
         if len(self._headers) >= self.max_headers:
@@ -389,7 +401,7 @@ def _shown(data: bytes) -> str:
     return repr(data if len(data) <= 60 else data[:57] + b"...")
 
 
-def _parse_version(version: bytes, fail) -> str:
+def _parse_version(version: bytes, fail: Callable[..., InvalidMessage]) -> str:
     m = _VERSION.fullmatch(version)
     if m is None:
         raise fail(f"invalid HTTP version {_shown(version)}")
@@ -398,7 +410,7 @@ def _parse_version(version: bytes, fail) -> str:
     return version.decode("ascii")
 
 
-class RequestParser(_HeadParser):
+class RequestParser(_HeadParser[Tuple[str, str, str]]):
     """Incremental HTTP/1.1 request parser for the opening handshake.
 
     :meth:`feed` returns the :class:`Request` once the blank line after the
@@ -423,7 +435,7 @@ class RequestParser(_HeadParser):
             raise RuntimeError("request already complete")
         if not self._feed_head(data):
             return None
-        method, target, version = self._start
+        method, target, version = self._start_line()
         headers = self._headers
         if "Transfer-Encoding" in headers:
             raise self._fail("request with a body (Transfer-Encoding)")
@@ -434,7 +446,7 @@ class RequestParser(_HeadParser):
         self.request = Request(target, headers, method, version)
         return self.request
 
-    def _parse_start_line(self, line: bytes):
+    def _parse_start_line(self, line: bytes) -> Tuple[str, str, str]:
         parts = line.split(b" ")
         if len(parts) != 3:
             raise self._fail(f"invalid request line: {_shown(line)}")
@@ -451,7 +463,7 @@ class RequestParser(_HeadParser):
         return method_str, target.decode("ascii"), version_str
 
 
-class ResponseParser(_HeadParser):
+class ResponseParser(_HeadParser[Tuple[str, int, str]]):
     """Incremental HTTP/1.1 response parser for the client side of the handshake.
 
     A 101 response ends with its headers: what follows is WebSocket data, kept in
@@ -485,7 +497,7 @@ class ResponseParser(_HeadParser):
             if not self._feed_head(data):
                 return None
             data = self._trailing()
-            version, status, reason = self._start
+            version, status, reason = self._start_line()
             headers = self._headers
             if 100 <= status < 200 or status in (204, 304):
                 self.trailing = data
@@ -504,7 +516,7 @@ class ResponseParser(_HeadParser):
             return self._complete(bytes(self._body))
         raise self._fail("connection closed before the response was complete")
 
-    def _parse_start_line(self, line: bytes):
+    def _parse_start_line(self, line: bytes) -> Tuple[str, int, str]:
         version, sp, rest = line.partition(b" ")
         if not sp:
             raise self._fail(f"invalid status line: {_shown(line)}")
@@ -517,7 +529,7 @@ class ResponseParser(_HeadParser):
         return version_str, int(status), reason.decode("latin-1")
 
     def _complete(self, body: bytes) -> Response:
-        version, status, reason = self._start
+        version, status, reason = self._start_line()
         self.response = Response(status, reason, self._headers, body, version)
         if not reason:  # keep an empty reason phrase empty
             self.response.reason_phrase = ""
