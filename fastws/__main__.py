@@ -36,6 +36,7 @@ from typing import Optional, Sequence
 import fastws
 from fastws.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidHandshake, InvalidURI
 from fastws.frames import CloseCode
+from fastws.protocol import DEFAULT_MAX_SIZE
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -92,9 +93,10 @@ async def run_server(host: str, port: int, *, max_size: Optional[int] = None) ->
             stop.set_result(signum)
 
     _on_stop_signals(loop, on_signal)
-    options = {} if max_size is None else {"max_size": max_size}
+    if max_size is None:  # not given: the library's default
+        max_size = DEFAULT_MAX_SIZE
     try:
-        server = await fastws.serve(echo, host, port, **options)
+        server = await fastws.serve(echo, host, port, max_size=max_size)
     except OSError as exc:
         print(f"cannot listen on {host}:{port}: {exc}", file=sys.stderr, flush=True)
         return 1
@@ -232,11 +234,10 @@ def _describe_close(websocket) -> str:
 
 async def run_client(uri: str, *, max_size: Optional[int] = None) -> int:
     loop = asyncio.get_running_loop()
-    options = {"ping_interval": None}
-    if max_size is not None:
-        options["max_size"] = max_size
+    if max_size is None:  # not given: the library's default
+        max_size = DEFAULT_MAX_SIZE
     try:
-        websocket = await fastws.connect(uri, **options)
+        websocket = await fastws.connect(uri, ping_interval=None, max_size=max_size)
     except (InvalidURI, InvalidHandshake, OSError, TimeoutError, ValueError) as exc:
         print(f"failed to connect to {uri}: {exc}", file=sys.stderr, flush=True)
         return 1

@@ -28,7 +28,7 @@ needed anyway to produce the ``str``: it is left alone.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Optional, Union
+from typing import Any, List, Optional, Union
 
 from ..codec import FrameParser, apply_mask_inplace
 from ..exceptions import ProtocolError
@@ -88,9 +88,9 @@ def _make_decoder(fp: Any) -> type:
             self._parser = FrameParser(mask_required=not client) if self._fast else None
 
         def receive_bytes(self, data: bytes) -> None:
-            if not self._fast:
+            parser = self._parser  # None exactly when not self._fast
+            if parser is None:
                 return super().receive_bytes(data)
-            parser = self._parser
             before = parser.buffered
             try:
                 frames = parser.feed(data)
@@ -144,15 +144,16 @@ def _make_decoder(fp: Any) -> type:
         def process_buffer(self) -> Any:
             if self._ready:
                 return self._ready.popleft()
-            if not self._fast:
+            parser = self._parser  # None exactly when not self._fast
+            if parser is None:
                 return super().process_buffer()
-            pending = self._parser.pending()
+            pending = parser.pending()
             if pending is None:
                 return None
             opcode, fin, _rsv1, received = pending
             if opcode >= 8 or received <= self._emitted:
                 return None  # wsproto waits for whole control frames
-            payload = self._parser.pending_payload(self._emitted)
+            payload = parser.pending_payload(self._emitted)
             opcode = opcodes[opcode] if not self._emitted else CONTINUATION
             self._emitted = received
             return Frame(opcode, payload, False, fin)
@@ -180,6 +181,8 @@ def _make_protocol(fp: Any) -> type:
         not decode, goes through wsproto's own MessageDecoder as before, so
         fragmented messages and errors behave exactly as unpatched."""
 
+        extensions: List[Any]  # wsproto's, set by its __init__
+
         def _parse_more_gen(self) -> Any:
             self.extensions = [ext for ext in self.extensions if ext.enabled()]
             closed = False
@@ -187,7 +190,8 @@ def _make_protocol(fp: Any) -> type:
             messages = self._message_decoder
             process_buffer = decoder.process_buffer
             ready = getattr(decoder, "_ready", None)
-            popleft = ready.popleft if ready is not None else None
+            # (without our decoder, `ready` is None and popleft is never called)
+            popleft = ready.popleft if ready is not None else process_buffer
             while not closed:
                 frame = popleft() if ready else process_buffer()
                 if frame is not None:

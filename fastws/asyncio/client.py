@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import ssl as ssl_module
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Dict, Generator, Optional, Sequence, TypedDict
 
 from ..exceptions import InvalidHandshake
 from ..handshake import parse_uri
-from ..http11 import HeadersLike
+from ..http11 import HeadersLike, Response
 from ..protocol import DEFAULT_MAX_SIZE, ClientProtocol
 from .compression import extension_factories
 from .connection import Connection, Listener
@@ -33,7 +33,7 @@ __all__ = ["connect", "unix_connect", "connect_listener", "ClientConnection"]
 class ClientConnection(Connection):
     """A connection opened by :func:`connect`."""
 
-    def _handshake_event(self, response) -> None:
+    def _handshake_event(self, response: Response) -> None:
         if not isinstance(self.protocol.error, InvalidHandshake):
             self._connection_open()
             # Frames that came in the same read as the response.
@@ -42,6 +42,16 @@ class ClientConnection(Connection):
             error = self.protocol.error
             self._opened.set_exception(error if error is not None else ConnectionError("handshake failed"))
             self._opened.exception()  # retrieved by connect(); no "never retrieved" log
+
+
+class _ConnectionOptions(TypedDict):
+    """What connect() passes on to :class:`ClientConnection`."""
+
+    ping_interval: Optional[float]
+    ping_timeout: Optional[float]
+    close_timeout: Optional[float]
+    max_queue: Optional[int]
+    write_limit: int
 
 
 class connect:
@@ -91,7 +101,7 @@ class connect:
             ssl = ssl_module.create_default_context()
         self._ssl = ssl
         self._server_hostname = server_hostname
-        protocol_options: dict = dict(
+        protocol_options: Dict[str, Any] = dict(
             origin=origin,
             subprotocols=subprotocols,
             extra_headers=additional_headers if additional_headers is not None else extra_headers,
@@ -101,13 +111,13 @@ class connect:
         if user_agent_header != "default":
             protocol_options["user_agent"] = user_agent_header
         self._protocol_options = protocol_options
-        self._connection_options = dict(
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            close_timeout=close_timeout,
-            max_queue=max_queue,
-            write_limit=write_limit,
-        )
+        self._connection_options: _ConnectionOptions = {
+            "ping_interval": ping_interval,
+            "ping_timeout": ping_timeout,
+            "close_timeout": close_timeout,
+            "max_queue": max_queue,
+            "write_limit": write_limit,
+        }
         self._listener = listener
         self.open_timeout = open_timeout
         self._unix, self._path = unix, path
@@ -154,7 +164,7 @@ class connect:
                 self.connection.transport.abort()
             raise
 
-    def __await__(self):
+    def __await__(self) -> Generator[Any, None, ClientConnection]:
         return self._create().__await__()
 
     async def __aenter__(self) -> ClientConnection:

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from typing import Any, Awaitable, Callable, Optional, Sequence, Union
+import socket
+from typing import Any, Awaitable, Callable, Dict, Generator, Optional, Sequence, Set, Tuple, Union
 
 from ..exceptions import ConnectionClosed, InvalidHandshake, ProtocolError
 from ..frames import CloseCode
@@ -38,17 +39,19 @@ ProcessRequest = Callable[["ServerConnection", Request], Union[None, Response, A
 class ServerConnection(Connection):
     """A connection accepted by a :class:`Server`."""
 
+    protocol: ServerProtocol
+
     def __init__(self, server: "Server", protocol: ServerProtocol, **options: Any) -> None:
         self.server = server
         self.open_timeout: Optional[float] = options.pop("open_timeout", 10)
         super().__init__(protocol, **options)
         self._open_timer: Optional[asyncio.TimerHandle] = None
-        self._hook_task: Optional[asyncio.Task] = None  # an async process_request
-        self.handler_task: Optional[asyncio.Task] = None
+        self._hook_task: Optional[asyncio.Task[None]] = None  # an async process_request
+        self.handler_task: Optional[asyncio.Task[None]] = None
         self._peer: Any = None  # kept for the log line once the transport is gone
         self._refusal_logged = False
 
-    def connection_made(self, transport) -> None:
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._peer = transport.get_extra_info("peername")
         super().connection_made(transport)
         self.server._connections.add(self)
@@ -86,11 +89,11 @@ class ServerConnection(Connection):
 
     def respond(self, status: int, text: str) -> Response:
         """An HTTP response with a plain-text body, to return from ``process_request``."""
-        return self.protocol.reject(status, text)  # type: ignore[attr-defined]
+        return self.protocol.reject(status, text)
 
     # --- opening handshake ---------------------------------------------------------
 
-    def _handshake_event(self, request) -> None:
+    def _handshake_event(self, request: Request) -> None:
         hook = self.server.process_request
         if hook is None:
             self._respond(None)
@@ -106,7 +109,7 @@ class ServerConnection(Connection):
         else:
             self._respond(result)
 
-    async def _await_response(self, awaitable) -> None:
+    async def _await_response(self, awaitable: Awaitable[Optional[Response]]) -> None:
         try:
             response = await awaitable
         except asyncio.CancelledError:
@@ -118,7 +121,7 @@ class ServerConnection(Connection):
         self._respond(response)
 
     def _respond(self, response: Optional[Response]) -> None:
-        protocol: ServerProtocol = self.protocol  # type: ignore[assignment]
+        protocol = self.protocol
         if protocol.state is not CONNECTING or self._closed.done():
             return
         if response is None:
@@ -142,11 +145,13 @@ class ServerConnection(Connection):
 
     async def _run_handler(self) -> None:
         server = self.server
+        handler = server.handler
+        assert handler is not None  # serve() refuses neither a handler nor a listener
         try:
             if server.handler_takes_path:
-                await server.handler(self, self.request.path)
+                await handler(self, self.request.path)
             else:
-                await server.handler(self)
+                await handler(self)
         except ConnectionClosed as exc:
             logger.debug("connection handler ended: %s", exc)
         except Exception:
@@ -162,7 +167,7 @@ class ServerConnection(Connection):
             logger.error("closing the connection failed", exc_info=True)
 
 
-def _takes_path(handler: Callable) -> bool:
+def _takes_path(handler: Callable[..., Any]) -> bool:
     """Whether ``handler`` is an old-style ``handler(websocket, path)``."""
     try:
         params = list(inspect.signature(handler).parameters.values())
@@ -194,18 +199,18 @@ class Server:
         self.handler_takes_path = handler is not None and _takes_path(handler)
         self.process_request = process_request
         self.close_timeout = close_timeout
-        self.server: Optional[asyncio.AbstractServer] = None
-        self._connections: set = set()
-        self._handlers: set = set()
-        self._close_task: Optional[asyncio.Task] = None
+        self.server: Optional[asyncio.Server] = None
+        self._connections: Set[ServerConnection] = set()
+        self._handlers: Set[asyncio.Task[None]] = set()
+        self._close_task: Optional[asyncio.Task[None]] = None
 
     @property
-    def connections(self) -> set:
+    def connections(self) -> Set[ServerConnection]:
         """The connections open now (including those still in the handshake)."""
         return set(self._connections)
 
     @property
-    def sockets(self) -> tuple:
+    def sockets(self) -> Tuple[socket.socket, ...]:
         return () if self.server is None else tuple(self.server.sockets or ())
 
     def is_serving(self) -> bool:
@@ -314,7 +319,7 @@ class serve:
         if handler is None and listener is None:
             raise TypeError("serve() needs a handler")
         self._server = Server(handler, process_request=process_request, close_timeout=close_timeout)
-        protocol_options: dict = dict(
+        protocol_options: Dict[str, Any] = dict(
             subprotocols=subprotocols,
             origins=origins,
             extra_headers=extra_headers,
@@ -357,12 +362,14 @@ class serve:
         loop = asyncio.get_running_loop()
         if self._unix:
             server = await loop.create_unix_server(self._factory, self._path, **self._kwargs)
+        elif self._port is None:  # any free port, or a sock= among the kwargs
+            server = await loop.create_server(self._factory, self._host, **self._kwargs)
         else:
             server = await loop.create_server(self._factory, self._host, self._port, **self._kwargs)
         self._server.server = server
         return self._server
 
-    def __await__(self):
+    def __await__(self) -> Generator[Any, None, Server]:
         return self._create().__await__()
 
     async def __aenter__(self) -> Server:
