@@ -23,8 +23,16 @@ class FastWSError(Exception):
 class ProtocolError(FastWSError):
     """The peer broke RFC 6455; the connection must be failed with :attr:`close_code`.
 
-    ``frames`` holds the frames that were completed before the error in the same
-    :meth:`FrameParser.feed` call, so that nothing the peer sent correctly is lost.
+    Args:
+        message: What was wrong, for logs and the close frame's reason.
+        close_code: The close code to fail the connection with;
+            :attr:`default_close_code` of the class if None.
+
+    Attributes:
+        close_code (int): The close code to send (RFC 6455 section 7.4.1).
+        frames (list): The frames that were completed before the error in the
+            same :meth:`~fastws.codec.FrameParser.feed` call, so that nothing the
+            peer sent correctly is lost.
     """
 
     #: Close code for this kind of violation (1002: protocol error).
@@ -64,7 +72,12 @@ class InvalidState(FastWSError):
 
 class InvalidURI(FastWSError, ValueError):
     """A WebSocket URI that cannot be used to connect (not ``ws://`` or ``wss://``,
-    no host, a fragment...)."""
+    no host, a fragment...).
+
+    Attributes:
+        uri (str): The URI as given.
+        reason (str): Why it cannot be used.
+    """
 
     def __init__(self, uri: str, reason: str) -> None:
         super().__init__(f"{uri!r} isn't a valid WebSocket URI: {reason}")
@@ -73,7 +86,11 @@ class InvalidURI(FastWSError, ValueError):
 
 
 class MultipleValuesError(FastWSError, LookupError):
-    """A header that must appear at most once appears several times."""
+    """A header that must appear at most once appears several times.
+
+    Attributes:
+        name (str): The header's name.
+    """
 
     def __init__(self, name: str) -> None:
         super().__init__(f"more than one {name} header")
@@ -88,6 +105,10 @@ class InvalidHandshake(FastWSError):
 
     :attr:`http_status` is the HTTP status a server answers with when it is the
     one that finds the problem (400 unless a subclass or the raiser says otherwise).
+
+    Args:
+        message: What was wrong.
+        http_status: The HTTP status for this error, instead of the class's.
     """
 
     #: HTTP status for the error response a server sends.
@@ -116,7 +137,19 @@ class InvalidMessage(InvalidHandshake):
 
 
 class InvalidHeader(InvalidHandshake):
-    """A header the handshake needs is missing, repeated, or has a bad value."""
+    """A header the handshake needs is missing, repeated, or has a bad value.
+
+    Args:
+        name: The header's name.
+        value: Its value, or None when it is missing.
+        reason: Why the value is refused, if the message should say it.
+        http_status: The HTTP status for this error, instead of the class's.
+
+    Attributes:
+        name (str): The header's name.
+        value (str | None): Its value (None: missing).
+        reason (str | None): Why the value is refused.
+    """
 
     def __init__(
         self,
@@ -162,8 +195,12 @@ class NegotiationError(InvalidHandshake):
 class InvalidStatus(InvalidHandshake):
     """The server refused the upgrade: it answered with a status other than 101.
 
-    :attr:`response` is the whole :class:`fastws.http11.Response`, with
-    ``status_code``, ``headers`` and ``body``.
+    Args:
+        response: The server's response.
+
+    Attributes:
+        response (~fastws.http11.Response): The whole response, with
+            ``status_code``, ``headers`` and ``body`` (an error page, for example).
     """
 
     def __init__(self, response) -> None:
@@ -175,14 +212,17 @@ class InvalidStatus(InvalidHandshake):
 
     @property
     def status_code(self) -> int:
+        """The response's HTTP status."""
         return self.response.status_code
 
     @property
     def headers(self):
+        """The response's headers, a :class:`~fastws.http11.Headers`."""
         return self.response.headers
 
     @property
     def body(self) -> bytes:
+        """The response's body."""
         return self.response.body
 
 
@@ -206,12 +246,23 @@ __all__ += [
 class ConnectionClosed(FastWSError):
     """Raised by ``recv()``, ``send()`` and friends once the connection is closed.
 
-    :attr:`rcvd` and :attr:`sent` are the close frames received and sent
-    (:class:`fastws.events.Close` objects, or None); :attr:`rcvd` may also be
-    the ``Close(1006)`` that the protocol reports when the connection ended
-    without a close frame (1006 never travels in one, and the text says "no
-    close frame received"). :attr:`code` and :attr:`reason` are those of the
-    close frame received, 1006 and ``""`` when the connection ended without one.
+    The message says which close frames went through, for example
+    ``received 1000 (bye); then sent 1000 (bye)``.
+
+    Args:
+        rcvd: The close frame received, or None.
+        sent: The close frame sent, or None.
+        rcvd_then_sent: True if the peer closed first, False if we did, None
+            unless both close frames went through.
+
+    Attributes:
+        rcvd (~fastws.events.Close | None): The close frame received, or None.
+            It may also be the ``Close(1006)`` that the protocol reports when the
+            connection ended without a close frame (1006 never travels in one,
+            and the message then says "no close frame received").
+        sent (~fastws.events.Close | None): The close frame sent, or None.
+        rcvd_then_sent (bool | None): True if the peer closed first, False if
+            we did, None unless both close frames went through.
     """
 
     def __init__(self, rcvd=None, sent=None, rcvd_then_sent: bool | None = None) -> None:
@@ -222,10 +273,12 @@ class ConnectionClosed(FastWSError):
 
     @property
     def code(self) -> int:
+        """The code of the close frame received; 1006 if none was."""
         return 1006 if self.rcvd is None else self.rcvd.code
 
     @property
     def reason(self) -> str:
+        """The reason of the close frame received; ``""`` if none was."""
         return "" if self.rcvd is None else self.rcvd.reason
 
     def _describe(self) -> str:
