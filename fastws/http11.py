@@ -79,6 +79,14 @@ class Headers:
     the order they were received or added, with names as spelled.
     Names must be tokens and values must not contain CR, LF or NUL, so a header
     built from untrusted input cannot inject another header.
+
+    Args:
+        headers: Initial headers: a :class:`Headers`, a mapping of names to
+            values, or an iterable of ``(name, value)`` pairs.
+        **kwargs: More headers, as ``name=value``.
+
+    Raises:
+        ValueError: If a name is not a token or a value contains CR, LF or NUL.
     """
 
     __slots__ = ("_items",)
@@ -109,8 +117,19 @@ class Headers:
         return [v for n, v in self._items if n.lower() == key]
 
     def get(self, name: str, default=None):
-        """The single value of ``name``, ``default`` if absent.
-        Raises MultipleValuesError if it appears more than once."""
+        """The single value of ``name``.
+
+        Args:
+            name: A header name, in any case.
+            default: What to return if the header is absent.
+
+        Returns:
+            Its value, or ``default`` if absent.
+
+        Raises:
+            ~fastws.exceptions.MultipleValuesError: If the header appears more
+                than once.
+        """
         values = self.get_all(name)
         if not values:
             return default
@@ -197,7 +216,14 @@ def _as_headers(headers) -> Headers:
 
 @dataclass
 class Request:
-    """An HTTP request: the client's opening handshake."""
+    """An HTTP request: the client's opening handshake.
+
+    Attributes:
+        path (str): The request target: path and query, such as ``/chat?room=1``.
+        headers (Headers): The request's headers.
+        method (str): The method, ``"GET"`` for a handshake.
+        version (str): The HTTP version, ``"HTTP/1.1"``.
+    """
 
     path: str
     headers: Headers = field(default_factory=Headers)
@@ -208,6 +234,12 @@ class Request:
         self.headers = _as_headers(self.headers)
 
     def serialize(self) -> bytes:
+        """The request as bytes: request line, headers and the blank line.
+
+        Raises:
+            ValueError: If the method is not a token or the path is not a valid
+                request target.
+        """
         if not _TOKEN.fullmatch(self.method):
             raise ValueError(f"invalid method {self.method!r}")
         target = self.path.encode("ascii", "strict")
@@ -224,7 +256,16 @@ class Request:
 class Response:
     """An HTTP response: the server's opening handshake, or a refusal with a body.
 
-    ``reason_phrase`` defaults to the standard phrase of ``status_code``.
+    Attributes:
+        status_code (int): The status, 101 for an accepted handshake.
+        reason_phrase (str): The reason phrase; the standard phrase of
+            ``status_code`` if left empty.
+        headers (Headers): The response's headers.
+        body (bytes): The body (an error page), empty for a 101.
+        version (str): The HTTP version, ``"HTTP/1.1"``.
+
+    Raises:
+        ValueError: If ``status_code`` is not between 100 and 999.
     """
 
     status_code: int
@@ -251,6 +292,11 @@ class Response:
         return self.status_code
 
     def serialize(self) -> bytes:
+        """The response as bytes: status line, headers, the blank line and the body.
+
+        Raises:
+            ValueError: If the reason phrase has a forbidden character.
+        """
         if not _REASON.fullmatch(self.reason_phrase.encode("latin-1")) or "\r" in self.reason_phrase:
             raise ValueError(f"invalid reason phrase {self.reason_phrase!r}")
         return (
@@ -418,6 +464,17 @@ class RequestParser(_HeadParser[Tuple[str, str, str]]):
     :attr:`trailing` (the first WebSocket frames, if the client did not wait).
     A request with a body (``Content-Length`` other than 0, or
     ``Transfer-Encoding``) is refused: a WebSocket upgrade has none.
+
+    Args:
+        max_line: The longest request line or header line, without its CRLF
+            (default :data:`MAX_LINE`).
+        max_headers: The most header lines (default :data:`MAX_HEADERS`).
+        max_header_bytes: The most bytes of request line and headers together
+            (default :data:`MAX_HEADER_BYTES`).
+
+    Attributes:
+        request (Request | None): The request, once complete.
+        trailing (bytes): The bytes received after the request.
     """
 
     _line_status = 414
@@ -429,6 +486,20 @@ class RequestParser(_HeadParser[Tuple[str, str, str]]):
         self.trailing = b""
 
     def feed(self, data) -> Optional[Request]:
+        """Parse the next bytes of the request.
+
+        Args:
+            data: The bytes received, any bytes-like object.
+
+        Returns:
+            The :class:`Request` once its headers are complete, None before.
+
+        Raises:
+            ~fastws.exceptions.InvalidMessage: If the request cannot be parsed,
+                breaks a limit or has a body; its ``http_status`` is the status
+                to answer with. Every later call raises it again.
+            RuntimeError: If the request was already complete.
+        """
         if self._error is not None:
             raise self._error
         if self.request is not None:
@@ -470,6 +541,18 @@ class ResponseParser(_HeadParser[Tuple[str, int, str]]):
     :attr:`trailing`. Any other response has its body read too, delimited by
     ``Content-Length``, chunked transfer coding, or the end of the stream
     (:meth:`feed_eof`), up to ``max_body`` bytes. 1xx, 204 and 304 have no body.
+
+    Args:
+        max_body: The largest body kept (default :data:`MAX_BODY`).
+        max_line: The longest status line or header line, without its CRLF
+            (default :data:`MAX_LINE`).
+        max_headers: The most header lines (default :data:`MAX_HEADERS`).
+        max_header_bytes: The most bytes of status line and headers together
+            (default :data:`MAX_HEADER_BYTES`).
+
+    Attributes:
+        response (Response | None): The response, once complete.
+        trailing (bytes): The bytes received after the response.
     """
 
     # The reason phrase may hold HTAB and obs-text (RFC 7230 section 3.1.2).
@@ -489,6 +572,20 @@ class ResponseParser(_HeadParser[Tuple[str, int, str]]):
         self._eof = False
 
     def feed(self, data) -> Optional[Response]:
+        """Parse the next bytes of the response.
+
+        Args:
+            data: The bytes received, any bytes-like object.
+
+        Returns:
+            The :class:`Response` once it is complete (its body included), None
+            before.
+
+        Raises:
+            ~fastws.exceptions.InvalidMessage: If the response cannot be parsed
+                or breaks a limit. Every later call raises it again.
+            RuntimeError: If the response was already complete.
+        """
         if self._error is not None:
             raise self._error
         if self.response is not None:
@@ -506,8 +603,15 @@ class ResponseParser(_HeadParser[Tuple[str, int, str]]):
         return self._feed_body(data)
 
     def feed_eof(self) -> Optional[Response]:
-        """The stream ended. Completes a body delimited by the end of the stream;
-        raises InvalidMessage if the response is incomplete."""
+        """Tell the parser that the stream ended.
+
+        Returns:
+            The :class:`Response`, complete now if its body was delimited by the
+            end of the stream.
+
+        Raises:
+            ~fastws.exceptions.InvalidMessage: If the response is incomplete.
+        """
         if self._error is not None:
             raise self._error
         if self.response is not None:
