@@ -32,7 +32,7 @@ CASES_ = (
 BASELINE = "websockets Frame.serialize (py, C mask)"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _payload(size: int) -> bytes:
     return random_bytes(size, seed=size + 7)
 

@@ -30,8 +30,7 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from fastws.asyncio import _fastpath_py  # noqa: E402
-from fastws.asyncio import fastpath  # noqa: E402
+from fastws.asyncio import _fastpath_py, fastpath  # noqa: E402
 from fastws.asyncio.connection import Connection, Listener  # noqa: E402
 from fastws.codec import build_frame  # noqa: E402
 from fastws.protocol import Protocol, Side  # noqa: E402

@@ -29,7 +29,7 @@ SIZES = (16, 125, KiB, 64 * KiB, MiB, 16 * MiB)
 BASELINE = "websockets.speedups"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _data(size: int) -> tuple[bytes, bytes]:
     data = random_bytes(size, seed=size)
     return data, ref_mask(data, MASK_KEY)

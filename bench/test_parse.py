@@ -32,7 +32,7 @@ BUFFERS = (
 BASELINE = "websockets Frame.parse (py, C mask)"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _buffer(count: int, size: int) -> tuple[bytes, list[bytes]]:
     return masked_frame_buffer(count, size, seed=count * 1_000_003 + size)
 

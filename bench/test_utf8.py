@@ -28,7 +28,7 @@ KINDS = ("ascii", "mixed", "invalid-end")
 BASELINE = 'bytes.decode("utf-8")'
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _data(kind: str, size: int) -> tuple[bytes, bool]:
     return utf8_data(kind, size)
 

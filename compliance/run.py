@@ -98,11 +98,16 @@ class Process:
     def __init__(self, name: str, args: list, logfile: Path, *, env=None, cwd=None) -> None:
         self.name = name
         self.logfile = logfile
-        self._out = open(logfile, "wb")
-        self.proc = subprocess.Popen(
-            args, stdout=self._out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=env, cwd=cwd, start_new_session=True,
-        )
+        # open until stop(): the child writes to it for as long as it runs
+        self._out = open(logfile, "wb")  # noqa: SIM115
+        try:
+            self.proc = subprocess.Popen(
+                args, stdout=self._out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=env, cwd=cwd, start_new_session=True,
+            )
+        except BaseException:
+            self._out.close()  # no child, no stop(): not left open
+            raise
         log(f"started {name} (pid {self.proc.pid}): {' '.join(str(a) for a in args)}")
 
     def wait(self, timeout: float) -> int:

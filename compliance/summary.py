@@ -80,8 +80,8 @@ class Report:
                 self.results[case_id] = (behavior, close)
                 if behavior not in PASSING or close not in PASSING:
                     self.problems.append(
-                        (case_id, f"behavior {behavior}, close {close}"
-                         f" (remote close code {result.get('remoteCloseCode')})")
+                        (case_id, (f"behavior {behavior}, close {close}"
+                                   f" (remote close code {result.get('remoteCloseCode')})"))
                     )
         if not self.results:
             self.problems.append(("-", "the report has no case"))

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 """Run ``wstest`` (Python 2.7) with every socket it listens on bound to 127.0.0.1.
 
 The testsuite's fuzzingserver listens on all interfaces; this wrapper makes it

@@ -119,7 +119,7 @@ async def run_server(host: str, port: int, *, max_size: Optional[int] = None) ->
 # --- client ------------------------------------------------------------------------
 
 
-def _start_stdin_reader(loop: asyncio.AbstractEventLoop, queue: "asyncio.Queue[Optional[str]]") -> None:
+def _start_stdin_reader(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Optional[str]]) -> None:
     """Read standard input in a daemon thread (works for a terminal, a pipe and a
     regular file alike) and hand each line to ``queue``; None marks the end.
     Reads the file descriptor with os.read, so that no lock of sys.stdin is held
@@ -193,7 +193,7 @@ async def _receive(websocket) -> bool:
         return False
 
 
-async def _send_lines(websocket, lines: "asyncio.Queue[Optional[str]]") -> None:
+async def _send_lines(websocket, lines: asyncio.Queue[Optional[str]]) -> None:
     """Send lines until the end of standard input or of the connection."""
     while True:
         line = await lines.get()

@@ -14,7 +14,12 @@ import pathlib
 import zlib
 
 from fastws import _codec_py as codec
-from fuzz.targets import MAX_SIZES, SAMPLE_KEY, _INFLATE_MAX, _PROTOCOL_MAX_SIZES, _handshake_request
+from fuzz.targets import (
+    _INFLATE_MAX,
+    _PROTOCOL_MAX_SIZES,
+    MAX_SIZES,
+    _handshake_request,
+)
 
 CORPUS = pathlib.Path(__file__).resolve().parent / "corpus"
 KEY = b"\x37\xfa\x21\x3d"
@@ -63,7 +68,7 @@ def utf8_seeds():
         head = bytes([flags]) + (bytes([pad]) if pad is not None else b"")
         return head + split_spec(cuts, kinds) + text
 
-    yield seed("plain ascii text".encode())
+    yield seed(b"plain ascii text")
     yield seed("añ€𝄞 mixed ✓ text 🎉".encode(), pad=29, cuts=(30, 31, 33, 34), kinds=0b10011001)
     yield seed("Ωmega".encode() * 9, pad=1, repeat=4, cuts=(100, 128, 129))
     yield seed(b"\xed\xa0\x80 surrogate")

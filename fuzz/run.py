@@ -24,7 +24,6 @@ is a finding) and the fuzzer process in memory (``--rss-limit-mb``).
 from __future__ import annotations
 
 import argparse
-import os
 import pathlib
 import random
 import re
@@ -58,11 +57,13 @@ def _atheris_child(target: str, argv: list) -> None:
     import atheris
 
     with atheris.instrument_imports(include=["fastws", "fuzz"]):
-        import fastws._codec_py  # noqa: F401
-        import fastws._rules  # noqa: F401
-        import fastws.deflate  # noqa: F401
-        import fastws.handshake  # noqa: F401
-        import fastws.http11  # noqa: F401
+        # imported here to be instrumented; unused otherwise (one noqa for all: they
+        # bind the one name `fastws`)
+        import fastws._codec_py
+        import fastws._rules
+        import fastws.deflate
+        import fastws.handshake
+        import fastws.http11
         import fastws.protocol  # noqa: F401
         from fuzz import targets
     func = targets.TARGETS[target]

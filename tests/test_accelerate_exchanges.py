@@ -22,7 +22,7 @@ import fastws.accelerate as acc
 from fastws import codec
 
 sys.path.insert(0, os.path.dirname(__file__))
-import accelerate_helpers as helpers  # noqa: E402
+import accelerate_helpers as helpers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

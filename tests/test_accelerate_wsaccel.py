@@ -4,7 +4,6 @@ the input; and its patch_autobahn/patch_ws4py and sys.modules alias."""
 
 from __future__ import annotations
 
-import os
 import sys
 
 import pytest

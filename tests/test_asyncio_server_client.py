@@ -6,14 +6,18 @@ import asyncio
 import logging
 import socket
 import ssl
-import sys
 
 import pytest
 
 import fastws
-from fastws import CloseCode, ConnectionClosedError, ConnectionClosedOK, InvalidStatus, InvalidURI
-
-from fastws import _codec_py
+from fastws import (
+    CloseCode,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    InvalidStatus,
+    InvalidURI,
+    _codec_py,
+)
 from fastws.handshake import accept_key
 
 from asyncio_helpers import HANDSHAKE, listener_server, port_of, raw_client, read_frame, run, server

@@ -80,7 +80,7 @@ def wire_messages(frames) -> list:
     never carry RSV1 (continuation frames with RSV1 do not even parse)."""
     messages = []
     current = None
-    for opcode, payload, fin, rsv1 in frames:
+    for opcode, payload, _fin, rsv1 in frames:  # a new data opcode starts a message
         if opcode >= 8:
             assert not rsv1, "RSV1 on a control frame"
             continue
@@ -120,7 +120,7 @@ def feed(sender, receiver, *, by_client: bool):
     return frames
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compressible(n: int, seed: int = 1) -> bytes:
     rng = random.Random(seed)
     words = [b"alpha", b"beta", b"gamma", b"delta", b'"user":', b'"text":', b"{", b"}", b" "]
@@ -239,10 +239,14 @@ SERVER_TABLE = [
     # Everything at once.
     (
         DEFAULT,
-        f"{PD}; client_no_context_takeover; server_no_context_takeover; client_max_window_bits=9;"
-        " server_max_window_bits=11",
-        f"{PD}; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=11;"
-        " client_max_window_bits=9",
+        (
+            f"{PD}; client_no_context_takeover; server_no_context_takeover; client_max_window_bits=9;"
+            " server_max_window_bits=11"
+        ),
+        (
+            f"{PD}; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=11;"
+            " client_max_window_bits=9"
+        ),
     ),
     # Invalid offers are declined.
     (DEFAULT, f"{PD}; server_no_context_takeover; server_no_context_takeover", None),
@@ -452,7 +456,7 @@ def script(proto):
     proto.send_ping(b"between messages")
     # A fragmented text message, a UTF-8 character cut across frames, a ping
     # in the middle.
-    proto.send_text("caf".encode() + b"\xc3", fin=False)
+    proto.send_text(b"caf" + b"\xc3", fin=False)
     proto.send_ping(b"inside a message")
     proto.send_continuation(b"\xa9 " + text.encode(), fin=False)
     proto.send_continuation(b"", fin=False)

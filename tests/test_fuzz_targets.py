@@ -208,6 +208,7 @@ def test_protocol_target_catches_a_disagreement():
 
 
 def test_protocol_target_catches_an_exception_from_receive_data(monkeypatch):
+    from fastws.exceptions import InvalidUTF8
     from fastws.protocol import Protocol
 
     def boom(self, exc):
@@ -216,5 +217,5 @@ def test_protocol_target_catches_an_exception_from_receive_data(monkeypatch):
     data = bytes([2, 0, 0]) + split_spec() + frame(1, b"bad \xff", masked=True)
     fuzz_targets.protocol(data)
     monkeypatch.setattr(Protocol, "_fail", boom)
-    with pytest.raises(Exception):
+    with pytest.raises(InvalidUTF8):  # the failure itself, not swallowed by the target
         fuzz_targets.protocol(data)

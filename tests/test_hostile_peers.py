@@ -257,8 +257,8 @@ async def test_slowloris_many_dripping_clients_are_all_cut_at_open_timeout(log):
         await until(lambda: not srv.connections)
         for _, writer in pairs:
             writer.close()
-    timeouts = [l for l in fastws_lines(log) if l.startswith("opening handshake from ('127.0.0.1', ")]
-    assert len(timeouts) == 50 and all(l.endswith(" timed out") for l in timeouts)
+    timeouts = [line for line in fastws_lines(log) if line.startswith("opening handshake from ('127.0.0.1', ")]
+    assert len(timeouts) == 50 and all(line.endswith(" timed out") for line in timeouts)
     assert_no_traceback(log)
 
 
@@ -306,7 +306,7 @@ async def test_garbage_instead_of_a_handshake(log, attack, status, text):
             assert response.startswith(b"HTTP/1.1 %d " % status), response[:100]
         assert memory["peak"] < 512 * KiB  # the server never buffers the whole attack
         await until(lambda: not srv.connections)
-    refused = [l for l in fastws_lines(log) if l.startswith("refused opening handshake from ('127.0.0.1', ")]
+    refused = [line for line in fastws_lines(log) if line.startswith("refused opening handshake from ('127.0.0.1', ")]
     assert len(refused) == 1 and text in refused[0], refused
     assert_no_traceback(log)
 
@@ -317,8 +317,8 @@ async def test_garbage_instead_of_a_handshake(log, attack, status, text):
         (b"\x00\xffgarbage\r\n\r\n", fastws.InvalidMessage, "invalid status line"),
         (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi", fastws.InvalidStatus, "200"),
         (b"HTTP/1.1 101 Switching Protocols\r\n" + b"X-A: b\r\n" * 100_000, fastws.InvalidMessage, "more than 128 headers"),
-        (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-         b"Sec-WebSocket-Accept: d3Jvbmcgd3Jvbmcgd3Jvbmc=\r\n\r\n", fastws.InvalidHandshake, "Accept"),
+        ((b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+          b"Sec-WebSocket-Accept: d3Jvbmcgd3Jvbmcgd3Jvbmc=\r\n\r\n"), fastws.InvalidHandshake, "Accept"),
     ],
     ids=["garbage", "http-200", "header-flood", "wrong-accept"],
 )
@@ -390,7 +390,7 @@ async def test_tls_client_hello_to_a_plain_server(log, tls):
             await fastws.connect(f"wss://localhost:{port}/", ssl=client_ctx, open_timeout=5)
         assert time.monotonic() - started < 3
         await until(lambda: not srv.connections)
-    refused = [l for l in fastws_lines(log) if l.startswith("refused opening handshake from ('127.0.0.1', ")]
+    refused = [line for line in fastws_lines(log) if line.startswith("refused opening handshake from ('127.0.0.1', ")]
     assert len(refused) == 1, fastws_lines(log)
     assert_no_traceback(log)
 
@@ -641,9 +641,9 @@ async def test_invalid_utf8_at_every_position_of_a_fragmented_message(log, piece
         assert code == 1007 and "middle of a UTF-8 sequence" in reason
         writer.close()
         await until(lambda: not srv.connections)
-    failures = [l for l in fastws_lines(log) if l.startswith("failed connection from")]
+    failures = [line for line in fastws_lines(log) if line.startswith("failed connection from")]
     assert len(failures) == len(positions) + 1
-    assert all(" with 1007: invalid UTF-8" in l or " with 1007: text message ends" in l for l in failures)
+    assert all(" with 1007: invalid UTF-8" in line or " with 1007: text message ends" in line for line in failures)
     assert_no_traceback(log)
 
 
@@ -677,7 +677,7 @@ async def test_close_in_the_middle_of_a_fragmented_message(log):
         assert await asyncio.wait_for(closed, 5) == (1001, "bye")
         writer.close()
     assert received == ["whole"]
-    assert [l for l in fastws_lines(log) if "failed connection" in l] == []
+    assert [line for line in fastws_lines(log) if "failed connection" in line] == []
     assert_no_traceback(log)
 
 

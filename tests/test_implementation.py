@@ -24,15 +24,15 @@ CODEC_NAMES = tuple(name for name in fastws.codec.__all__ if name != "IMPLEMENTA
 
 # Prints the chosen implementation and checks that the public names are that
 # module's own objects.
-REPORT = """
+REPORT = f"""
 import fastws, fastws.codec
 impl = fastws.codec._impl
-for name in {names!r}:
+for name in {CODEC_NAMES!r}:
     assert getattr(fastws.codec, name) is getattr(impl, name), name
     # and the package's re-exports (not every codec name is one)
     assert getattr(fastws, name, getattr(impl, name)) is getattr(impl, name), name
 print(fastws.IMPLEMENTATION, impl.__name__)
-""".format(names=CODEC_NAMES)
+"""
 
 # Makes ``fastws._speedups`` unimportable, as on an interpreter without a build.
 BLOCK_EXTENSION = """
@@ -47,13 +47,13 @@ sys.meta_path.insert(0, _Block())
 
 # Puts a stand-in ``fastws._speedups`` in place, so that the picker's decisions
 # are tested the same way whether or not the real extension is built.
-FAKE_EXTENSION = """
+FAKE_EXTENSION = f"""
 import sys, types
 fake = types.ModuleType("fastws._speedups")
-for name in {names!r}:
+for name in {CODEC_NAMES!r}:
     setattr(fake, name, object())
 sys.modules["fastws._speedups"] = fake
-""".format(names=CODEC_NAMES)
+"""
 
 
 def run_python(code: str, **env_vars: str) -> subprocess.CompletedProcess:

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import load_speedups
 from fastws import _codec_py
+
+from conftest import load_speedups
 
 ROOT = Path(__file__).resolve().parent.parent
 X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")

@@ -359,7 +359,7 @@ def report(
                     notes.append(f"{label} on {loop}: {errors[-1]}")
                 continue
 
-            def ratio(measure, ref):
+            def ratio(measure, ref, s=s, refs=refs):
                 r = refs[ref]
                 return s[measure] / r[measure] if r and r[measure] else None
 

@@ -42,7 +42,19 @@ import sys
 import time
 from typing import Any, AsyncIterator, Awaitable, Callable, Dict, Tuple
 
-from . import ALL_STACKS, COMPRESSION, HOST, LARGE, LOOPS, MAX_SIZE, SMALL, EchoMismatch, check_echo, make_payloads, run
+from . import (
+    ALL_STACKS,
+    COMPRESSION,
+    HOST,
+    LARGE,
+    LOOPS,
+    MAX_SIZE,
+    SMALL,
+    EchoMismatch,
+    check_echo,
+    make_payloads,
+    run,
+)
 
 perf_counter = time.perf_counter
 
@@ -88,7 +100,7 @@ class Phase:
         self.count = 0
         self.t0 = self.deadline = 0.0
 
-    def start(self) -> "asyncio.Future":
+    def start(self) -> asyncio.Future:
         self.t0 = perf_counter()
         self.deadline = self.t0 + self.duration
         try:
@@ -320,7 +332,7 @@ PRELOAD = {
 # --- measuring ---------------------------------------------------------------------------
 
 
-def cpu_seconds(pid: int) -> "float | None":
+def cpu_seconds(pid: int) -> float | None:
     """CPU time (user + system) used so far by process ``pid``, all its threads,
     from Linux's /proc: nanoseconds from ``schedstat`` where the kernel keeps
     them, else clock ticks from ``stat``. None where /proc cannot tell."""
@@ -342,7 +354,7 @@ def cpu_seconds(pid: int) -> "float | None":
 
 
 async def measure(
-    stack: str, port: int, duration: float, warmup: float, server_pid: "int | None" = None
+    stack: str, port: int, duration: float, warmup: float, server_pid: int | None = None
 ) -> Dict[str, Any]:
     small = make_payloads(SMALL)
     large = make_payloads(LARGE)

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import importlib.util
 import warnings
-from typing import Callable, Dict
+from typing import Dict
 
 from ._aiohttp import patch_aiohttp, unpatch_aiohttp
 from ._autobahn import patch_autobahn, unpatch_autobahn

@@ -41,11 +41,10 @@ def patch_autobahn(*, allow_pure: bool = False) -> PatchResult:
     early = _patcher.begin(allow_pure)
     if early is not None:
         return early
+    import autobahn.websocket
     import autobahn.websocket.protocol as protocol
     import autobahn.websocket.utf8validator as utf8validator
     import autobahn.websocket.xormasker as xormasker
-
-    import autobahn.websocket
 
     nvx = bool(getattr(autobahn.websocket, "USES_NVX", False))
     note = "masker and UTF-8 validator run on fastws" + (

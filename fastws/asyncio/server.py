@@ -41,7 +41,7 @@ class ServerConnection(Connection):
 
     protocol: ServerProtocol
 
-    def __init__(self, server: "Server", protocol: ServerProtocol, **options: Any) -> None:
+    def __init__(self, server: Server, protocol: ServerProtocol, **options: Any) -> None:
         self.server = server
         self.open_timeout: Optional[float] = options.pop("open_timeout", 10)
         super().__init__(protocol, **options)
@@ -264,7 +264,7 @@ class Server:
             await self.wait_closed()
             raise
 
-    async def __aenter__(self) -> "Server":
+    async def __aenter__(self) -> Server:
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
