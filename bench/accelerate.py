@@ -104,7 +104,8 @@ class Bench:
         return fn()
 
     def pair(self, library: str, what: str, unit: str, units: float, get: Callable[[], Callable[[], Any]],
-             patch: Callable[[], Any], unpatch: Callable[[], Any], same: Callable[[Any, Any], bool] = lambda a, b: a == b) -> Row:
+             patch: Callable[[], Any], unpatch: Callable[[], Any],
+             same: Callable[[Any, Any], bool] = lambda a, b: a == b) -> Row:
         """Time ``get()`` (a call through the library) unpatched, then patched."""
         row = Row(library, what, unit, units)
         unpatch()

@@ -191,7 +191,7 @@ class Headers:
 
     __hash__ = None  # type: ignore[assignment]
 
-    def copy(self) -> "Headers":
+    def copy(self) -> Headers:
         new = Headers()
         new._items = list(self._items)
         return new

@@ -237,7 +237,9 @@ def main(argv=None) -> int:
     parser.add_argument("targets", nargs="*", help=f"targets to run (default: all of {', '.join(TARGET_NAMES)})")
     parser.add_argument("--seconds", type=float, default=30, help="time per target (default 30)")
     parser.add_argument("--engine", choices=("auto", "atheris", "random"), default="auto")
-    parser.add_argument("--work", type=pathlib.Path, help="working corpus and findings (default: a temporary directory)")
+    parser.add_argument(
+        "--work", type=pathlib.Path, help="working corpus and findings (default: a temporary directory)"
+    )
     parser.add_argument("--timeout", type=int, default=10, help="seconds per input before it counts as a hang")
     parser.add_argument("--rss-limit-mb", type=int, default=2048)
     parser.add_argument("--max-len", type=int, default=8192, help="largest input generated")

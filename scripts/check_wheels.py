@@ -4,8 +4,9 @@
     python3 scripts/check_wheels.py [VERSION ... | --ends] [--workdir DIR] [--keep] [--no-pure]
 
 VERSION is a CPython that ``pyenv versions`` lists ("3.9", "3.13" or "3.13.0"); the
-default is every pyenv CPython from 3.9 up, ``--ends`` the oldest and the newest of them. Without Docker, so no manylinux container:
-the wheels are built by the pyenv interpreters of this machine. Steps:
+default is every pyenv CPython from 3.9 up, ``--ends`` the oldest and the newest of them.
+Without Docker, so no manylinux container: the wheels are built by the pyenv interpreters
+of this machine. Steps:
 
 1. copy the files of the source tree (``git ls-files``: tracked and untracked, not
    ignored) to a temporary directory, so that nothing is ever written into the working

@@ -309,9 +309,8 @@ def run_aiohttp() -> Dict[str, Any]:
                     transport = ws._writer.transport
                     for parts, first in ((TEXT_PARTS, Opcode.TEXT), (BINARY_PARTS, Opcode.BINARY)):
                         for i, part in enumerate(parts):
-                            transport.write(
-                                build_frame(first if i == 0 else Opcode.CONTINUATION, part, fin=i == len(parts) - 1, mask=True)
-                            )
+                            opcode = first if i == 0 else Opcode.CONTINUATION
+                            transport.write(build_frame(opcode, part, fin=i == len(parts) - 1, mask=True))
                     await ws.send_bytes(LARGE)  # masked by aiohttp's writer
                     messages = []
                     for _ in EXPECTED:

@@ -76,7 +76,11 @@ def test_validate_errors_and_inputs():
     assert v.validate(b"\xac") == (False, False, 0, 4)
 
 
-@given(data=st.binary(max_size=2000), key=st.binary(min_size=4, max_size=4), cuts=st.lists(st.integers(0, 2000), max_size=4))
+@given(
+    data=st.binary(max_size=2000),
+    key=st.binary(min_size=4, max_size=4),
+    cuts=st.lists(st.integers(0, 2000), max_size=4),
+)
 def test_xor_masker_matches_wsaccel(data, key, cuts):
     ours, theirs = xormask.XorMaskerSimple(key), real_xor.XorMaskerSimple(key)
     bounds = sorted({min(c, len(data)) for c in cuts} | {0, len(data)})

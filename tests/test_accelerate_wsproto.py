@@ -100,7 +100,10 @@ def test_same_frames_and_errors_as_wsproto(frames, cuts, unmasked):
     assert got == expected
 
 
-@given(payloads=st.lists(st.binary(max_size=200), min_size=1, max_size=5), cuts=st.lists(st.integers(0, 1200), max_size=6))
+@given(
+    payloads=st.lists(st.binary(max_size=200), min_size=1, max_size=5),
+    cuts=st.lists(st.integers(0, 1200), max_size=6),
+)
 def test_client_side_unmasked_frames(payloads, cuts):
     stream = b"".join(raw_frame(2, p) for p in payloads) + raw_frame(1, b"ok", key=b"abcd")
     expected, got = both(stream, cuts, client=True)

@@ -263,7 +263,11 @@ SERVER_TABLE = [
     (DEFAULT, f"{PD}; client_max_window_bits=x", None),
     (DEFAULT, f"{PD}; client_max_window_bits=1.5", None),
     # Several offers, in order: the first acceptable one wins.
-    (DEFAULT, f"{PD}; x-unknown, {PD}; client_max_window_bits=9", f"{PD}; server_max_window_bits=12; client_max_window_bits=9"),
+    (
+        DEFAULT,
+        f"{PD}; x-unknown, {PD}; client_max_window_bits=9",
+        f"{PD}; server_max_window_bits=12; client_max_window_bits=9",
+    ),
     (DEFAULT, f"{PD}; server_max_window_bits=9, {PD}", f"{PD}; server_max_window_bits=9"),
     (REQUIRE, f"{PD}, {PD}; client_max_window_bits=11", f"{PD}; server_max_window_bits=12; client_max_window_bits=11"),
     (DEFAULT, f"x-other, {PD}", f"{PD}; server_max_window_bits=12"),

@@ -157,7 +157,9 @@ async def _recv(websocket):
 
 @run
 async def test_chat_in_process():
-    async with fastws.serve(chat.chat, "127.0.0.1", 0, process_request=chat.process_request, ping_interval=None) as server:
+    async with fastws.serve(
+        chat.chat, "127.0.0.1", 0, process_request=chat.process_request, ping_interval=None
+    ) as server:
         port = server.sockets[0].getsockname()[1]
 
         # The page, over plain HTTP on the same port.
@@ -263,7 +265,9 @@ def test_chat_page_in_chromium(tmp_path):
                 response = Response(200, headers=Headers(response.headers), body=body)
             return response
 
-        async with fastws.serve(chat.chat, "127.0.0.1", 0, process_request=process_request, ping_interval=None) as server:
+        async with fastws.serve(
+            chat.chat, "127.0.0.1", 0, process_request=process_request, ping_interval=None
+        ) as server:
             port = server.sockets[0].getsockname()[1]
             async with fastws.connect(f"ws://127.0.0.1:{port}/ws", ping_interval=None) as python:
                 browsing = loop.create_task(

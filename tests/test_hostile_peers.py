@@ -316,7 +316,11 @@ async def test_garbage_instead_of_a_handshake(log, attack, status, text):
     [
         (b"\x00\xffgarbage\r\n\r\n", fastws.InvalidMessage, "invalid status line"),
         (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi", fastws.InvalidStatus, "200"),
-        (b"HTTP/1.1 101 Switching Protocols\r\n" + b"X-A: b\r\n" * 100_000, fastws.InvalidMessage, "more than 128 headers"),
+        (
+            b"HTTP/1.1 101 Switching Protocols\r\n" + b"X-A: b\r\n" * 100_000,
+            fastws.InvalidMessage,
+            "more than 128 headers",
+        ),
         ((b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
           b"Sec-WebSocket-Accept: d3Jvbmcgd3Jvbmcgd3Jvbmc=\r\n\r\n"), fastws.InvalidHandshake, "Accept"),
     ],

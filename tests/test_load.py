@@ -281,7 +281,10 @@ async def test_server_shutdown_with_busy_connections_loses_nothing_acknowledged(
         total_echoed += len(echoed)
         total_acked += len(ack)
     assert total_acked >= 20 * clients
-    print(f"\nshutdown with {clients} busy clients: {total_acked} acknowledged, {total_echoed} echoed, in {shutdown:.2f} s")
+    print(
+        f"\nshutdown with {clients} busy clients: {total_acked} acknowledged,"
+        f" {total_echoed} echoed, in {shutdown:.2f} s"
+    )
     # Well under close_timeout (10 s): once its close frame is out, a connection
     # reads on to find the client's, even with its queue full (max_queue) and
     # its handler gone. (The margin is for a loaded 2-core machine.)

@@ -269,7 +269,8 @@ def _table(headers: List[str], rows: List[List[str]], align: str) -> List[str]:
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
 
     def line(cells):
-        return "  " + "  ".join(c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(cells, widths, align)).rstrip()
+        padded = (c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(cells, widths, align))
+        return ("  " + "  ".join(padded)).rstrip()
 
     return [line(headers), "  " + "  ".join("-" * w for w in widths)] + [line(r) for r in rows]
 
@@ -448,7 +449,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--quick", action="store_true", help="smoke run: --duration 0.3 --warmup 0.1")
     parser.add_argument("--duration", type=float, metavar="S", help="seconds per measure (default: 2; --quick: 0.3)")
-    parser.add_argument("--warmup", type=float, metavar="S", help="warm-up seconds per size (default: 0.3; --quick: 0.1)")
+    parser.add_argument(
+        "--warmup", type=float, metavar="S", help="warm-up seconds per size (default: 0.3; --quick: 0.1)"
+    )
     parser.add_argument(
         "--stacks",
         metavar="A,B",

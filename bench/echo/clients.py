@@ -418,9 +418,14 @@ def main(argv=None) -> int:
     parser.add_argument("loop", choices=LOOPS)
     parser.add_argument("port", type=int)
     parser.add_argument("--duration", type=float, default=2.0, metavar="S", help="seconds per measure (default: 2)")
-    parser.add_argument("--warmup", type=float, default=0.3, metavar="S", help="seconds of warm-up per size (default: 0.3)")
     parser.add_argument(
-        "--server-pid", type=int, metavar="PID", help="the server's process id: report its CPU time (and this client's) per measure"
+        "--warmup", type=float, default=0.3, metavar="S", help="seconds of warm-up per size (default: 0.3)"
+    )
+    parser.add_argument(
+        "--server-pid",
+        type=int,
+        metavar="PID",
+        help="the server's process id: report its CPU time (and this client's) per measure",
     )
     args = parser.parse_args(argv)
     try:
