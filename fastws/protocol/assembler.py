@@ -92,7 +92,6 @@ class MessageAssembler:
         self._utf8: Any = None  # Utf8Validator, made on the first fragmented text
         # Payload bytes of the frame still arriving already validated as UTF-8.
         self._checked = 0
-        self._update()
 
     def _update(self) -> None:
         self._gates.fast_delivery = (
