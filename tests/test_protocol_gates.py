@@ -32,7 +32,17 @@ from fastws.exceptions import InvalidState, ProtocolError
 from fastws.protocol import CLOSED, OPEN, ClientProtocol, Gates, Protocol, ServerProtocol, Side
 
 from asyncio_helpers import HANDSHAKE
-from protocol_helpers import BINARY, CLOSE, CONT, PING, PONG, TEXT, close_payload, make_frame, sent_frames
+from protocol_helpers import (
+    BINARY,
+    CLOSE,
+    CONT,
+    PING,
+    PONG,
+    TEXT,
+    close_payload,
+    make_frame,
+    sent_frames,
+)
 
 
 def _deflated(payload: bytes) -> bytes:
@@ -275,7 +285,12 @@ def new_protocol(kind: str, codec: Any, max_size: Any, defer_failure: bool) -> P
 @example(kind="open", max_size=None, defer_failure=False, steps=[("receive", ([2, 0], []))])
 @example(kind="open", max_size=None, defer_failure=False, steps=[("send_ping", None), ("send_text", True)])
 @example(kind="client", max_size=None, defer_failure=False, steps=[("receive", ([11], [])), ("flush", False)])
-@example(kind="client", max_size=None, defer_failure=False, steps=[("send_text", False), ("send_text", True), ("send_continuation", True), ("send_binary", True)])
+@example(
+    kind="client",
+    max_size=None,
+    defer_failure=False,
+    steps=[("send_text", False), ("send_text", True), ("send_continuation", True), ("send_binary", True)],
+)
 @given(
     kind=st.sampled_from(KINDS),
     max_size=st.sampled_from([None, 1 << 20, 125, 100, 10]),

@@ -66,8 +66,8 @@ class FrameReader:
 
     def pending(self) -> Optional[Tuple[Any, bool, bool, int]]:
         """The data frame the parser is receiving (see ``FrameParser.pending``)."""
-        return self.parser.pending()  # type: ignore[no-any-return]
+        return self.parser.pending()
 
     def pending_payload(self, start: int) -> bytes:
         """Its payload received so far, from ``start``."""
-        return self.parser.pending_payload(start)  # type: ignore[no-any-return]
+        return self.parser.pending_payload(start)
