@@ -275,7 +275,17 @@ def _reexported_data_doc(app, what, name, obj, options, lines):
             return
 
 
+# serve() and connect() are classes (awaitable, and async context managers)
+# documented as the functions they are used as: the "-> None" of their __init__
+# is not what calling them returns.
+def _no_return_for_classes(app, what, name, obj, options, signature, return_annotation):
+    if what == "function" and isinstance(obj, type):
+        return signature, None
+    return None
+
+
 def setup(app):
+    app.connect("autodoc-process-signature", _no_return_for_classes)
     app.connect("autodoc-skip-member", _skip_bare_slots)
     app.connect("autodoc-process-docstring", _reexported_data_doc)
     from sphinx.ext.napoleon import _process_docstring

@@ -37,7 +37,18 @@ ProcessRequest = Callable[["ServerConnection", Request], Union[None, Response, A
 
 
 class ServerConnection(Connection):
-    """A connection accepted by a :class:`Server`."""
+    """A connection accepted by a :class:`Server`.
+
+    The handler receives it; it has everything :class:`Connection` has, and
+    :meth:`respond` for the ``process_request`` hook.
+
+    Attributes:
+        server (Server): The server that accepted it.
+        open_timeout (float | None): Seconds from the TCP accept to the end of
+            the opening handshake.
+        handler_task (asyncio.Task | None): The task running the handler, once
+            the handshake succeeded (None with a :class:`Listener`).
+    """
 
     protocol: ServerProtocol
 
@@ -88,7 +99,17 @@ class ServerConnection(Connection):
             self.transport.abort()
 
     def respond(self, status: int, text: str) -> Response:
-        """An HTTP response with a plain-text body, to return from ``process_request``."""
+        """An HTTP response with a plain-text body, to return from ``process_request``.
+
+        Args:
+            status: The HTTP status, for example 404.
+            text: The body, sent as ``text/plain`` in UTF-8.
+
+        Returns:
+            The :class:`~fastws.http11.Response`, with ``Connection: close``;
+            returning it from ``process_request`` sends it instead of the
+            handshake, and the connection is closed after it.
+        """
         return self.protocol.reject(status, text)
 
     # --- opening handshake ---------------------------------------------------------
@@ -186,6 +207,18 @@ class Server:
 
     :meth:`close` stops accepting connections, closes every open connection with
     1001 (going away) and lets handlers finish; :meth:`wait_closed` waits for it.
+    ``async with server:`` does both at the end of the block.
+
+    :func:`serve` creates it; the arguments are those of :func:`serve`.
+
+    Args:
+        handler: The connection handler, None with a :class:`Listener`.
+        process_request: The ``process_request`` hook, or None.
+        close_timeout: Seconds :meth:`close` gives the handlers to return
+            before it cancels them; None: no limit.
+
+    Attributes:
+        server (asyncio.Server | None): The asyncio server that listens.
     """
 
     def __init__(
@@ -211,14 +244,27 @@ class Server:
 
     @property
     def sockets(self) -> Tuple[socket.socket, ...]:
+        """The listening sockets (``server.sockets[0].getsockname()`` gives the port)."""
         return () if self.server is None else tuple(self.server.sockets or ())
 
     def is_serving(self) -> bool:
+        """True while the server accepts connections."""
         return self.server is not None and self.server.is_serving()
 
     def close(self, close_connections: bool = True) -> None:
-        """Stop accepting; close connections with 1001 unless told not to.
-        Returns at once: :meth:`wait_closed` waits for the end."""
+        """Stop accepting connections and close the open ones.
+
+        Every open connection is closed with 1001 (going away), connections
+        still in the opening handshake are dropped, and the handlers get
+        ``close_timeout`` seconds to return before they are cancelled. Returns at
+        once: :meth:`wait_closed` waits for the end. Calling it again does
+        nothing.
+
+        Args:
+            close_connections: False leaves the open connections open: only
+                accepting stops (the handlers still get ``close_timeout``
+                seconds before they are cancelled).
+        """
         if self._close_task is None:
             self._close_task = asyncio.get_running_loop().create_task(
                 self._close(close_connections)
@@ -256,6 +302,7 @@ class Server:
         await asyncio.shield(self._close_task)
 
     async def serve_forever(self) -> None:
+        """Serve until cancelled; cancelling it closes the server, as :meth:`close`."""
         assert self.server is not None
         try:
             await self.server.serve_forever()
@@ -275,18 +322,75 @@ class Server:
 class serve:
     """Start a WebSocket server; use with ``await`` or ``async with``.
 
-    ``handler(websocket)`` (or ``handler(websocket, path)``) runs per connection.
-    Handshake options: ``subprotocols``, ``select_subprotocol(connection,
-    offered)``, ``origins``, ``process_request(connection, request)`` (sync or
-    async; return a Response, for example ``connection.respond(404, "Not
-    found\\n")``, to refuse), ``extra_headers``, ``server_header``. Connection
-    options: ``max_size``, ``max_queue``, ``write_limit``, ``ping_interval``,
-    ``ping_timeout``, ``open_timeout``, ``close_timeout``, ``compression``
-    (``"deflate"``, the default, accepts permessage-deflate; None turns it
-    off), ``extensions`` (more extension factories).
-    Other keyword arguments (``ssl``, ``reuse_port``, ``backlog``, ``sock``...)
-    go to :meth:`asyncio.loop.create_server`; ``unix=True`` with ``path``
-    listens on a Unix socket.
+    ``await serve(...)`` returns the running :class:`Server`;
+    ``async with serve(...) as server:`` also closes it at the end of the block.
+    Awaiting raises what :meth:`asyncio.loop.create_server` raises, such as
+    :class:`OSError` when the address is in use.
+
+    The handler runs once per connection, after the opening handshake: the
+    connection closes with 1000 when it returns and with 1011 when it raises
+    (the exception is logged on the ``fastws`` logger).
+
+    Args:
+        handler: The connection handler, ``async def handler(websocket)``
+            (the older ``handler(websocket, path)`` works too). None only with
+            ``listener``.
+        host: The interface to listen on, as for
+            :meth:`asyncio.loop.create_server` (None: every interface).
+        port: The TCP port (0: any free port, see :attr:`Server.sockets`).
+        subprotocols: The subprotocols the server supports, in its order of
+            preference: the first of them that the client offers is chosen.
+        select_subprotocol: ``select_subprotocol(connection, offered)`` chooses
+            instead: it returns one of the client's ``offered`` subprotocols, or
+            None for none (a value the client did not offer fails the handshake
+            with 500).
+        origins: The allowed values of the ``Origin`` header; put None in it to
+            allow requests without one (non-browser clients). Other requests get
+            403. None (the default) allows every origin.
+        process_request: ``process_request(connection, request)``, a function or
+            a coroutine function, called with the client's
+            :class:`~fastws.http11.Request` before the handshake is answered.
+            Returning a :class:`~fastws.http11.Response`, for example
+            ``connection.respond(404, "Not found\\n")``, sends it instead of the
+            handshake; returning None goes on with the handshake. An exception
+            in it is logged and answered with 500.
+        extra_headers: Headers added to the 101 response.
+        server_header: The ``Server`` header of the server's responses; None
+            for none. By default it names fastws and its version.
+        compression: ``"deflate"`` (the default) accepts permessage-deflate
+            (RFC 7692) when the client offers it; None turns it off.
+        extensions: More extension factories (see :mod:`fastws.extensions`),
+            tried after permessage-deflate.
+        open_timeout: Seconds from the TCP accept to the end of the opening
+            handshake; a client that takes longer is disconnected. None: no
+            limit.
+        ping_interval: Seconds between keepalive pings. None: no keepalive.
+        ping_timeout: Seconds to wait for the pong of a keepalive ping; then
+            the connection fails with 1011. None: no limit.
+        close_timeout: Seconds the closing handshake may take before TCP is
+            closed anyway; also what :meth:`Server.close` gives the handlers to
+            return before it cancels them.
+        max_size: The largest message received, in bytes, across its
+            fragments (after decompression): a larger one fails the connection
+            with 1009 before it is buffered. None: no limit.
+        max_queue: The most messages received and not yet taken by ``recv()``;
+            past it, the socket is not read until the queue drains to a quarter
+            of it. None: no limit.
+        write_limit: The transport's buffer size, in bytes, above which
+            ``send()`` waits for it to drain below a quarter of it.
+        listener: A factory of :class:`~fastws.asyncio.Listener` objects, one
+            per connection, instead of ``handler`` (see :func:`serve_listener`).
+        unix: Listen on the Unix socket ``path`` instead of TCP (see
+            :func:`unix_serve`).
+        path: The Unix socket's path, with ``unix=True``.
+        **create_server_kwargs: Passed to :meth:`asyncio.loop.create_server`
+            (or :meth:`~asyncio.loop.create_unix_server`): ``ssl`` (an
+            :class:`ssl.SSLContext`, to serve ``wss://``), ``reuse_port``,
+            ``backlog``, ``sock``...
+
+    Raises:
+        TypeError: If neither ``handler`` nor ``listener`` is given.
+        ValueError: If ``compression`` is neither ``"deflate"`` nor None.
     """
 
     def __init__(
@@ -381,13 +485,27 @@ class serve:
 
 
 def unix_serve(handler: Handler, path: Optional[str] = None, **options: Any) -> serve:
-    """:func:`serve` on a Unix socket at ``path``."""
+    """:func:`serve` on a Unix socket.
+
+    Args:
+        handler: The connection handler, as for :func:`serve`.
+        path: The Unix socket's path.
+        **options: The other options of :func:`serve`.
+    """
     return serve(handler, unix=True, path=path, **options)
 
 
 def serve_listener(
     factory: Callable[[], Listener], host: Optional[str] = None, port: Optional[int] = None, **options: Any
 ) -> serve:
-    """:func:`serve` with the callback interface: ``factory()`` makes a
-    :class:`Listener` per connection, whose methods are called as events arrive."""
+    """:func:`serve` with the callback interface.
+
+    Args:
+        factory: Called once per connection, it makes the :class:`Listener`
+            whose methods are called as events arrive, straight from the
+            parser loop.
+        host: The interface to listen on, as for :func:`serve`.
+        port: The TCP port.
+        **options: The other options of :func:`serve`.
+    """
     return serve(None, host, port, listener=factory, **options)
