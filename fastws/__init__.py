@@ -12,8 +12,6 @@ layer are imported on first use of one of their names (``fastws.Protocol``,
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from .codec import (
     IMPLEMENTATION,
     Frame,
@@ -80,6 +78,9 @@ _LAZY: dict[str, str] = {
 }
 _ASYNCIO_NAMES = frozenset(_LAZY_MODULES["asyncio"])
 
+# True for type checkers (mypy and pyright take any name TYPE_CHECKING so), False at
+# run time without importing typing, which nothing else on the codec's path needs.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .asyncio import (
         ClientConnection,
@@ -172,7 +173,7 @@ __all__ = [
 # misspelt ``fastws.serv`` stays an error for the checker as it is at run time.
 if not TYPE_CHECKING:
 
-    def __getattr__(name: str) -> Any:
+    def __getattr__(name: str) -> object:
         module = _LAZY.get(name)
         if module is None:
             raise AttributeError(f"module 'fastws' has no attribute {name!r}")
