@@ -31,7 +31,8 @@ __all__ = ["connect", "unix_connect", "connect_listener", "ClientConnection"]
 
 
 class ClientConnection(Connection):
-    """A connection opened by :func:`connect`."""
+    """A connection opened by :func:`connect`: a :class:`Connection` on the
+    client side, with the server's :attr:`~Connection.response`."""
 
     def _handshake_event(self, response: Response) -> None:
         if not isinstance(self.protocol.error, InvalidHandshake):
@@ -57,15 +58,65 @@ class _ConnectionOptions(TypedDict):
 class connect:
     """Open a WebSocket connection; use with ``await`` or ``async with``.
 
-    Options: ``origin``, ``subprotocols``, ``extra_headers`` (also accepted as
-    ``additional_headers``), ``user_agent_header``, ``compression``
-    (``"deflate"``, the default, offers permessage-deflate; None does not),
-    ``extensions`` (more extension factories),
-    ``open_timeout``, ``ping_interval``, ``ping_timeout``, ``close_timeout``,
-    ``max_size``, ``max_queue``, ``write_limit``, ``ssl`` (an
-    :class:`ssl.SSLContext`; ``wss://`` gets a default secure context),
-    ``server_hostname``. ``unix=True`` with ``path`` connects to a Unix socket.
-    Other keyword arguments go to :meth:`asyncio.loop.create_connection`.
+    ``await connect(...)`` returns the open :class:`ClientConnection`;
+    ``async with connect(...) as websocket:`` also closes it at the end of the
+    block.
+
+    Args:
+        uri: The server's ``ws://`` or ``wss://`` URI.
+        origin: The ``Origin`` header to send, if any.
+        subprotocols: The subprotocols to offer, in order of preference; the
+            server's choice is in :attr:`~Connection.subprotocol`.
+        extra_headers: Headers added to the request.
+        additional_headers: The same, under the name ``websockets`` uses; it
+            wins if both are given.
+        user_agent_header: The ``User-Agent`` header; None for none. By default
+            it names fastws and its version.
+        compression: ``"deflate"`` (the default) offers permessage-deflate
+            (RFC 7692); None does not.
+        extensions: More extension factories (see :mod:`fastws.extensions`),
+            offered after permessage-deflate.
+        open_timeout: Seconds the TCP connection, the TLS handshake and the
+            opening handshake may take together. None: no limit.
+        ping_interval: Seconds between keepalive pings. None: no keepalive.
+        ping_timeout: Seconds to wait for the pong of a keepalive ping; then
+            the connection fails with 1011. None: no limit.
+        close_timeout: Seconds the closing handshake may take before TCP is
+            closed anyway.
+        max_size: The largest message received, in bytes, across its
+            fragments (after decompression): a larger one fails the connection
+            with 1009 before it is buffered. None: no limit.
+        max_queue: The most messages received and not yet taken by ``recv()``;
+            past it, the socket is not read until the queue drains to a quarter
+            of it. None: no limit.
+        write_limit: The transport's buffer size, in bytes, above which
+            ``send()`` waits for it to drain below a quarter of it.
+        ssl: An :class:`ssl.SSLContext` for a ``wss://`` URI; by default
+            :func:`ssl.create_default_context`.
+        server_hostname: The host name to check the server's certificate
+            against, instead of the URI's.
+        listener: A factory of the :class:`~fastws.asyncio.Listener` to call
+            as events arrive, instead of reading with ``recv()`` (see
+            :func:`connect_listener`).
+        unix: Connect to the Unix socket ``path`` instead of the URI's host
+            and port (see :func:`unix_connect`).
+        path: The Unix socket's path, with ``unix=True``.
+        **create_connection_kwargs: Passed to
+            :meth:`asyncio.loop.create_connection` (or
+            :meth:`~asyncio.loop.create_unix_connection`), for example ``sock``
+            to use a connected socket, or ``local_addr``.
+
+    Raises:
+        ~fastws.exceptions.InvalidURI: If ``uri`` cannot be used (at once,
+            before any I/O).
+        ValueError: If ``ssl`` is given with a ``ws://`` URI, or
+            ``compression`` is neither ``"deflate"`` nor None.
+
+    Awaiting it raises :class:`~fastws.exceptions.InvalidStatus` (with the
+    HTTP status, headers and body) when the server refuses the upgrade, another
+    :class:`~fastws.exceptions.InvalidHandshake` for a bad response,
+    :class:`TimeoutError` after ``open_timeout``, and OS errors such as
+    :class:`ConnectionRefusedError` as they are.
     """
 
     def __init__(
@@ -176,11 +227,23 @@ class connect:
 
 
 def unix_connect(path: Optional[str] = None, uri: str = "ws://localhost/", **options: Any) -> connect:
-    """:func:`connect` over a Unix socket at ``path``."""
+    """:func:`connect` over a Unix socket.
+
+    Args:
+        path: The Unix socket's path.
+        uri: The URI of the request (its host goes into the ``Host`` header).
+        **options: The other options of :func:`connect`.
+    """
     return connect(uri, unix=True, path=path, **options)
 
 
 def connect_listener(factory: Callable[[], Listener], uri: str, **options: Any) -> connect:
-    """:func:`connect` with the callback interface: ``factory()`` makes the
-    :class:`Listener` whose methods are called as events arrive."""
+    """:func:`connect` with the callback interface.
+
+    Args:
+        factory: Makes the :class:`Listener` whose methods are called as
+            events arrive, straight from the parser loop.
+        uri: The server's ``ws://`` or ``wss://`` URI.
+        **options: The other options of :func:`connect`.
+    """
     return connect(uri, listener=factory, **options)
