@@ -43,13 +43,27 @@ class _ControlData:
 
 
 class Ping(_ControlData):
-    """A ping was received, with its payload (the protocol already queued the pong)."""
+    """A ping was received (the protocol already queued the pong).
+
+    Args:
+        data: The ping's payload.
+
+    Attributes:
+        data (bytes): The ping's payload, 125 bytes at most.
+    """
 
     __slots__ = ()
 
 
 class Pong(_ControlData):
-    """A pong was received, with its payload, solicited or not."""
+    """A pong was received, solicited or not.
+
+    Args:
+        data: The pong's payload.
+
+    Attributes:
+        data (bytes): The pong's payload, 125 bytes at most.
+    """
 
     __slots__ = ()
 
@@ -60,6 +74,15 @@ class Close:
     Either a close frame arrived (``code`` is its code, 1005 if it had none, and
     ``reason`` its reason), or the stream ended without one (``code`` 1006,
     ``reason`` empty). Reported once per connection.
+
+    Args:
+        code: The close code.
+        reason: The close reason.
+
+    Attributes:
+        code (int): The close code: a :class:`~fastws.frames.CloseCode` member
+            when it has a name, else the number.
+        reason (str): The close reason, ``""`` if none.
     """
 
     __slots__ = ("code", "reason")

@@ -1,5 +1,5 @@
 """The seam for WebSocket extensions (RFC 6455 section 9), such as
-permessage-deflate (RFC 7692), which is not implemented here.
+permessage-deflate (RFC 7692), which :mod:`fastws.deflate` implements on it.
 
 Three roles, duck-typed (subclassing these bases is optional):
 
@@ -37,17 +37,39 @@ class Extension:
 
     def decode(self, payload: bytes, *, first: bool, fin: bool, max_size: Optional[int]) -> bytes:
         """Undo the extension on one received data frame of a message whose first
-        frame had RSV1 set. ``first``: first frame of the message; ``fin``: last
-        one. ``max_size``: how many decoded bytes the message may still grow by
-        (None: no limit); raise :class:`~fastws.exceptions.PayloadTooBig` past it.
-        Raise :class:`~fastws.exceptions.ProtocolError` on undecodable data: the
-        connection fails with its ``close_code``."""
+        frame had RSV1 set.
+
+        Args:
+            payload: The frame's payload, as received.
+            first: True for the first frame of the message.
+            fin: True for the last frame of the message.
+            max_size: How many decoded bytes the message may still grow by;
+                None: no limit.
+
+        Returns:
+            The decoded payload.
+
+        Raises:
+            ~fastws.exceptions.PayloadTooBig: If the decoded payload would be
+                larger than ``max_size``.
+            ~fastws.exceptions.ProtocolError: If the data cannot be decoded: the
+                connection fails with its ``close_code``.
+        """
         raise NotImplementedError
 
     def encode(self, payload: bytes, *, first: bool, fin: bool) -> Tuple[bytes, bool]:
-        """Apply the extension to one data frame about to be sent. Returns the new
-        payload and whether RSV1 is set; RSV1 is only honoured on a message's
-        first frame (continuation frames are always sent with RSV1 clear)."""
+        """Apply the extension to one data frame about to be sent.
+
+        Args:
+            payload: The frame's payload.
+            first: True for the first frame of the message.
+            fin: True for the last frame of the message.
+
+        Returns:
+            The new payload, and whether RSV1 is set. RSV1 is only honoured on a
+            message's first frame (continuation frames are always sent with RSV1
+            clear).
+        """
         raise NotImplementedError
 
 
@@ -57,13 +79,26 @@ class ClientExtensionFactory:
     name: str = ""
 
     def offer(self) -> ExtensionParams:
-        """Parameters for the ``Sec-WebSocket-Extensions`` offer."""
+        """The parameters of the offer in the ``Sec-WebSocket-Extensions`` header.
+
+        Returns:
+            The offer's ``(name, value or None)`` pairs.
+        """
         return []
 
     def accept(self, params: ExtensionParams, accepted: Sequence[Extension]) -> Extension:
-        """The server accepted the extension with ``params``; ``accepted`` lists
-        the extensions it accepted before this one. Return the extension, or raise
-        :class:`~fastws.exceptions.NegotiationError` if the answer is unacceptable."""
+        """The server accepted the extension: check its answer.
+
+        Args:
+            params: The parameters of the server's answer.
+            accepted: The extensions the server accepted before this one.
+
+        Returns:
+            The negotiated extension, for the connection.
+
+        Raises:
+            ~fastws.exceptions.NegotiationError: If the answer is unacceptable.
+        """
         raise NotImplementedError
 
 
@@ -75,8 +110,17 @@ class ServerExtensionFactory:
     def negotiate(
         self, params: ExtensionParams, accepted: Sequence[Extension]
     ) -> Tuple[ExtensionParams, Extension]:
-        """The client offered the extension with ``params``; ``accepted`` lists the
-        extensions accepted so far. Return the parameters of the answer and the
-        extension, or raise :class:`~fastws.exceptions.NegotiationError` to decline
-        this offer (the next offer of the same extension is tried, if any)."""
+        """The client offered the extension: accept the offer or decline it.
+
+        Args:
+            params: The parameters of the client's offer.
+            accepted: The extensions accepted so far.
+
+        Returns:
+            The parameters of the answer, and the negotiated extension.
+
+        Raises:
+            ~fastws.exceptions.NegotiationError: To decline this offer (the next
+                offer of the same extension is tried, if any).
+        """
         raise NotImplementedError

@@ -18,7 +18,9 @@ class Opcode(enum.IntEnum):
     PONG = 0xA
 
 
+#: The opcodes of data frames: continuation, text and binary.
 DATA_OPCODES = frozenset({Opcode.CONTINUATION, Opcode.TEXT, Opcode.BINARY})
+#: The opcodes of control frames: close, ping and pong.
 CONTROL_OPCODES = frozenset({Opcode.CLOSE, Opcode.PING, Opcode.PONG})
 
 
