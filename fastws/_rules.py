@@ -108,6 +108,15 @@ def check_build(op: int, n: int, fin: bool, rsv1: bool) -> None:
             raise ValueError("control frames cannot be fragmented")
 
 
+def check_header(op: int, length: int, fin: bool, rsv1: bool) -> None:
+    """Reject a header that build_header must not produce: the frames that
+    build_frame refuses (with the same errors), and payload lengths that no
+    frame can have (RFC 6455 section 5.2: 0 to 2**63 - 1)."""
+    check_build(op, length, fin, rsv1)
+    if not 0 <= length < 1 << 63:
+        raise ValueError(f"length must be 0 to 2**63 - 1, got {length}")
+
+
 def close_code_allowed(code: int) -> bool:
     """Codes that may appear in a close frame (RFC 6455 section 7.4)."""
     return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999

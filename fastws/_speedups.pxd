@@ -1,10 +1,18 @@
 # Declarations of fastws._speedups shared with other compiled modules:
 # fastws.asyncio._fastpath reads a Frame's fields directly, feeds a FrameParser
-# from its read buffer's memory and builds message frames without a Python call.
+# from its read buffer's memory, builds message frames and decides which frames
+# are plain messages (plain_message_c) without a Python call:
+#
+#     from fastws._speedups cimport Frame, FrameParser, build_message, plain_message_c
 
 cimport cython
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.object cimport PyObject
 from libc.stdint cimport uint8_t, uint64_t
+
+
+cdef extern from "Python.h":
+    object PyUnicode_DecodeUTF8(const char *s, Py_ssize_t size, const char *errors)
 
 
 @cython.final
@@ -53,3 +61,27 @@ cdef class FrameParser:
 
 
 cdef bytes build_message(int opcode, object payload, bint masked)
+
+
+# Opcode.TEXT and Opcode.BINARY (set by _speedups at import), for plain_message_c.
+cdef object _OP_TEXT
+cdef object _OP_BINARY
+
+
+cdef inline object plain_message_c(Frame f):
+    """plain_message(f) for one of our Frames, from its C fields: the payload
+    of a whole binary frame without reserved bits, the text of such a text
+    frame, None for any other frame and for text that is not valid UTF-8.
+    Inline: compiled into each module that cimports it, with no call at all."""
+    cdef bytes payload
+    if not f.fin or f.rsv1 or f.rsv2 or f.rsv3:
+        return None
+    if f.opcode is _OP_BINARY:
+        return f.payload
+    if f.opcode is _OP_TEXT:
+        payload = f.payload
+        try:
+            return PyUnicode_DecodeUTF8(PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload), NULL)
+        except UnicodeDecodeError:
+            return None
+    return None

@@ -1,8 +1,12 @@
-# cython: language_level=3, binding=False
+# cython: language_level=3, binding=False, embedsignature.format=clinic
 """Compiled WebSocket codec: masking, UTF-8 validation, frame parsing and building.
 
 The pure-Python twin, fastws._codec_py, has the same names and gives the same
 results and the same errors; fastws.codec picks one of the two at import time.
+The public docstrings are that twin's, word for word (tests/test_codec_api.py
+checks); the signatures are embedded in the format that CPython's
+``__text_signature__`` reads, so that ``inspect.signature`` works and ``__doc__``
+is the docstring alone.
 The byte kernels live in _simd.h (portable and AVX2 versions, chosen at run
 time); this module moves bytes between Python objects and those kernels with as
 few allocations and copies as it can: one allocation per parsed frame (its
@@ -26,12 +30,27 @@ from fastws import _rules
 from fastws.exceptions import ProtocolError
 from fastws.frames import CloseCode, Opcode
 
+__all__ = [  # the pure twin's, in the same order
+    "Frame",
+    "FrameParser",
+    "Utf8Validator",
+    "apply_mask",
+    "apply_mask_inplace",
+    "build_close",
+    "build_frame",
+    "build_header",
+    "parse_close",
+    "plain_message",
+    "scan_utf8",
+    "validate_utf8",
+]
+
 
 cdef extern from "Python.h":
     const Py_ssize_t PY_SSIZE_T_MAX
     int _PyBytes_Resize(PyObject **bytes, Py_ssize_t newsize) except -1
     const char *PyUnicode_AsUTF8AndSize(object unicode, Py_ssize_t *size) except NULL
-    object PyUnicode_DecodeUTF8(const char *s, Py_ssize_t size, const char *errors)
+    # (PyUnicode_DecodeUTF8: declared in _speedups.pxd)
 
 
 cdef extern from "_simd.h":
@@ -47,6 +66,10 @@ cdef extern from "_simd.h":
 
 
 cdef tuple _OPCODES = _rules.OPCODES
+# Declared in _speedups.pxd, for plain_message_c: compiled once into every
+# module that cimports it, that function reads them through the pxd.
+_OP_TEXT = Opcode.TEXT
+_OP_BINARY = Opcode.BINARY
 # Bit i set when opcode i is defined (RFC 6455 section 5.2).
 cdef int _DEFINED_OPCODES = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 8) | (1 << 9) | (1 << 10)
 # Above this size, masking and validation release the GIL.
@@ -133,7 +156,23 @@ cdef inline void _mask_maybe_nogil(const uint8_t *src, uint8_t *dst, Py_ssize_t 
 
 
 def apply_mask(data, mask):
-    """Return ``data`` XOR-ed with the 4-byte ``mask`` (RFC 6455 section 5.3)."""
+    """Mask or unmask a payload: ``data`` XOR-ed with the 4-byte ``mask``.
+
+    RFC 6455 section 5.3: byte ``i`` is XOR-ed with ``mask[i % 4]``, so the
+    same call masks and unmasks.
+
+    Args:
+        data: The payload, any contiguous bytes-like object.
+        mask: The masking key, 4 bytes.
+
+    Returns:
+        A new ``bytes`` object as long as ``data``.
+
+    Raises:
+        TypeError: If ``data`` or ``mask`` is not a contiguous bytes-like
+            object.
+        ValueError: If ``mask`` is not 4 bytes long.
+    """
     cdef uint8_t key[4]
     cdef Py_buffer view
     cdef Py_ssize_t n
@@ -156,10 +195,26 @@ def apply_mask(data, mask):
 
 
 def apply_mask_inplace(buffer, mask, phase=0):
-    """XOR a writable buffer in place with ``mask``, starting at key byte ``phase``.
+    """Mask or unmask a writable buffer in place, from key byte ``phase`` on.
 
-    Returns the phase for the next piece, ``(phase + len(buffer)) % 4``, so a
-    payload that arrives in pieces can be unmasked piece by piece.
+    A payload that arrives in pieces is unmasked piece by piece: each call
+    returns the phase that the next piece starts at.
+
+    Args:
+        buffer: A writable contiguous bytes-like object (a ``bytearray``, or
+            a ``memoryview`` of one).
+        mask: The masking key, 4 bytes.
+        phase: The key byte that the first byte of ``buffer`` is XOR-ed with,
+            0 to 3: the number of payload bytes before it, modulo 4.
+
+    Returns:
+        ``(phase + n) % 4``, ``n`` being the number of bytes in ``buffer``.
+
+    Raises:
+        TypeError: If ``buffer`` is read-only or not a contiguous bytes-like
+            object, if ``mask`` is not a contiguous bytes-like object, or if
+            ``phase`` is not an integer.
+        ValueError: If ``mask`` is not 4 bytes long or ``phase`` is not 0 to 3.
     """
     cdef uint8_t key[4]
     cdef uint8_t rotated[4]
@@ -203,8 +258,20 @@ cdef inline bint _utf8_valid(const uint8_t *p, Py_ssize_t n) noexcept:
 
 
 def validate_utf8(data):
-    """True if ``data`` is strict UTF-8 (RFC 3629): no overlongs, surrogates,
-    code points above U+10FFFF or truncated sequence at the end."""
+    """Tell whether ``data`` is valid UTF-8, strictly (RFC 3629).
+
+    Overlong forms, surrogates (U+D800 to U+DFFF), code points above U+10FFFF
+    and a sequence cut short by the end of ``data`` are all invalid.
+
+    Args:
+        data: Any contiguous bytes-like object.
+
+    Returns:
+        True if ``data`` is valid UTF-8, False otherwise.
+
+    Raises:
+        TypeError: If ``data`` is not a contiguous bytes-like object.
+    """
     cdef Py_buffer view
     cdef bint ok
     if type(data) is bytes:
@@ -215,95 +282,149 @@ def validate_utf8(data):
     return ok
 
 
+cdef struct _Utf8Cut:
+    # The sequence that cuts a text short at its end so far.
+    uint8_t lead  # its lead byte
+    int have      # bytes of it seen, 0 on a code point boundary
+    int need      # its full length
+
+
+cdef Py_ssize_t _utf8_bad_at(const uint8_t *p, Py_ssize_t start, Py_ssize_t end) noexcept:
+    """Index of the first byte in p[start:end] that cannot continue valid UTF-8
+    (``start`` is on a code point boundary), or ``end`` if there is none (a
+    sequence cut by ``end`` is not an error here)."""
+    cdef Py_ssize_t j = start
+    cdef int seqlen, k
+    cdef uint8_t b
+    while j < end:
+        b = p[j]
+        if b < 0x80:
+            j += 1
+            continue
+        seqlen = fastws_utf8_seqlen(b)
+        if seqlen == 0:
+            return j
+        for k in range(1, seqlen):
+            if j + k >= end:
+                return end
+            if not fastws_utf8_cont_ok(b, k, p[j + k]):
+                return j + k
+        j += seqlen
+    return end
+
+
+cdef Py_ssize_t _utf8_continue(_Utf8Cut *cut, const uint8_t *p, Py_ssize_t n) except -2:
+    """Validate p[:n] as the continuation of a UTF-8 text that ends in ``*cut``:
+    what Utf8Validator.feed and scan_utf8 share. Returns -1 while the text can
+    still be valid, ``*cut`` then being the sequence it ends in now, else the
+    index in p of the first byte that no valid text can have there (``*cut``
+    is then of no use)."""
+    cdef Py_ssize_t i = 0, tail = n, k, bad
+    cdef int seqlen
+    cdef uint8_t b
+    # 1. Finish the sequence left open, byte by byte.
+    while cut.have and i < n:
+        if not fastws_utf8_cont_ok(cut.lead, cut.have, p[i]):
+            return i
+        cut.have += 1
+        i += 1
+        if cut.have == cut.need:
+            cut.have = 0
+    if i == n:
+        return -1
+    # 2. A sequence cut by the end of p starts at most 3 bytes before it (a
+    #    byte that never leads there is taken as one: step 4 finds it).
+    k = 1
+    while k <= 3 and k <= n - i:
+        b = p[n - k]
+        if b < 0x80:
+            break
+        if b >= 0xC0:
+            seqlen = fastws_utf8_seqlen(b)
+            if seqlen == 0 or seqlen > k:
+                tail = n - k
+            break
+        k += 1
+    # 3. Whole sequences before it, in bulk; the index only on failure.
+    if tail > i and not _utf8_valid(p + i, tail - i):
+        # (scanned up to n: a byte that never leads, cut off as the tail,
+        # can be where a sequence of the bulk part fails)
+        bad = _utf8_bad_at(p, i, n)
+        if bad >= n:  # the bulk and the scalar check disagree: a bug here
+            raise SystemError("fastws: found no invalid byte in invalid UTF-8")
+        return bad
+    # 4. The cut sequence must be a valid beginning.
+    if tail < n:
+        bad = _utf8_bad_at(p, tail, n)
+        if bad < n:
+            return bad
+        cut.lead = p[tail]
+        cut.need = fastws_utf8_seqlen(cut.lead)
+        cut.have = <int>(n - tail)
+    return -1
+
+
 @cython.final
 cdef class Utf8Validator:
-    """Incremental strict UTF-8 validator for messages that arrive in fragments.
+    """Incremental strict UTF-8 validator, for a text that arrives in pieces.
 
-    :meth:`feed` returns False as soon as the bytes seen so far cannot begin valid
-    UTF-8, even in the middle of a multi-byte sequence; :attr:`complete` tells
-    whether they end on a code point boundary, that is whether a message may end
-    here. Once invalid, it stays invalid until :meth:`reset`.
+    :meth:`feed` returns False as soon as the bytes fed so far cannot be the
+    beginning of valid UTF-8, even in the middle of a multi-byte sequence;
+    :attr:`complete` tells whether they end on a code point boundary, that is
+    whether the text may end there. Once invalid, a validator stays invalid
+    until :meth:`reset`.
     """
 
     cdef bint _valid
-    cdef uint8_t _lead   # lead byte of the sequence left open by the last chunk
-    cdef int _have       # bytes of it seen so far, 0 at a code point boundary
-    cdef int _need       # its full length
+    cdef _Utf8Cut _cut
 
     def __cinit__(self):
         self._valid = True
 
     def feed(self, data):
+        """Validate the next bytes of the text.
+
+        Args:
+            data: The next bytes, any contiguous bytes-like object (not looked
+                at once the text is invalid).
+
+        Returns:
+            True while everything fed since the last :meth:`reset` can be the
+            beginning of valid UTF-8; False once it cannot, and from then on.
+
+        Raises:
+            TypeError: If ``data`` is not a contiguous bytes-like object.
+        """
         cdef Py_buffer view
         if not self._valid:
             return False
         if type(data) is bytes:
-            self._valid = self._feed(<const uint8_t *>PyBytes_AS_STRING(data),
-                                     PyBytes_GET_SIZE(data))
+            self._valid = _utf8_continue(&self._cut, <const uint8_t *>PyBytes_AS_STRING(data),
+                                         PyBytes_GET_SIZE(data)) < 0
         else:
             _acquire(data, &view, "data")
-            self._valid = self._feed(<const uint8_t *>view.buf, view.len)
-            PyBuffer_Release(&view)
+            try:
+                self._valid = _utf8_continue(&self._cut, <const uint8_t *>view.buf, view.len) < 0
+            finally:
+                PyBuffer_Release(&view)
         return self._valid
-
-    cdef bint _feed(self, const uint8_t *p, Py_ssize_t n) noexcept:
-        cdef Py_ssize_t i = 0, tail = n, k
-        cdef int seqlen
-        cdef uint8_t b
-        # 1. Finish the sequence the previous chunk left open, byte by byte.
-        while self._have and i < n:
-            if not fastws_utf8_cont_ok(self._lead, self._have, p[i]):
-                return False
-            self._have += 1
-            i += 1
-            if self._have == self._need:
-                self._have = 0
-        if i == n:
-            return True
-        # 2. Find a sequence cut by the end of this chunk (it starts at most 3
-        #    bytes before the end).
-        k = 1
-        while k <= 3 and k <= n - i:
-            b = p[n - k]
-            if b < 0x80:
-                break
-            if b >= 0xC0:
-                seqlen = fastws_utf8_seqlen(b)
-                if seqlen == 0:
-                    return False
-                if seqlen > k:
-                    tail = n - k
-                break
-            k += 1
-        # 3. Everything before it is whole sequences: validate in bulk.
-        if tail > i and not _utf8_valid(p + i, tail - i):
-            return False
-        # 4. The cut sequence must be a valid beginning.
-        if tail < n:
-            self._lead = p[tail]
-            self._need = fastws_utf8_seqlen(self._lead)
-            self._have = 1
-            for k in range(tail + 1, n):
-                if not fastws_utf8_cont_ok(self._lead, self._have, p[k]):
-                    return False
-                self._have += 1
-        return True
 
     @property
     def valid(self):
-        """False once an invalid byte has been fed."""
+        """False once an invalid byte has been fed, until :meth:`reset`."""
         return self._valid
 
     @property
     def complete(self):
-        """True when the input so far is valid and ends on a code point boundary."""
-        return self._valid and self._have == 0
+        """True when the bytes fed so far are valid UTF-8 and end on a code
+        point boundary."""
+        return self._valid and self._cut.have == 0
 
     def reset(self):
-        """Forget everything fed so far, to validate a new message."""
+        """Forget everything fed so far, to validate a new text."""
         self._valid = True
-        self._have = 0
-        self._need = 0
+        self._cut.have = 0
+        self._cut.need = 0
 
 
 # --- frames ----------------------------------------------------------------------
@@ -312,7 +433,31 @@ cdef class Utf8Validator:
 @cython.final
 @cython.freelist(64)
 cdef class Frame:
-    """One WebSocket frame with its payload already unmasked."""
+    """One WebSocket frame, its payload unmasked; read-only.
+
+    :class:`FrameParser` makes them from the bytes received.
+
+    Args:
+        opcode: The opcode, an :class:`~fastws.frames.Opcode` or its value.
+        payload: The payload, any bytes-like object (kept as ``bytes``).
+        fin: The FIN bit: False on all but the last frame of a fragmented
+            message.
+        rsv1: The RSV1 bit (set by permessage-deflate on the first frame of
+            a compressed message).
+        rsv2: The RSV2 bit.
+        rsv3: The RSV3 bit.
+
+    Attributes:
+        opcode: The :class:`~fastws.frames.Opcode` member.
+        payload: The payload, ``bytes``.
+        fin: The FIN bit, a bool.
+        rsv1: The RSV1 bit, a bool.
+        rsv2: The RSV2 bit, a bool.
+        rsv3: The RSV3 bit, a bool.
+
+    Raises:
+        ValueError: If ``opcode`` is not an opcode of RFC 6455.
+    """
 
     # Fields: opcode, payload, fin, rsv1, rsv2, rsv3 (declared in _speedups.pxd).
 
@@ -365,21 +510,32 @@ cdef inline uint64_t _load_be64(const uint8_t *p) noexcept:
 
 @cython.final
 cdef class FrameParser:
-    """Incremental frame parser: :meth:`feed` bytes, get back completed frames.
+    """Incremental frame parser: :meth:`feed` it bytes, get back whole frames.
 
-    ``mask_required`` is True on the server (client frames must be masked) and
-    False on the client (server frames must not be). ``max_size`` bounds the
-    payload of one frame and is checked from the header alone, before any of the
-    payload is buffered. ``allow_rsv1`` accepts RSV1 on the first frame of a data
-    message, for permessage-deflate. After a :class:`ProtocolError` the parser is
-    failed: every later call raises the same error.
+    It enforces the rules of RFC 6455 section 5 that a frame shows on its own
+    (reserved bits and opcodes, control frame limits, minimal lengths, the
+    masking direction), and ``max_size`` from the header alone, before any of
+    the payload is buffered. After a :class:`~fastws.exceptions.ProtocolError`
+    the parser is failed: every later :meth:`feed` raises the same error. It
+    never keeps a reference to the bytes it is fed.
 
-    The parser never keeps a reference to the caller's buffer: a header cut by
-    the end of the input is copied (14 bytes at most), and a payload cut by it
-    goes straight into the frame's own bytes object, unmasked on the way.
+    Args:
+        mask_required: True on the server (client frames must be masked),
+            False on the client (server frames must not be).
+        max_size: The largest payload of one frame, in bytes; None for no
+            limit.
+        allow_rsv1: Accept RSV1 on the first frame of a data message, for
+            permessage-deflate.
+
+    Raises:
+        TypeError: If ``max_size`` is neither an int nor None.
+        ValueError: If ``max_size`` is negative.
     """
 
-    # Fields and C methods: declared in _speedups.pxd.
+    # Fields and C methods: declared in _speedups.pxd. The parser keeps no
+    # reference to the caller's buffer: a header cut by the end of the input is
+    # copied (14 bytes at most), and a payload cut by it goes straight into the
+    # frame's own bytes object, unmasked on the way.
 
     def __cinit__(self):
         self._payload = NULL
@@ -408,20 +564,37 @@ cdef class FrameParser:
         return self._hdr_len
 
     def pending(self):
-        """The frame whose payload is arriving, while it is incomplete:
-        ``(opcode, fin, rsv1, received)`` with ``received`` the payload bytes
-        received so far (fewer than its length), or None between frames, inside
-        a header or after an error. Lets a caller act on a frame before it ends
-        (fail fast on invalid UTF-8 in a text frame that arrives in pieces)."""
+        """The frame whose payload is arriving, while it is incomplete.
+
+        Lets a caller act on a frame before it ends: fail fast on invalid
+        UTF-8 in a text frame that arrives in pieces.
+
+        Returns:
+            ``(opcode, fin, rsv1, received)`` once the frame's header is
+            complete, ``received`` being the number of its payload bytes
+            received so far (fewer than its length); None between frames,
+            inside a header and after an error.
+        """
         if not self._in_payload:
             return None
         return (_OPCODES[self._b0 & 0x0F], (self._b0 & 0x80) != 0, (self._b0 & 0x40) != 0,
                 self._filled)
 
     def pending_payload(self, start=0):
-        """The payload of the :meth:`pending` frame received so far, unmasked,
-        from byte ``start`` on (``b""`` past what was received): a copy, so that
-        a caller can look at what arrived since its last look."""
+        """The payload of the :meth:`pending` frame received so far, unmasked.
+
+        Args:
+            start: The first payload byte wanted: what a caller has already
+                looked at, to get only what arrived since.
+
+        Returns:
+            A copy of the payload bytes received from ``start`` on; ``b""``
+            when no frame is pending or ``start`` is past what was received.
+
+        Raises:
+            TypeError: If ``start`` is not an integer.
+            ValueError: If ``start`` is negative.
+        """
         start = operator.index(start)
         if start < 0:
             raise ValueError(f"start must be >= 0, got {start}")
@@ -586,7 +759,23 @@ cdef class FrameParser:
                 return 0
 
     def feed(self, data):
-        """Feed bytes; return the frames they complete, in order."""
+        """Parse the next bytes of the stream.
+
+        Args:
+            data: The bytes received, any contiguous bytes-like object.
+
+        Returns:
+            The frames that these bytes complete, in order (often none, or
+            several).
+
+        Raises:
+            ProtocolError: If the stream breaks RFC 6455
+                (:class:`~fastws.exceptions.PayloadTooBig` for a frame over
+                ``max_size``), its ``frames`` attribute holding the frames
+                that ``data`` completed before the error; then again, with
+                no frames, on every later call.
+            TypeError: If ``data`` is not a contiguous bytes-like object.
+        """
         cdef Py_buffer view
         if self._error is not None:  # before the argument is looked at, as in the pure twin
             raise _rules.repeat_error(self._error)
@@ -617,6 +806,42 @@ cdef class FrameParser:
             exc.frames = frames
             self._error = exc
         return 0
+
+
+# --- messages ------------------------------------------------------------------
+
+
+def plain_message(frame):
+    """The message that a frame carries, when it is a whole plain message.
+
+    A frame is one when its FIN bit is set and no reserved bit is (no
+    extension has to process it), and it is text or binary. This is the one
+    place where fastws decides it: the protocol and the connections' fast
+    paths deliver what it returns as the message, and leave every other
+    frame to the protocol.
+
+    Args:
+        frame: A :class:`Frame` of either codec (its attributes are read).
+
+    Returns:
+        The payload of a binary frame (``bytes``), the text of a text frame
+        (``str``); None for any other frame, and for a text frame that is not
+        valid UTF-8 (the caller then fails the connection, saying where).
+    """
+    if type(frame) is Frame:
+        return plain_message_c(<Frame>frame)
+    # A frame of the pure twin (a protocol running it): the same steps on its attributes.
+    if not frame.fin or frame.rsv1 or frame.rsv2 or frame.rsv3:
+        return None
+    op = frame.opcode
+    if op is _OP_BINARY:
+        return frame.payload
+    if op is _OP_TEXT:
+        try:
+            return frame.payload.decode()
+        except UnicodeDecodeError:
+            return None
+    return None
 
 
 # --- building --------------------------------------------------------------------
@@ -650,27 +875,38 @@ cdef int _fresh_key(uint8_t *key) except -1:
     return 0
 
 
-cdef bytes _write_frame(uint8_t b0, const uint8_t *src, Py_ssize_t n, const uint8_t *key):
-    """A frame with first byte ``b0`` and ``src[:n]`` as its payload, masked
-    with ``key`` unless it is NULL: header and payload in one new bytes object."""
-    cdef Py_ssize_t hlen = (2 if n < 126 else 4 if n < 65536 else 10) + (4 if key != NULL else 0)
-    cdef bytes frame = PyBytes_FromStringAndSize(NULL, hlen + n)
-    cdef uint8_t *out = <uint8_t *>PyBytes_AS_STRING(frame)
+cdef inline Py_ssize_t _header_size(uint64_t n) noexcept:
+    """The size of an unmasked frame's header for a payload of ``n`` bytes."""
+    return 2 if n < 126 else 4 if n < 65536 else 10
+
+
+cdef inline Py_ssize_t _write_header(uint8_t *out, uint8_t b0, uint64_t n) noexcept:
+    """Write the header of an unmasked frame with first byte ``b0`` and a
+    payload of ``n`` bytes (< 2**63) at ``out``: build_frame's, build_message's
+    and build_header's one header writer. Returns its size, _header_size(n)."""
     cdef int i
     out[0] = b0
     if n < 126:
         out[1] = <uint8_t>n
-        hlen = 2
-    elif n < 65536:
+        return 2
+    if n < 65536:
         out[1] = 126
         out[2] = <uint8_t>(n >> 8)
         out[3] = <uint8_t>n
-        hlen = 4
-    else:
-        out[1] = 127
-        for i in range(8):
-            out[2 + i] = <uint8_t>((<uint64_t>n) >> (56 - 8 * i))
-        hlen = 10
+        return 4
+    out[1] = 127
+    for i in range(8):
+        out[2 + i] = <uint8_t>(n >> (56 - 8 * i))
+    return 10
+
+
+cdef bytes _write_frame(uint8_t b0, const uint8_t *src, Py_ssize_t n, const uint8_t *key):
+    """A frame with first byte ``b0`` and ``src[:n]`` as its payload, masked
+    with ``key`` unless it is NULL: header and payload in one new bytes object."""
+    cdef Py_ssize_t hlen = _header_size(<uint64_t>n) + (4 if key != NULL else 0)
+    cdef bytes frame = PyBytes_FromStringAndSize(NULL, hlen + n)
+    cdef uint8_t *out = <uint8_t *>PyBytes_AS_STRING(frame)
+    hlen = _write_header(out, b0, <uint64_t>n)
     if key != NULL:
         out[1] |= 0x80
         memcpy(out + hlen, key, 4)
@@ -710,11 +946,31 @@ cdef bytes build_message(int opcode, object payload, bint masked):
 
 
 def build_frame(opcode, payload, *, bint fin=True, bint rsv1=False, mask=None):
-    """Serialize one frame. ``payload`` is bytes-like, or ``str`` (sent as UTF-8).
+    """Serialize one frame, header and payload.
 
-    ``mask=None`` (or False) builds an unmasked frame, a 4-byte key masks with that
-    key, and ``mask=True`` masks with a fresh unpredictable key. Header and
-    payload are written into one new bytes object.
+    Args:
+        opcode: The opcode, an :class:`~fastws.frames.Opcode` or its value.
+        payload: Any contiguous bytes-like object, or a ``str`` (sent as
+            UTF-8).
+        fin: The FIN bit: False on all but the last frame of a fragmented
+            message.
+        rsv1: The RSV1 bit: permessage-deflate sets it on the first frame of
+            a compressed message.
+        mask: None or False for an unmasked frame (from a server); a 4-byte
+            key to mask with it; True to mask with a fresh unpredictable key
+            (a client's frames, RFC 6455 section 5.3).
+
+    Returns:
+        The frame, in one new ``bytes`` object.
+
+    Raises:
+        ValueError: If ``opcode`` is not one of RFC 6455, RSV1 is set on a
+            frame that is not text or binary, a control frame is fragmented
+            or longer than 125 bytes, or ``mask`` is not 4 bytes long.
+        TypeError: If ``opcode`` is not an integer, or ``payload`` or
+            ``mask`` is not a contiguous bytes-like object.
+        UnicodeEncodeError: If ``payload`` is a ``str`` that UTF-8 cannot
+            encode (a lone surrogate).
     """
     cdef object opcode_int = opcode if type(opcode) is int else operator.index(opcode)
     cdef Py_ssize_t op = -1  # any opcode too large for C is invalid: check_build says so
@@ -759,14 +1015,74 @@ def build_frame(opcode, payload, *, bint fin=True, bint rsv1=False, mask=None):
     return frame
 
 
+def build_header(opcode, length, *, bint fin=True, bint rsv1=False):
+    """Serialize the header of an unmasked frame, to send its payload after it
+    uncopied.
+
+    ``build_header(opcode, len(payload), ...) + payload`` is
+    ``build_frame(opcode, payload, ...)``, and the same mistakes raise the
+    same errors.
+
+    Args:
+        opcode: The opcode, an :class:`~fastws.frames.Opcode` or its value.
+        length: The length of the payload, in bytes.
+        fin: The FIN bit: False on all but the last frame of a fragmented
+            message.
+        rsv1: The RSV1 bit: permessage-deflate sets it on the first frame of
+            a compressed message.
+
+    Returns:
+        The header: 2, 4 or 10 bytes.
+
+    Raises:
+        ValueError: If ``opcode`` is not one of RFC 6455, RSV1 is set on a
+            frame that is not text or binary, a control frame is fragmented
+            or longer than 125 bytes, or ``length`` is not 0 to 2**63 - 1.
+        TypeError: If ``opcode`` or ``length`` is not an integer.
+    """
+    cdef object opcode_int = opcode if type(opcode) is int else operator.index(opcode)
+    cdef object length_int = length if type(length) is int else operator.index(length)
+    cdef Py_ssize_t op = -1  # too large for C: invalid, and check_header says so
+    cdef long long n = -1    # likewise
+    cdef uint8_t out[10]
+    try:
+        op = opcode_int
+    except OverflowError:
+        pass
+    try:
+        n = length_int
+    except OverflowError:
+        pass
+    if (op < 0 or op > 10 or not (_DEFINED_OPCODES >> op) & 1 or n < 0
+            or (op >= 8 and (n > 125 or not fin)) or (rsv1 and op != 1 and op != 2)):
+        _rules.check_header(opcode_int, length_int, fin, rsv1)
+        # the fast check and the rules disagree: a bug here
+        raise SystemError(f"fastws: header ({opcode_int}, {length_int}) rejected without a reason")
+    return PyBytes_FromStringAndSize(
+        <const char *>out,
+        _write_header(out, <uint8_t>op | (0x80 if fin else 0) | (0x40 if rsv1 else 0), <uint64_t>n))
+
+
 # --- close frames ----------------------------------------------------------------
 
 
 def parse_close(payload):
-    """Parse a close frame's payload into ``(code, reason)``.
+    """Parse a close frame's payload (RFC 6455 section 5.5.1).
 
-    An empty payload means no status code: ``(1005, "")``. Known codes come back
-    as :class:`CloseCode` members, others (3000-4999) as ints.
+    Args:
+        payload: The close frame's payload, any contiguous bytes-like object.
+
+    Returns:
+        ``(code, reason)``: the code as a :class:`~fastws.frames.CloseCode`
+        member when it has a name, as an int otherwise (3000 to 4999), and
+        the reason as a ``str``; ``(CloseCode.NO_STATUS_RCVD, "")`` for an
+        empty payload (a close frame without a status code).
+
+    Raises:
+        ProtocolError: If the payload is 1 byte or more than 125 bytes long,
+            or its code may not be sent in a close frame.
+        InvalidUTF8: If the reason is not valid UTF-8.
+        TypeError: If ``payload`` is not a contiguous bytes-like object.
     """
     cdef Py_buffer view
     cdef const uint8_t *p
@@ -793,8 +1109,23 @@ def parse_close(payload):
 
 
 def build_close(code, reason=""):
-    """Serialize a close frame's payload. ``code`` 1005 with no reason gives the
-    empty payload (a close frame without a status code)."""
+    """Serialize a close frame's payload.
+
+    Args:
+        code: The close code. 1005 (``NO_STATUS_RCVD``) with no reason gives
+            the empty payload: a close frame without a status code.
+        reason: The reason, at most 123 bytes once encoded to UTF-8.
+
+    Returns:
+        The code on 2 bytes (big-endian), then the reason in UTF-8.
+
+    Raises:
+        ValueError: If ``code`` may not be sent in a close frame, or
+            ``reason`` is too long.
+        TypeError: If ``code`` is not an integer.
+        UnicodeEncodeError: If ``reason`` cannot be encoded to UTF-8 (a lone
+            surrogate).
+    """
     code = operator.index(code)  # a Python int: one too large for C is refused below
     if code == 1005 and not reason:
         return b""
@@ -809,66 +1140,52 @@ def build_close(code, reason=""):
 # index of the first invalid byte. Kept at the end of the file on purpose.
 
 
-cdef Py_ssize_t _utf8_bad_at(const uint8_t *p, Py_ssize_t start, Py_ssize_t end) noexcept:
-    """Index of the first byte in p[start:end] that cannot continue valid UTF-8
-    (``start`` is on a code point boundary), or ``end`` if there is none (a
-    sequence cut by ``end`` is not an error here)."""
-    cdef Py_ssize_t j = start
-    cdef int seqlen, k
-    cdef uint8_t b
-    while j < end:
-        b = p[j]
-        if b < 0x80:
-            j += 1
-            continue
-        seqlen = fastws_utf8_seqlen(b)
-        if seqlen == 0:
-            return j
-        for k in range(1, seqlen):
-            if j + k >= end:
-                return end
-            if not fastws_utf8_cont_ok(b, k, p[j + k]):
-                return j + k
-        j += seqlen
-    return end
-
-
 def scan_utf8(data, pending=b""):
-    """Validate ``data`` as the continuation of strict UTF-8 text (RFC 3629).
+    """Validate ``data`` as the continuation of a strict UTF-8 text (RFC 3629),
+    and say where it fails.
 
-    ``pending`` is the incomplete sequence the text so far ends with (0 to 3
-    bytes: ``b""`` at the start of a text, else what the previous call returned).
-    Returns ``(-1, pending')`` when the text is still valid, ``pending'`` being
-    the incomplete sequence it now ends with (``b""`` on a code point boundary),
-    or ``(index, b"")`` with ``index`` the position in ``data`` of the first byte
-    that no valid UTF-8 text can have there (the byte at which a DFA validator
-    such as Hoehrmann's rejects). ValueError if ``pending`` is not the beginning
-    of a valid sequence.
+    Args:
+        data: The next bytes of the text, any contiguous bytes-like object.
+        pending: The incomplete sequence that the text so far ends with, 0 to
+            3 bytes: ``b""`` at the start of a text, else what the previous
+            call returned.
+
+    Returns:
+        ``(-1, pending)`` while the text is valid, ``pending`` being the
+        incomplete sequence it now ends with (``b""`` on a code point
+        boundary); else ``(index, b"")``, ``index`` being the position in
+        ``data`` of the first byte that no valid UTF-8 text can have there
+        (the byte at which a DFA validator such as Hoehrmann's rejects).
+
+    Raises:
+        ValueError: If ``pending`` is not the beginning of a UTF-8 sequence,
+            cut short.
+        TypeError: If ``data`` or ``pending`` is not a contiguous bytes-like
+            object.
     """
     cdef Py_buffer view
     cdef Py_buffer pview
-    cdef const uint8_t *p
     cdef const uint8_t *pp
-    cdef Py_ssize_t n, m, i = 0, tail, k, bad
-    cdef uint8_t lead = 0
-    cdef int have = 0, need = 0, seqlen
-    cdef uint8_t b
+    cdef const uint8_t *p
+    cdef Py_ssize_t n, m, k, bad
+    cdef _Utf8Cut cut
     cdef bint ok = True
+    cut.have = 0
     _acquire(pending, &pview, "pending")
     try:
         pp = <const uint8_t *>pview.buf
         m = pview.len
         if m:
-            lead = pp[0]
-            need = fastws_utf8_seqlen(lead)
-            if m > 3 or need <= m:
+            cut.lead = pp[0]
+            cut.need = fastws_utf8_seqlen(cut.lead)
+            if m > 3 or cut.need <= m:  # (an invalid lead byte has need 0)
                 ok = False
             else:
                 for k in range(1, m):
-                    if not fastws_utf8_cont_ok(lead, <int>k, pp[k]):
+                    if not fastws_utf8_cont_ok(cut.lead, <int>k, pp[k]):
                         ok = False
                         break
-            have = <int>m
+            cut.have = <int>m
         if not ok:
             raise ValueError(f"pending must be an incomplete UTF-8 sequence, got {bytes(pending)!r}")
         pend = PyBytes_FromStringAndSize(<const char *>pp, m)
@@ -878,41 +1195,12 @@ def scan_utf8(data, pending=b""):
     try:
         p = <const uint8_t *>view.buf
         n = view.len
-        # 1. Finish the sequence left open by the previous call.
-        while have and i < n:
-            if not fastws_utf8_cont_ok(lead, have, p[i]):
-                return i, b""
-            have += 1
-            i += 1
-            if have == need:
-                have = 0
-        if have:
-            return -1, pend + PyBytes_FromStringAndSize(<const char *>p, n)
-        # 2. A sequence cut by the end starts at most 3 bytes before it.
-        tail = n
-        k = 1
-        while k <= 3 and k <= n - i:
-            b = p[n - k]
-            if b < 0x80:
-                break
-            if b >= 0xC0:
-                seqlen = fastws_utf8_seqlen(b)
-                if seqlen == 0 or seqlen > k:
-                    tail = n - k
-                break
-            k += 1
-        # 3. Whole sequences before it, in bulk; the index only on failure.
-        if tail > i and not _utf8_valid(p + i, tail - i):
-            # (scanned up to n: a byte that never leads, cut off as the tail,
-            # can be where a sequence of the bulk part fails)
-            bad = _utf8_bad_at(p, i, n)
-            if bad >= n:  # the bulk and the scalar check disagree: a bug here
-                raise SystemError("fastws: scan_utf8 found no invalid byte in invalid UTF-8")
+        bad = _utf8_continue(&cut, p, n)
+        if bad >= 0:
             return bad, b""
-        # 4. The cut sequence must be a valid beginning.
-        bad = _utf8_bad_at(p, tail, n)
-        if bad < n:
-            return bad, b""
-        return -1, PyBytes_FromStringAndSize(<const char *>p + tail, n - tail)
+        if cut.have <= n:
+            return -1, PyBytes_FromStringAndSize(<const char *>p + n - cut.have, cut.have)
+        # still the sequence that pending began
+        return -1, pend + PyBytes_FromStringAndSize(<const char *>p, n)
     finally:
         PyBuffer_Release(&view)

@@ -33,7 +33,7 @@ else:
     except ImportError:
         if _flag("FASTWS_REQUIRE_EXTENSIONS"):
             raise
-        from . import _codec_py as _impl  # type: ignore[no-redef]
+        from . import _codec_py as _impl
 
         IMPLEMENTATION = "python"
     else:
@@ -46,20 +46,24 @@ Utf8Validator = _impl.Utf8Validator
 Frame = _impl.Frame
 FrameParser = _impl.FrameParser
 build_frame = _impl.build_frame
+build_header = _impl.build_header
+plain_message = _impl.plain_message
 parse_close = _impl.parse_close
 build_close = _impl.build_close
 scan_utf8 = _impl.scan_utf8
 
 __all__ = [
     "IMPLEMENTATION",
-    "apply_mask",
-    "apply_mask_inplace",
-    "validate_utf8",
-    "Utf8Validator",
     "Frame",
     "FrameParser",
-    "build_frame",
-    "parse_close",
+    "Utf8Validator",
+    "apply_mask",
+    "apply_mask_inplace",
     "build_close",
+    "build_frame",
+    "build_header",
+    "parse_close",
+    "plain_message",
     "scan_utf8",
+    "validate_utf8",
 ]

@@ -50,7 +50,8 @@ while [ $# -gt 0 ]; do
 done
 if [ ${#PYTEST_ARGS[@]} -eq 0 ]; then
     PYTEST_ARGS=(tests/test_codec_close.py tests/test_codec_equivalence.py tests/test_codec_frames.py
-                 tests/test_codec_mask.py tests/test_codec_utf8.py tests/test_fuzz_targets.py
+                 tests/test_codec_header.py tests/test_codec_mask.py tests/test_codec_plain_message.py
+                 tests/test_codec_scan_utf8.py tests/test_codec_utf8.py tests/test_fuzz_targets.py
                  tests/test_fuzz_regressions.py tests/test_fastpath.py)
 fi
 

@@ -796,5 +796,5 @@ def test_max_size_must_be_an_int(codec, max_size):
 @pytest.mark.parametrize("data", [None, 5, "text", memoryview(b"\x81\x00\x81\x00")[::2]])
 def test_feed_refuses_what_is_not_contiguous_bytes(codec, data):
     parser = codec.FrameParser(mask_required=False)
-    with pytest.raises(TypeError, match="data must be a (contiguous )?bytes-like object"):
+    with pytest.raises(TypeError, match=r"data must be a (contiguous )?bytes-like object"):
         parser.feed(data)

@@ -135,3 +135,31 @@ def test_both_codecs_agree(both_codecs, data):
         assert a == b
         if a[0] < 0:
             assert compiled.scan_utf8(tail, a[1]) == pure.scan_utf8(tail, b[1])
+
+
+# Long texts too, so that the bulk (SIMD) part of the shared boundary code runs.
+_long_utf8ish = st.tuples(
+    st.integers(0, 70).map(lambda n: b"a" * n),
+    _utf8ish,
+    st.text(min_size=20, max_size=120).map(lambda s: s.encode("utf-8")),
+    _utf8ish,
+).map(b"".join)
+
+
+@given(data=_utf8ish | _long_utf8ish, cuts=st.lists(st.integers(0, 400), max_size=6))
+def test_agrees_with_the_incremental_validator(codec, simd_levels, data, cuts):
+    """Utf8Validator and scan_utf8 share their boundary code: on any split,
+    feed() fails exactly where scan_utf8 finds an invalid byte, and complete
+    is a pending sequence of b""."""
+    bounds = sorted({min(c, len(data)) for c in cuts} | {0, len(data)})
+    chunks = [data[a:b] for a, b in zip(bounds, bounds[1:])] or [b""]
+    for _level in simd_levels():
+        validator = codec.Utf8Validator()
+        pending = b""
+        for chunk in chunks:
+            bad, pending = codec.scan_utf8(chunk, pending)
+            assert validator.feed(chunk) is (bad < 0)
+            if bad >= 0:
+                assert not validator.valid and not validator.complete
+                break
+            assert validator.complete is (pending == b"")

@@ -79,9 +79,9 @@ def _buffers(data: bytes):
 
 def test_tables_agree_with_cpython():
     """Guard the tables themselves: CPython's strict decoder is the reference."""
-    for name, data in VALID:
+    for _name, data in VALID:
         data.decode("utf-8")
-    for name, data in INVALID:
+    for _name, data in INVALID:
         with pytest.raises(UnicodeDecodeError):
             data.decode("utf-8")
 
