@@ -142,14 +142,26 @@ def _check_settings(level: int, mem_level: int, min_size: int) -> None:
 class PerMessageDeflate(Extension):
     """The negotiated permessage-deflate of one connection.
 
-    ``remote_*`` are the peer's parameters (what it compresses with, what this
-    side inflates), ``local_*`` this side's. Window bits are the negotiated ones,
-    8 to 15. ``level`` and ``mem_level`` are zlib's; messages shorter than
-    ``min_size`` bytes (sent in one frame) go uncompressed.
+    The factories create it from the negotiation. ``remote_*`` are the peer's
+    parameters (what it compresses with, what this side inflates), ``local_*``
+    this side's. The compressor is created with the first compressed message
+    sent, the decompressor with the first compressed message received: a
+    connection that never uses them holds no zlib memory.
 
-    The compressor is created with the first compressed message sent, the
-    decompressor with the first compressed message received: a connection that
-    never uses them holds no zlib memory.
+    Args:
+        remote_no_context_takeover: The peer resets its compressor after each
+            message: this side drops its decompressor between messages.
+        local_no_context_takeover: This side resets its compressor after each
+            message.
+        remote_max_window_bits: The peer's negotiated window, 8 to 15.
+        local_max_window_bits: This side's negotiated window, 8 to 15.
+        level: zlib's compression level, -1 to 9.
+        mem_level: zlib's ``memLevel``, 1 to 9.
+        min_size: Messages shorter than this (sent in one frame) go
+            uncompressed.
+
+    Raises:
+        ValueError: If a setting is out of its range.
     """
 
     name = NAME
@@ -320,19 +332,34 @@ def _check_duplicate(accepted: Sequence[Any]) -> None:
 class ServerPerMessageDeflateFactory(ServerExtensionFactory):
     """The server's permessage-deflate: accepts the client's first acceptable offer.
 
-    - ``server_no_context_takeover``: reset the compressor after each message
-      (always answered when the client asks for it);
-    - ``client_no_context_takeover``: ask the client to reset its compressor
-      after each message (the server then drops its decompressor between them);
-    - ``server_max_window_bits``: the largest window this side compresses with,
-      8 to 15, or None for no limit but the client's (answered when set, or when
-      the client asks for a limit: the smaller of the two);
-    - ``client_max_window_bits``: the largest window the client may compress
-      with, when it offers ``client_max_window_bits``; None to let it choose;
-    - ``require_client_max_window_bits``: decline offers without
-      ``client_max_window_bits`` instead of inflating with a 32 KiB window;
-    - ``level``, ``mem_level``: zlib's settings for compressing;
-    - ``min_size``: messages shorter than this are sent uncompressed.
+    Pass it in the ``extensions`` of a :class:`~fastws.protocol.ServerProtocol`;
+    :func:`fastws.serve() <fastws.asyncio.serve>` uses one with the defaults
+    unless ``compression=None``.
+
+    Args:
+        server_no_context_takeover: Reset the compressor after each message
+            (always answered when the client asks for it).
+        client_no_context_takeover: Ask the client to reset its compressor
+            after each message (the server then drops its decompressor between
+            them).
+        server_max_window_bits: The largest window this side compresses with,
+            8 to 15, or None for no limit but the client's (answered when set,
+            or when the client asks for a limit: the smaller of the two).
+        client_max_window_bits: The largest window the client may compress
+            with, when it offers ``client_max_window_bits``; None to let it
+            choose.
+        require_client_max_window_bits: Decline offers without
+            ``client_max_window_bits`` instead of inflating with a 32 KiB
+            window.
+        level: zlib's compression level, -1 to 9.
+        mem_level: zlib's ``memLevel``, 1 to 9.
+        min_size: Messages shorter than this (sent in one frame) go
+            uncompressed.
+
+    Raises:
+        ValueError: If a setting is out of its range, or
+            ``require_client_max_window_bits`` is set without
+            ``client_max_window_bits``.
     """
 
     name = NAME
@@ -420,20 +447,31 @@ class ServerPerMessageDeflateFactory(ServerExtensionFactory):
 class ClientPerMessageDeflateFactory(ClientExtensionFactory):
     """The client's permessage-deflate offer, and its check of the server's answer.
 
-    - ``server_no_context_takeover``: ask the server to reset its compressor
-      after each message (an answer without it is refused);
-    - ``client_no_context_takeover``: reset this side's compressor after each
-      message (a hint to the server, applied whatever it answers);
-    - ``server_max_window_bits``: ask the server to compress with at most this
-      window, 8 to 15 (an answer without it, or with a larger one, is refused);
-    - ``client_max_window_bits``: True (the default) offers it without a value:
-      the server may limit this side's window; an int, 8 to 15, limits it here
-      too; None does not offer it (an answer with it is then refused);
-    - ``level``, ``mem_level``: zlib's settings for compressing;
-    - ``min_size``: messages shorter than this are sent uncompressed.
+    Pass it in the ``extensions`` of a :class:`~fastws.protocol.ClientProtocol`;
+    :func:`fastws.connect() <fastws.asyncio.connect>` uses one with the
+    defaults unless ``compression=None``. For several offers in one header, pass several
+    factories: they are offered in order, and the first whose offer matches the
+    answer takes it.
 
-    For several offers in one header, pass several factories: they are offered
-    in order, and the first whose offer matches the answer takes it.
+    Args:
+        server_no_context_takeover: Ask the server to reset its compressor
+            after each message (an answer without it is refused).
+        client_no_context_takeover: Reset this side's compressor after each
+            message (a hint to the server, applied whatever it answers).
+        server_max_window_bits: Ask the server to compress with at most this
+            window, 8 to 15 (an answer without it, or with a larger one, is
+            refused).
+        client_max_window_bits: True (the default) offers it without a value:
+            the server may limit this side's window; an int, 8 to 15, limits it
+            here too; None does not offer it (an answer with it is then
+            refused).
+        level: zlib's compression level, -1 to 9.
+        mem_level: zlib's ``memLevel``, 1 to 9.
+        min_size: Messages shorter than this (sent in one frame) go
+            uncompressed.
+
+    Raises:
+        ValueError: If a setting is out of its range.
     """
 
     name = NAME
