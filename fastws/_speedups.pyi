@@ -362,7 +362,7 @@ def build_close(code: int, reason: str = "") -> bytes:
             surrogate).
     """
 
-# issue #7 (fastws.accelerate): incremental validation with the failure index
+# Incremental validation with the failure index (for fastws.accelerate)
 def scan_utf8(data: _BytesLike, pending: _BytesLike = b"") -> tuple[int, bytes]:
     """Validate ``data`` as the continuation of a strict UTF-8 text (RFC 3629),
     and say where it fails.

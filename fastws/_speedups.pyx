@@ -1135,9 +1135,9 @@ def build_close(code, reason=""):
     return bytes(((c >> 8) & 0xFF, c & 0xFF)) + data
 
 
-# --- UTF-8 scanning with the failure index (issue #7: fastws.accelerate) ----------
-# Added for the wsaccel/Autobahn-compatible validator, whose validate() reports the
-# index of the first invalid byte. Kept at the end of the file on purpose.
+# --- UTF-8 scanning with the failure index ----------------------------------------
+# For the wsaccel/Autobahn-compatible validator of fastws.accelerate, whose
+# validate() reports the index of the first invalid byte.
 
 
 def scan_utf8(data, pending=b""):

@@ -1,4 +1,4 @@
-"""Drop-in acceleration for other WebSocket libraries (issue #7).
+"""Drop-in acceleration for other WebSocket libraries.
 
 Programs built on another WebSocket library get fastws's compiled masking,
 UTF-8 validation and, where the library's design allows it, frame parsing,
