@@ -69,7 +69,13 @@ _HOST = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=%]+|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*
 
 @dataclass(frozen=True)
 class WebSocketURI:
-    """A parsed ``ws://`` or ``wss://`` URI."""
+    """A parsed ``ws://`` or ``wss://`` URI, as :func:`parse_uri` makes it.
+
+    Attributes:
+        secure (bool): True for ``wss://``.
+        host (str): The host name (IDNA-encoded) or IP address.
+        port (int): The port, 80 or 443 unless the URI gives one.
+    """
 
     secure: bool
     host: str
@@ -88,7 +94,19 @@ class WebSocketURI:
 
 
 def parse_uri(uri: str) -> WebSocketURI:
-    """Parse a WebSocket URI (RFC 6455 section 3). Raises InvalidURI."""
+    """Parse a WebSocket URI (RFC 6455 section 3).
+
+    Args:
+        uri: A ``ws://`` or ``wss://`` URI.
+
+    Returns:
+        The parsed URI; its path is percent-encoded where the request line
+        needs it.
+
+    Raises:
+        ~fastws.exceptions.InvalidURI: If the scheme is not ``ws`` or ``wss``,
+            or the URI has no host, a fragment, a bad port or a bad host.
+    """
     try:
         parsed = urllib.parse.urlsplit(uri)
         port = parsed.port
@@ -127,12 +145,17 @@ def parse_uri(uri: str) -> WebSocketURI:
 
 
 def generate_key() -> str:
-    """A fresh ``Sec-WebSocket-Key``: base64 of 16 random bytes (RFC 6455 4.1)."""
+    """A fresh ``Sec-WebSocket-Key``: base64 of 16 random bytes (RFC 6455 section 4.1)."""
     return base64.b64encode(os.urandom(16)).decode("ascii")
 
 
 def accept_key(key: str) -> str:
-    """The ``Sec-WebSocket-Accept`` value that answers ``key``."""
+    """The ``Sec-WebSocket-Accept`` value that answers ``key``: base64 of the
+    SHA-1 of ``key`` followed by :data:`GUID` (RFC 6455 section 4.2.2).
+
+    Args:
+        key: The client's ``Sec-WebSocket-Key``.
+    """
     digest = hashlib.sha1((key + GUID).encode("ascii")).digest()
     return base64.b64encode(digest).decode("ascii")
 
@@ -155,9 +178,20 @@ def _values(headers: Headers, name: str) -> str:
 
 def parse_token_list(value: str, name: str = "header", *, allow_slash: bool = False) -> list:
     """Parse ``1#token`` (RFC 7230 section 7): comma-separated tokens with optional
-    whitespace; empty elements are skipped. Tokens keep their case. Raises
-    InvalidHeader(name) on anything else. ``allow_slash`` accepts ``token/token``
-    (the ``Upgrade`` header's protocol/version)."""
+    whitespace; empty elements are skipped. Tokens keep their case.
+
+    Args:
+        value: The header's value.
+        name: The header's name, for the error.
+        allow_slash: Accept ``token/token`` (the ``Upgrade`` header's
+            protocol/version).
+
+    Returns:
+        The tokens, in order.
+
+    Raises:
+        ~fastws.exceptions.InvalidHeader: If an element is not a token.
+    """
     tokens = []
     for element in value.split(","):
         element = element.strip(_OWS)
@@ -189,9 +223,20 @@ def _parse_quoted(value: str, pos: int, name: str, header: str) -> Tuple[str, in
 
 
 def parse_extension_list(value: str, name: str = "Sec-WebSocket-Extensions") -> list:
-    """Parse a ``Sec-WebSocket-Extensions`` value (RFC 6455 section 9.1) into
-    ``[(extension_name, [(param, value or None), ...]), ...]``. A quoted parameter
-    value is unquoted, and must then be a token."""
+    """Parse a ``Sec-WebSocket-Extensions`` value (RFC 6455 section 9.1).
+
+    Args:
+        value: The header's value.
+        name: The header's name, for the error.
+
+    Returns:
+        ``[(extension_name, [(param, value or None), ...]), ...]``, in order. A
+        quoted parameter value is unquoted, and must then be a token.
+
+    Raises:
+        ~fastws.exceptions.InvalidHeader: If the value does not follow the
+            grammar.
+    """
     result: list = []
     pos = 0
     n = len(value)
@@ -244,7 +289,14 @@ def parse_extension_list(value: str, name: str = "Sec-WebSocket-Extensions") -> 
 
 
 def build_extension_list(extensions: Sequence[Tuple[str, ExtensionParams]]) -> str:
-    """Serialize ``[(name, params), ...]`` for ``Sec-WebSocket-Extensions``."""
+    """Serialize extensions for the ``Sec-WebSocket-Extensions`` header.
+
+    Args:
+        extensions: ``[(name, [(param, value or None), ...]), ...]``.
+
+    Returns:
+        The header's value.
+    """
     parts = []
     for ext_name, params in extensions:
         items = [ext_name]
@@ -274,7 +326,24 @@ def build_request(
     extra_headers: Optional[HeadersLike] = None,
     user_agent: Optional[str] = None,
 ) -> Request:
-    """The client's upgrade request (RFC 6455 section 4.1)."""
+    """The client's upgrade request (RFC 6455 section 4.1).
+
+    Args:
+        uri: Where to connect; its user info, if any, becomes a Basic
+            ``Authorization`` header.
+        key: The ``Sec-WebSocket-Key``, from :func:`generate_key`.
+        origin: The ``Origin`` header, if any.
+        subprotocols: The subprotocols to offer, in order of preference.
+        extensions: The extension offers, as for :func:`build_extension_list`.
+        extra_headers: Headers added at the end.
+        user_agent: The ``User-Agent`` header, if any.
+
+    Returns:
+        The request, to send with :meth:`~fastws.http11.Request.serialize`.
+
+    Raises:
+        ValueError: If a subprotocol is not a token.
+    """
     headers = Headers()
     headers.add("Host", uri.host_header)
     if uri.user_info is not None:
@@ -305,11 +374,26 @@ def validate_response(
     key: str,
     subprotocols: Optional[Sequence[str]] = None,
 ) -> Optional[str]:
-    """Check the server's answer (RFC 6455 section 4.1, client requirements) and
-    return the subprotocol it selected, if any. Extensions are checked separately
-    by :func:`negotiate_client_extensions`.
+    """Check the server's answer (RFC 6455 section 4.1, client requirements).
 
-    Raises InvalidStatus (not 101), InvalidUpgrade, InvalidHeader, NegotiationError.
+    Extensions are checked separately, by :func:`negotiate_client_extensions`.
+
+    Args:
+        response: The server's response.
+        key: The ``Sec-WebSocket-Key`` the client sent.
+        subprotocols: The subprotocols the client offered.
+
+    Returns:
+        The subprotocol the server selected, or None.
+
+    Raises:
+        ~fastws.exceptions.InvalidStatus: If the status is not 101.
+        ~fastws.exceptions.InvalidUpgrade: If ``Upgrade`` or ``Connection`` is
+            wrong.
+        ~fastws.exceptions.InvalidHeader: If ``Sec-WebSocket-Accept`` is
+            missing or does not match the key.
+        ~fastws.exceptions.NegotiationError: If the server selected several
+            subprotocols, or one that was not offered.
     """
     if response.status_code != 101:
         raise InvalidStatus(response)
@@ -349,9 +433,20 @@ def validate_response(
 
 
 def negotiate_client_extensions(headers: Headers, factories: Sequence) -> list:
-    """Turn the server's ``Sec-WebSocket-Extensions`` into negotiated extensions,
-    with the client's ``factories`` (the ones it offered). An extension that was
-    not offered, or that its factory refuses, is a NegotiationError."""
+    """Turn the server's ``Sec-WebSocket-Extensions`` into negotiated extensions.
+
+    Args:
+        headers: The response's headers.
+        factories: The client's extension factories, the ones it offered.
+
+    Returns:
+        The negotiated extensions, in the answer's order.
+
+    Raises:
+        ~fastws.exceptions.NegotiationError: If the server accepted an
+            extension that was not offered, one that its factory refuses, or
+            several that use RSV1.
+    """
     value = _values(headers, "Sec-WebSocket-Extensions")
     if not value:
         return []
@@ -385,12 +480,22 @@ def _check_rsv1(extensions: Sequence) -> None:
 
 
 def validate_request(request: Request) -> str:
-    """Check a client's upgrade request (RFC 6455 section 4.2.1) and return its
-    ``Sec-WebSocket-Key``.
+    """Check a client's upgrade request (RFC 6455 section 4.2.1).
 
-    Raises InvalidHandshake (405 method, 400 version), InvalidHeader (400: Host,
-    Sec-WebSocket-Key), InvalidUpgrade (426: Upgrade, Connection,
-    Sec-WebSocket-Version).
+    Args:
+        request: The client's request.
+
+    Returns:
+        Its ``Sec-WebSocket-Key``.
+
+    Raises:
+        ~fastws.exceptions.InvalidHandshake: 405 for a method other than GET,
+            400 for an HTTP version other than 1.1.
+        ~fastws.exceptions.InvalidHeader: 400 for a missing or repeated
+            ``Host``, or a bad ``Sec-WebSocket-Key``.
+        ~fastws.exceptions.InvalidUpgrade: 426 when ``Upgrade``,
+            ``Connection`` or ``Sec-WebSocket-Version`` does not ask for
+            WebSocket version 13.
     """
     if request.method != "GET":
         raise InvalidHandshake(
@@ -429,9 +534,19 @@ def validate_request(request: Request) -> str:
 
 
 def check_origin(request: Request, origins: Optional[Sequence[Optional[str]]]) -> Optional[str]:
-    """Check ``Origin`` against an allow-list and return it. ``origins=None``
-    allows everything; put ``None`` in the list to allow requests without
-    ``Origin`` (non-browser clients). Raises InvalidOrigin (403)."""
+    """Check ``Origin`` against an allow-list.
+
+    Args:
+        request: The client's request.
+        origins: The allowed origins; put None in it to allow requests without
+            ``Origin`` (non-browser clients). None allows everything.
+
+    Returns:
+        The request's ``Origin``, or None.
+
+    Raises:
+        ~fastws.exceptions.InvalidOrigin: 403, if the origin is not allowed.
+    """
     origin = _single(request.headers, "Origin")
     if origins is not None and origin not in origins:
         raise InvalidOrigin("Origin", origin, "not allowed" if origin is not None else None)
@@ -439,9 +554,17 @@ def check_origin(request: Request, origins: Optional[Sequence[Optional[str]]]) -
 
 
 def select_subprotocol(offered: Sequence[str], supported: Optional[Sequence[str]]) -> Optional[str]:
-    """Default subprotocol choice: the first of the server's ``supported`` list
-    that the client offered; None when there is no match (the response then
-    names no subprotocol, as RFC 6455 allows, and the client decides)."""
+    """Default subprotocol choice.
+
+    Args:
+        offered: The subprotocols the client offered.
+        supported: The server's, in its order of preference.
+
+    Returns:
+        The first of ``supported`` that the client offered; None when there is
+        no match (the response then names no subprotocol, as RFC 6455 allows,
+        and the client decides).
+    """
     if not supported or not offered:
         return None
     for subprotocol in supported:
@@ -461,9 +584,21 @@ def negotiate_server_extensions(
     request: Request, factories: Sequence
 ) -> Tuple[Optional[str], list]:
     """Walk the client's offers in its order and let the server's ``factories``
-    accept them: each factory accepts at most one offer. Returns the
-    ``Sec-WebSocket-Extensions`` value to answer with (None if nothing was
-    accepted) and the negotiated extensions."""
+    accept them: each factory accepts at most one offer, and an offer its
+    factory declines, or a second extension that uses RSV1, is skipped.
+
+    Args:
+        request: The client's request.
+        factories: The server's extension factories.
+
+    Returns:
+        The ``Sec-WebSocket-Extensions`` value to answer with (None if nothing
+        was accepted), and the negotiated extensions.
+
+    Raises:
+        ~fastws.exceptions.InvalidHeader: If the header does not follow the
+            grammar.
+    """
     value = _values(request.headers, "Sec-WebSocket-Extensions")
     if not value or not factories:
         return None, []
@@ -498,7 +633,15 @@ def build_response(
     extra_headers: Optional[HeadersLike] = None,
     server_header: Optional[str] = None,
 ) -> Response:
-    """The server's 101 Switching Protocols (RFC 6455 section 4.2.2)."""
+    """The server's 101 Switching Protocols (RFC 6455 section 4.2.2).
+
+    Args:
+        key: The client's ``Sec-WebSocket-Key``.
+        subprotocol: The selected subprotocol, if any.
+        extensions: The ``Sec-WebSocket-Extensions`` value, if any.
+        extra_headers: Headers added at the end.
+        server_header: The ``Server`` header, if any.
+    """
     headers = Headers()
     headers.add("Upgrade", "websocket")
     headers.add("Connection", "Upgrade")
@@ -522,7 +665,14 @@ def reject(
     server_header: Optional[str] = None,
 ) -> Response:
     """An HTTP error response with a short plain-text body; the server closes the
-    connection after it (``Connection: close``)."""
+    connection after it (``Connection: close``).
+
+    Args:
+        status: The HTTP status.
+        text: The body, sent as ``text/plain`` in UTF-8.
+        headers: More headers.
+        server_header: The ``Server`` header, unless ``headers`` has one.
+    """
     body = text.encode("utf-8")
     response = Response(status)
     h = response.headers
@@ -541,7 +691,12 @@ def reject(
 def error_response(exc: InvalidHandshake, *, server_header: Optional[str] = None) -> Response:
     """The response for a failed check: ``exc.http_status`` with the error message
     as body. 426 carries ``Upgrade: websocket`` and ``Sec-WebSocket-Version: 13``
-    (RFC 6455 4.2.2, RFC 7231 6.5.15); 405 carries ``Allow: GET``."""
+    (RFC 6455 section 4.2.2, RFC 7231 section 6.5.15); 405 carries ``Allow: GET``.
+
+    Args:
+        exc: The error.
+        server_header: The ``Server`` header, if any.
+    """
     status = exc.http_status
     headers = Headers()
     if status == 426:
