@@ -86,9 +86,18 @@ LIBRARIES: Dict[str, tuple] = {
 def patch_all(*, allow_pure: bool = False) -> Dict[str, PatchResult]:
     """Patch every library of :data:`LIBRARIES` that is installed.
 
-    Returns ``{library: PatchResult}`` for all of them (``active`` False with
-    the reason for those not installed, not worth patching, or whose internals
-    changed; the last also warn with :class:`AccelerationWarning`).
+    A library whose internals changed is not patched: :func:`patch_all` warns
+    with :class:`AccelerationWarning` instead of raising
+    :class:`IncompatibleVersion`, and goes on with the others.
+
+    Args:
+        allow_pure: Patch even when fastws's pure-Python twin is active (the
+            patches are correct then, not faster).
+
+    Returns:
+        ``{library: PatchResult}`` for every library of :data:`LIBRARIES`;
+        ``active`` is False, with the reason, for those not installed, not
+        worth patching, or whose internals changed.
     """
     results: Dict[str, PatchResult] = {}
     for name, (module, patch, _unpatch) in LIBRARIES.items():
@@ -104,5 +113,9 @@ def patch_all(*, allow_pure: bool = False) -> Dict[str, PatchResult]:
 
 
 def unpatch_all() -> Dict[str, bool]:
-    """Undo every patch; ``{library: whether it was patched}``."""
+    """Undo every patch, restoring exactly what was there.
+
+    Returns:
+        ``{library: whether it was patched}``.
+    """
     return {name: unpatch() for name, (_m, _p, unpatch) in LIBRARIES.items()}
