@@ -12,7 +12,16 @@ from fastws import _codec_py
 from fastws.events import Close, Ping, Pong
 from fastws.exceptions import InvalidState, InvalidUTF8, PayloadTooBig, ProtocolError
 from fastws.frames import CloseCode
-from fastws.protocol import CLOSED, CLOSING, OPEN, ClientProtocol, Protocol, ServerProtocol, Side, State
+from fastws.protocol import (
+    CLOSED,
+    CLOSING,
+    OPEN,
+    ClientProtocol,
+    Protocol,
+    ServerProtocol,
+    Side,
+    State,
+)
 
 from protocol_helpers import (
     BINARY,
@@ -223,7 +232,8 @@ def proto_for(side, codec, **kwargs) -> Protocol:
 
 
 def frames_out(proto) -> list:
-    return [(op, payload) for op, payload, _, _ in sent_frames(proto.data_to_send(), by_client=proto.side is Side.CLIENT)]
+    frames = sent_frames(proto.data_to_send(), by_client=proto.side is Side.CLIENT)
+    return [(op, payload) for op, payload, _, _ in frames]
 
 
 @pytest.mark.parametrize("frames, events, sent", [c[1:] for c in VALID], ids=[c[0] for c in VALID])
@@ -321,7 +331,7 @@ SIZES = [
     ("frame-at-the-limit", 10, [F(BINARY, b"x" * 10)], [b"x" * 10], None),
     ("text-frame-at-the-limit", 10, [F(TEXT, "é" * 5)], ["é" * 5], None),
     ("frame-over-the-limit", 10, [F(BINARY, b"x" * 11)], [], 1009),
-    ("fragments-at-the-limit", 10, [F(TEXT, "x" * 4, fin=False), F(CONT, "y" * 6)], ["xxxxyyyy" "yy"], None),
+    ("fragments-at-the-limit", 10, [F(TEXT, "x" * 4, fin=False), F(CONT, "y" * 6)], ["xxxxyyyyyy"], None),
     (
         "fragments-over-the-limit",
         10,
@@ -569,7 +579,11 @@ INVALID_STATE = [
     ("binary-after-close", [("send_close",)], ("send_binary", b"x")),
     ("close-twice", [("send_close",)], ("send_close",)),
     ("continuation-without-message", [], ("send_continuation", b"x", True)),
-    ("continuation-after-last-fragment", [("send_text", "a", False), ("send_continuation", "b", True)], ("send_continuation", "c", True)),
+    (
+        "continuation-after-last-fragment",
+        [("send_text", "a", False), ("send_continuation", "b", True)],
+        ("send_continuation", "c", True),
+    ),
     ("text-during-fragmented-message", [("send_text", "a", False)], ("send_text", "b")),
     ("binary-during-fragmented-message", [("send_binary", b"a", False)], ("send_binary", b"b")),
     ("continuation-after-close", [("send_text", "a", False), ("send_close",)], ("send_continuation", "b", True)),
