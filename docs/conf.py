@@ -238,7 +238,13 @@ def _napoleon_except_attributes(app, what, name, obj, options, lines):
 # A class with __slots__ documents its attributes in its docstring ("Attributes:"
 # section); the bare slot descriptors would describe them a second time.
 def _skip_bare_slots(app, what, name, obj, skip, options):
+    import enum
     import types
+
+    # A module-level alias of an enum member (fastws.protocol.OPEN is
+    # State.OPEN) is documented with its enum.
+    if what == "module" and isinstance(obj, enum.Enum):
+        return True
 
     try:  # Sphinx 9
         from sphinx.ext.autodoc._sentinels import SLOTS_ATTR
