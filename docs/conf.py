@@ -85,7 +85,8 @@ nitpick_ignore_regex = [
 # -- HTML ----------------------------------------------------------------------
 html_theme = "furo"
 html_title = f"fastws {release}"
-html_static_path: list = []
+html_static_path = ["_static"]
+html_css_files = ["fastws.css"]
 
 
 # -- references to re-exported and inherited names -----------------------------
