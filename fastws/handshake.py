@@ -1,5 +1,7 @@
-"""The opening handshake (RFC 6455 section 4): keys, header grammars, and building
-and checking the client's request and the server's response.
+"""The opening handshake (RFC 6455 section 4): keys, and building and checking
+the client's request and the server's response. The URI parser
+(``fastws.uri``) and the header grammars (``fastws.headers``) are
+importable from here too.
 
 Pure functions over :class:`~fastws.http11.Request` and
 :class:`~fastws.http11.Response`; :mod:`fastws.protocol` strings them together.
@@ -13,10 +15,7 @@ import base64
 import binascii
 import hashlib
 import os
-import re
-import urllib.parse
-from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 from .exceptions import (
     InvalidHandshake,
@@ -24,12 +23,20 @@ from .exceptions import (
     InvalidOrigin,
     InvalidStatus,
     InvalidUpgrade,
-    InvalidURI,
     MultipleValuesError,
     NegotiationError,
 )
 from .extensions import ExtensionParams
-from .http11 import Headers, HeadersLike, Request, Response
+from .headers import (
+    TOKEN,
+    Headers,
+    HeadersLike,
+    build_extension_list,
+    parse_extension_list,
+    parse_token_list,
+)
+from .http11 import Request, Response
+from .uri import WebSocketURI, parse_uri
 
 __all__ = [
     "GUID",
@@ -56,89 +63,6 @@ __all__ = [
 #: The GUID of RFC 6455 section 1.3, appended to the key to compute the accept value.
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_OWS = " \t"
-# RFC 3986 section 3.2.2: a reg-name (unreserved, pct-encoded, sub-delims), or the
-# inside of an IP-literal (hex digits, colons, dots, a %-zone). No spaces or
-# controls: the host goes into the Host header as is.
-_HOST = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=%]+|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(%[A-Za-z0-9\-._~]+)?")
-
-
-# --- URIs -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WebSocketURI:
-    """A parsed ``ws://`` or ``wss://`` URI, as :func:`parse_uri` makes it.
-
-    Attributes:
-        secure (bool): True for ``wss://``.
-        host (str): The host name (IDNA-encoded) or IP address.
-        port (int): The port, 80 or 443 unless the URI gives one.
-    """
-
-    secure: bool
-    host: str
-    port: int
-    #: Path and query: the request target of the handshake.
-    resource_name: str
-    #: ``(username, password)`` from ``user:password@``, sent as Basic auth.
-    user_info: Optional[Tuple[str, str]] = None
-
-    @property
-    def host_header(self) -> str:
-        """The ``Host`` value: host, bracketed if IPv6, and the port unless default."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        default = 443 if self.secure else 80
-        return host if self.port == default else f"{host}:{self.port}"
-
-
-def parse_uri(uri: str) -> WebSocketURI:
-    """Parse a WebSocket URI (RFC 6455 section 3).
-
-    Args:
-        uri: A ``ws://`` or ``wss://`` URI.
-
-    Returns:
-        The parsed URI; its path is percent-encoded where the request line
-        needs it.
-
-    Raises:
-        ~fastws.exceptions.InvalidURI: If the scheme is not ``ws`` or ``wss``,
-            or the URI has no host, a fragment, a bad port or a bad host.
-    """
-    try:
-        parsed = urllib.parse.urlsplit(uri)
-        port = parsed.port
-    except ValueError as exc:
-        raise InvalidURI(uri, str(exc)) from None
-    scheme = parsed.scheme.lower()
-    if scheme not in ("ws", "wss"):
-        raise InvalidURI(uri, "scheme isn't ws or wss")
-    if not parsed.hostname:
-        raise InvalidURI(uri, "no host")
-    if parsed.fragment:
-        raise InvalidURI(uri, "fragment identifiers are not allowed")
-    secure = scheme == "wss"
-    path = parsed.path or "/"
-    if parsed.query:
-        path = f"{path}?{parsed.query}"
-    # Percent-encode what cannot go on the request line as is (spaces, non-ASCII).
-    path = urllib.parse.quote(path, safe="/%:@!$&'()*+,;=?~-._")
-    user_info = None
-    if parsed.username is not None or parsed.password is not None:
-        user_info = (
-            urllib.parse.unquote(parsed.username or ""),
-            urllib.parse.unquote(parsed.password or ""),
-        )
-    host = parsed.hostname
-    try:
-        host = host.encode("idna").decode("ascii")
-    except UnicodeError:
-        raise InvalidURI(uri, "host cannot be encoded") from None
-    if not _HOST.fullmatch(host):
-        raise InvalidURI(uri, f"invalid host {host!r}")
-    return WebSocketURI(secure, host, port or (443 if secure else 80), path, user_info)
 
 
 # --- keys -----------------------------------------------------------------------
@@ -174,136 +98,6 @@ def _check_key(key: str) -> bool:
 def _values(headers: Headers, name: str) -> str:
     """All values of a list-valued header, joined as one list (RFC 7230 3.2.2)."""
     return ", ".join(headers.get_all(name))
-
-
-def parse_token_list(value: str, name: str = "header", *, allow_slash: bool = False) -> list:
-    """Parse ``1#token`` (RFC 7230 section 7): comma-separated tokens with optional
-    whitespace; empty elements are skipped. Tokens keep their case.
-
-    Args:
-        value: The header's value.
-        name: The header's name, for the error.
-        allow_slash: Accept ``token/token`` (the ``Upgrade`` header's
-            protocol/version).
-
-    Returns:
-        The tokens, in order.
-
-    Raises:
-        ~fastws.exceptions.InvalidHeader: If an element is not a token.
-    """
-    tokens = []
-    for element in value.split(","):
-        element = element.strip(_OWS)
-        if not element:
-            continue
-        parts = element.split("/", 1) if allow_slash else [element]
-        if not all(_TOKEN.fullmatch(p) for p in parts):
-            raise InvalidHeader(name, value, f"{element!r} is not a token")
-        tokens.append(element)
-    return tokens
-
-
-def _parse_quoted(value: str, pos: int, name: str, header: str) -> Tuple[str, int]:
-    """Parse a quoted-string starting at ``value[pos] == '"'``."""
-    out: List[str] = []
-    pos += 1
-    while pos < len(value):
-        char = value[pos]
-        if char == '"':
-            return "".join(out), pos + 1
-        if char == "\\":
-            pos += 1
-            if pos >= len(value):
-                break
-            char = value[pos]
-        out.append(char)
-        pos += 1
-    raise InvalidHeader(name, header, "unterminated quoted string")
-
-
-def parse_extension_list(value: str, name: str = "Sec-WebSocket-Extensions") -> list:
-    """Parse a ``Sec-WebSocket-Extensions`` value (RFC 6455 section 9.1).
-
-    Args:
-        value: The header's value.
-        name: The header's name, for the error.
-
-    Returns:
-        ``[(extension_name, [(param, value or None), ...]), ...]``, in order. A
-        quoted parameter value is unquoted, and must then be a token.
-
-    Raises:
-        ~fastws.exceptions.InvalidHeader: If the value does not follow the
-            grammar.
-    """
-    result: list = []
-    pos = 0
-    n = len(value)
-
-    def skip_ows(i: int) -> int:
-        while i < n and value[i] in _OWS:
-            i += 1
-        return i
-
-    def read_token(i: int, what: str) -> Tuple[str, int]:
-        m = _TOKEN.match(value, i)
-        if m is None:
-            raise InvalidHeader(name, value, f"expected {what} at position {i}")
-        return m.group(), m.end()
-
-    while True:
-        pos = skip_ows(pos)
-        if pos < n and value[pos] == ",":  # empty list element
-            pos += 1
-            continue
-        if pos >= n:
-            break
-        ext_name, pos = read_token(pos, "an extension name")
-        params: ExtensionParams = []
-        while True:
-            pos = skip_ows(pos)
-            if pos >= n or value[pos] == ",":
-                break
-            if value[pos] != ";":
-                raise InvalidHeader(name, value, f"unexpected {value[pos]!r} at position {pos}")
-            pos = skip_ows(pos + 1)
-            param, pos = read_token(pos, "a parameter name")
-            pos = skip_ows(pos)
-            param_value: Optional[str] = None
-            if pos < n and value[pos] == "=":
-                pos = skip_ows(pos + 1)
-                if pos < n and value[pos] == '"':
-                    param_value, pos = _parse_quoted(value, pos, name, value)
-                    if not _TOKEN.fullmatch(param_value):
-                        raise InvalidHeader(
-                            name, value, f"quoted value {param_value!r} is not a token"
-                        )
-                else:
-                    param_value, pos = read_token(pos, "a parameter value")
-            params.append((param, param_value))
-        result.append((ext_name, params))
-        if pos < n:  # at a comma
-            pos += 1
-    return result
-
-
-def build_extension_list(extensions: Sequence[Tuple[str, ExtensionParams]]) -> str:
-    """Serialize extensions for the ``Sec-WebSocket-Extensions`` header.
-
-    Args:
-        extensions: ``[(name, [(param, value or None), ...]), ...]``.
-
-    Returns:
-        The header's value.
-    """
-    parts = []
-    for ext_name, params in extensions:
-        items = [ext_name]
-        for param, param_value in params:
-            items.append(param if param_value is None else f"{param}={param_value}")
-        parts.append("; ".join(items))
-    return ", ".join(parts)
 
 
 def _single(headers: Headers, name: str) -> Optional[str]:
@@ -357,7 +151,7 @@ def build_request(
         headers.add("Origin", origin)
     if subprotocols:
         for subprotocol in subprotocols:
-            if not _TOKEN.fullmatch(subprotocol):
+            if not TOKEN.fullmatch(subprotocol):
                 raise ValueError(f"invalid subprotocol {subprotocol!r}: not a token")
         headers.add("Sec-WebSocket-Protocol", ", ".join(subprotocols))
     if extensions:

@@ -1,5 +1,6 @@
-"""HTTP/1.1 for the opening handshake: headers, request and response objects, and
-incremental parsers with limits (RFC 7230).
+"""HTTP/1.1 for the opening handshake: request and response objects, and
+incremental parsers with limits (RFC 7230). Their headers are
+:class:`~fastws.headers.Headers` (also importable from here).
 
 Only what a WebSocket handshake needs: a request has no body (a body is refused),
 a response may have one (an error page) delimited by ``Content-Length``, chunked
@@ -18,12 +19,14 @@ from __future__ import annotations
 import http
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Generic, Iterable, Iterator, Mapping, Optional, Tuple, TypeVar, Union
+from typing import Callable, Generic, Optional, Tuple, TypeVar
 
-from .exceptions import InvalidMessage, MultipleValuesError
+from .exceptions import InvalidMessage
+from .headers import FIELD_VALUE, TOKEN, Headers, HeadersLike, _as_headers
 
 __all__ = [
     "Headers",
+    "HeadersLike",
     "Request",
     "Response",
     "RequestParser",
@@ -43,176 +46,10 @@ MAX_HEADER_BYTES = 65536
 #: Largest response body the client keeps (an error page).
 MAX_BODY = 1 << 20
 
-# RFC 7230 section 3.2.6: token = 1*tchar
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# Field value: visible ASCII, obs-text, space and tab; no CR, LF, NUL or other controls.
-_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 _VERSION = re.compile(rb"HTTP/([0-9])\.([0-9])")
 _STATUS = re.compile(rb"[0-9]{3}")
 _TARGET = re.compile(rb"[\x21-\x7e]+")
 _REASON = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
-
-HeadersLike = Union["Headers", Mapping[str, str], Iterable[Tuple[str, str]]]
-
-
-def _check_name(name: str) -> str:
-    if not isinstance(name, str) or not _TOKEN.fullmatch(name):
-        raise ValueError(f"invalid header name {name!r}")
-    return name
-
-
-def _check_value(name: str, value: str) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"value of header {name} must be str, not {type(value).__name__}")
-    if not _VALUE.fullmatch(value):
-        raise ValueError(f"invalid value for header {name}: {value!r}")
-    return value
-
-
-class Headers:
-    """Case-insensitive, multi-valued HTTP headers that keep their order.
-
-    ``headers[name]`` is the single value of ``name`` (:class:`KeyError` if absent,
-    :class:`~fastws.exceptions.MultipleValuesError` if repeated);
-    :meth:`get_all` gives every value; ``headers[name] = value`` replaces every
-    value and :meth:`add` appends one. Iterating gives ``(name, value)`` pairs in
-    the order they were received or added, with names as spelled.
-    Names must be tokens and values must not contain CR, LF or NUL, so a header
-    built from untrusted input cannot inject another header.
-
-    Args:
-        headers: Initial headers: a :class:`Headers`, a mapping of names to
-            values, or an iterable of ``(name, value)`` pairs.
-        **kwargs: More headers, as ``name=value``.
-
-    Raises:
-        ValueError: If a name is not a token or a value contains CR, LF or NUL.
-    """
-
-    __slots__ = ("_items",)
-
-    def __init__(self, headers: Optional[HeadersLike] = None, **kwargs: str) -> None:
-        self._items: list = []
-        if headers is not None:
-            self.update(headers)
-        if kwargs:
-            self.update(kwargs)
-
-    def update(self, headers: HeadersLike) -> None:
-        """Add every ``(name, value)`` of ``headers`` (appends, like :meth:`add`)."""
-        if isinstance(headers, Headers):
-            self._items.extend(headers._items)
-            return
-        items = headers.items() if isinstance(headers, Mapping) else headers
-        for name, value in items:
-            self.add(name, value)
-
-    def add(self, name: str, value: str) -> None:
-        """Append a value for ``name``, keeping the ones already there."""
-        self._items.append((_check_name(name), _check_value(name, value)))
-
-    def get_all(self, name: str) -> list:
-        """Every value of ``name``, in order; empty if absent."""
-        key = name.lower()
-        return [v for n, v in self._items if n.lower() == key]
-
-    def get(self, name: str, default=None):
-        """The single value of ``name``.
-
-        Args:
-            name: A header name, in any case.
-            default: What to return if the header is absent.
-
-        Returns:
-            Its value, or ``default`` if absent.
-
-        Raises:
-            ~fastws.exceptions.MultipleValuesError: If the header appears more
-                than once.
-        """
-        values = self.get_all(name)
-        if not values:
-            return default
-        if len(values) > 1:
-            raise MultipleValuesError(name)
-        return values[0]
-
-    def __getitem__(self, name: str) -> str:
-        values = self.get_all(name)
-        if not values:
-            raise KeyError(name)
-        if len(values) > 1:
-            raise MultipleValuesError(name)
-        return values[0]
-
-    def __setitem__(self, name: str, value: str) -> None:
-        _check_name(name)
-        _check_value(name, value)
-        key = name.lower()
-        self._items = [(n, v) for n, v in self._items if n.lower() != key]
-        self._items.append((name, value))
-
-    def __delitem__(self, name: str) -> None:
-        key = name.lower()
-        items = [(n, v) for n, v in self._items if n.lower() != key]
-        if len(items) == len(self._items):
-            raise KeyError(name)
-        self._items = items
-
-    def __contains__(self, name: object) -> bool:
-        if not isinstance(name, str):
-            return False
-        key = name.lower()
-        return any(n.lower() == key for n, _ in self._items)
-
-    def __iter__(self) -> Iterator[Tuple[str, str]]:
-        return iter(list(self._items))
-
-    def items(self) -> list:
-        """``(name, value)`` pairs in order, names as spelled."""
-        return list(self._items)
-
-    def keys(self) -> list:
-        """Distinct lower-cased names, in order of first appearance."""
-        seen: dict = {}
-        for n, _ in self._items:
-            seen.setdefault(n.lower(), None)
-        return list(seen)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Headers):
-            return NotImplemented
-        return [(n.lower(), v) for n, v in self._items] == [
-            (n.lower(), v) for n, v in other._items
-        ]
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def copy(self) -> Headers:
-        new = Headers()
-        new._items = list(self._items)
-        return new
-
-    def __repr__(self) -> str:
-        return f"Headers({self._items!r})"
-
-    def serialize(self) -> bytes:
-        """The header lines, each ending with CRLF (no blank line after them)."""
-        return "".join(f"{n}: {v}\r\n" for n, v in self._items).encode("latin-1")
-
-    def __getstate__(self):
-        return self._items
-
-    def __setstate__(self, state) -> None:
-        self._items = list(state)
-
-
-def _as_headers(headers) -> Headers:
-    return headers if isinstance(headers, Headers) else Headers(headers)
-
 
 @dataclass
 class Request:
@@ -240,7 +77,7 @@ class Request:
             ValueError: If the method is not a token or the path is not a valid
                 request target.
         """
-        if not _TOKEN.fullmatch(self.method):
+        if not TOKEN.fullmatch(self.method):
             raise ValueError(f"invalid method {self.method!r}")
         target = self.path.encode("ascii", "strict")
         if not _TARGET.fullmatch(target):
@@ -428,11 +265,11 @@ class _HeadParser(Generic[_StartLine]):
             name_str = name.decode("ascii")
         except UnicodeDecodeError:
             name_str = ""
-        if not _TOKEN.fullmatch(name_str):
+        if not TOKEN.fullmatch(name_str):
             raise self._fail(f"invalid header name {_shown(name)}")
         value = value.strip(b" \t")
         value_str = value.decode("latin-1")
-        if not _VALUE.fullmatch(value_str):
+        if not FIELD_VALUE.fullmatch(value_str):
             raise self._fail(f"invalid value for header {name_str}: {_shown(value)}")
         self._headers._items.append((name_str, value_str))
 
@@ -526,7 +363,7 @@ class RequestParser(_HeadParser[Tuple[str, str, str]]):
             method_str = method.decode("ascii")
         except UnicodeDecodeError:
             method_str = ""
-        if not _TOKEN.fullmatch(method_str):
+        if not TOKEN.fullmatch(method_str):
             raise self._fail(f"invalid method {_shown(method)}")
         if not _TARGET.fullmatch(target) or not target.startswith(b"/"):
             raise self._fail(f"invalid request target {_shown(target)}")

@@ -1,0 +1,318 @@
+"""HTTP header fields (RFC 7230 section 3.2) for the opening handshake: the
+:class:`Headers` container, and the grammars of the handshake's list-valued
+headers (token lists, ``Sec-WebSocket-Extensions``)."""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+
+from .exceptions import InvalidHeader, MultipleValuesError
+from .extensions import ExtensionParams
+
+__all__ = [
+    "Headers",
+    "HeadersLike",
+    "parse_token_list",
+    "parse_extension_list",
+    "build_extension_list",
+]
+
+# RFC 7230 section 3.2.6: token = 1*tchar
+TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Field value: visible ASCII, obs-text, space and tab; no CR, LF, NUL or other controls.
+FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+# Optional whitespace (RFC 7230 section 3.2.3).
+_OWS = " \t"
+
+
+def _check_name(name: str) -> str:
+    if not isinstance(name, str) or not TOKEN.fullmatch(name):
+        raise ValueError(f"invalid header name {name!r}")
+    return name
+
+
+def _check_value(name: str, value: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"value of header {name} must be str, not {type(value).__name__}")
+    if not FIELD_VALUE.fullmatch(value):
+        raise ValueError(f"invalid value for header {name}: {value!r}")
+    return value
+
+
+class Headers:
+    """Case-insensitive, multi-valued HTTP headers that keep their order.
+
+    ``headers[name]`` is the single value of ``name`` (:class:`KeyError` if absent,
+    :class:`~fastws.exceptions.MultipleValuesError` if repeated);
+    :meth:`get_all` gives every value; ``headers[name] = value`` replaces every
+    value and :meth:`add` appends one. Iterating gives ``(name, value)`` pairs in
+    the order they were received or added, with names as spelled.
+    Names must be tokens and values must not contain CR, LF or NUL, so a header
+    built from untrusted input cannot inject another header.
+
+    Args:
+        headers: Initial headers: a :class:`Headers`, a mapping of names to
+            values, or an iterable of ``(name, value)`` pairs.
+        **kwargs: More headers, as ``name=value``.
+
+    Raises:
+        ValueError: If a name is not a token or a value contains CR, LF or NUL.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, headers: Optional[HeadersLike] = None, **kwargs: str) -> None:
+        self._items: list = []
+        if headers is not None:
+            self.update(headers)
+        if kwargs:
+            self.update(kwargs)
+
+    def update(self, headers: HeadersLike) -> None:
+        """Add every ``(name, value)`` of ``headers`` (appends, like :meth:`add`)."""
+        if isinstance(headers, Headers):
+            self._items.extend(headers._items)
+            return
+        items = headers.items() if isinstance(headers, Mapping) else headers
+        for name, value in items:
+            self.add(name, value)
+
+    def add(self, name: str, value: str) -> None:
+        """Append a value for ``name``, keeping the ones already there."""
+        self._items.append((_check_name(name), _check_value(name, value)))
+
+    def get_all(self, name: str) -> list:
+        """Every value of ``name``, in order; empty if absent."""
+        key = name.lower()
+        return [v for n, v in self._items if n.lower() == key]
+
+    def get(self, name: str, default=None):
+        """The single value of ``name``.
+
+        Args:
+            name: A header name, in any case.
+            default: What to return if the header is absent.
+
+        Returns:
+            Its value, or ``default`` if absent.
+
+        Raises:
+            ~fastws.exceptions.MultipleValuesError: If the header appears more
+                than once.
+        """
+        values = self.get_all(name)
+        if not values:
+            return default
+        if len(values) > 1:
+            raise MultipleValuesError(name)
+        return values[0]
+
+    def __getitem__(self, name: str) -> str:
+        values = self.get_all(name)
+        if not values:
+            raise KeyError(name)
+        if len(values) > 1:
+            raise MultipleValuesError(name)
+        return values[0]
+
+    def __setitem__(self, name: str, value: str) -> None:
+        _check_name(name)
+        _check_value(name, value)
+        key = name.lower()
+        self._items = [(n, v) for n, v in self._items if n.lower() != key]
+        self._items.append((name, value))
+
+    def __delitem__(self, name: str) -> None:
+        key = name.lower()
+        items = [(n, v) for n, v in self._items if n.lower() != key]
+        if len(items) == len(self._items):
+            raise KeyError(name)
+        self._items = items
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        key = name.lower()
+        return any(n.lower() == key for n, _ in self._items)
+
+    def __iter__(self) -> Iterator[Tuple[str, str]]:
+        return iter(list(self._items))
+
+    def items(self) -> list:
+        """``(name, value)`` pairs in order, names as spelled."""
+        return list(self._items)
+
+    def keys(self) -> list:
+        """Distinct lower-cased names, in order of first appearance."""
+        seen: dict = {}
+        for n, _ in self._items:
+            seen.setdefault(n.lower(), None)
+        return list(seen)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Headers):
+            return NotImplemented
+        return [(n.lower(), v) for n, v in self._items] == [
+            (n.lower(), v) for n, v in other._items
+        ]
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def copy(self) -> Headers:
+        new = Headers()
+        new._items = list(self._items)
+        return new
+
+    def __repr__(self) -> str:
+        return f"Headers({self._items!r})"
+
+    def serialize(self) -> bytes:
+        """The header lines, each ending with CRLF (no blank line after them)."""
+        return "".join(f"{n}: {v}\r\n" for n, v in self._items).encode("latin-1")
+
+    def __getstate__(self):
+        return self._items
+
+    def __setstate__(self, state) -> None:
+        self._items = list(state)
+
+
+def _as_headers(headers) -> Headers:
+    return headers if isinstance(headers, Headers) else Headers(headers)
+
+
+HeadersLike = Union[Headers, Mapping[str, str], Iterable[Tuple[str, str]]]
+
+
+def parse_token_list(value: str, name: str = "header", *, allow_slash: bool = False) -> list:
+    """Parse ``1#token`` (RFC 7230 section 7): comma-separated tokens with optional
+    whitespace; empty elements are skipped. Tokens keep their case.
+
+    Args:
+        value: The header's value.
+        name: The header's name, for the error.
+        allow_slash: Accept ``token/token`` (the ``Upgrade`` header's
+            protocol/version).
+
+    Returns:
+        The tokens, in order.
+
+    Raises:
+        ~fastws.exceptions.InvalidHeader: If an element is not a token.
+    """
+    tokens = []
+    for element in value.split(","):
+        element = element.strip(_OWS)
+        if not element:
+            continue
+        parts = element.split("/", 1) if allow_slash else [element]
+        if not all(TOKEN.fullmatch(p) for p in parts):
+            raise InvalidHeader(name, value, f"{element!r} is not a token")
+        tokens.append(element)
+    return tokens
+
+
+def _parse_quoted(value: str, pos: int, name: str, header: str) -> Tuple[str, int]:
+    """Parse a quoted-string starting at ``value[pos] == '"'``."""
+    out: List[str] = []
+    pos += 1
+    while pos < len(value):
+        char = value[pos]
+        if char == '"':
+            return "".join(out), pos + 1
+        if char == "\\":
+            pos += 1
+            if pos >= len(value):
+                break
+            char = value[pos]
+        out.append(char)
+        pos += 1
+    raise InvalidHeader(name, header, "unterminated quoted string")
+
+
+def parse_extension_list(value: str, name: str = "Sec-WebSocket-Extensions") -> list:
+    """Parse a ``Sec-WebSocket-Extensions`` value (RFC 6455 section 9.1).
+
+    Args:
+        value: The header's value.
+        name: The header's name, for the error.
+
+    Returns:
+        ``[(extension_name, [(param, value or None), ...]), ...]``, in order. A
+        quoted parameter value is unquoted, and must then be a token.
+
+    Raises:
+        ~fastws.exceptions.InvalidHeader: If the value does not follow the
+            grammar.
+    """
+    result: list = []
+    pos = 0
+    n = len(value)
+
+    def skip_ows(i: int) -> int:
+        while i < n and value[i] in _OWS:
+            i += 1
+        return i
+
+    def read_token(i: int, what: str) -> Tuple[str, int]:
+        m = TOKEN.match(value, i)
+        if m is None:
+            raise InvalidHeader(name, value, f"expected {what} at position {i}")
+        return m.group(), m.end()
+
+    while True:
+        pos = skip_ows(pos)
+        if pos < n and value[pos] == ",":  # empty list element
+            pos += 1
+            continue
+        if pos >= n:
+            break
+        ext_name, pos = read_token(pos, "an extension name")
+        params: ExtensionParams = []
+        while True:
+            pos = skip_ows(pos)
+            if pos >= n or value[pos] == ",":
+                break
+            if value[pos] != ";":
+                raise InvalidHeader(name, value, f"unexpected {value[pos]!r} at position {pos}")
+            pos = skip_ows(pos + 1)
+            param, pos = read_token(pos, "a parameter name")
+            pos = skip_ows(pos)
+            param_value: Optional[str] = None
+            if pos < n and value[pos] == "=":
+                pos = skip_ows(pos + 1)
+                if pos < n and value[pos] == '"':
+                    param_value, pos = _parse_quoted(value, pos, name, value)
+                    if not TOKEN.fullmatch(param_value):
+                        raise InvalidHeader(
+                            name, value, f"quoted value {param_value!r} is not a token"
+                        )
+                else:
+                    param_value, pos = read_token(pos, "a parameter value")
+            params.append((param, param_value))
+        result.append((ext_name, params))
+        if pos < n:  # at a comma
+            pos += 1
+    return result
+
+
+def build_extension_list(extensions: Sequence[Tuple[str, ExtensionParams]]) -> str:
+    """Serialize extensions for the ``Sec-WebSocket-Extensions`` header.
+
+    Args:
+        extensions: ``[(name, [(param, value or None), ...]), ...]``.
+
+    Returns:
+        The header's value.
+    """
+    parts = []
+    for ext_name, params in extensions:
+        items = [ext_name]
+        for param, param_value in params:
+            items.append(param if param_value is None else f"{param}={param_value}")
+        parts.append("; ".join(items))
+    return ", ".join(parts)
