@@ -8,10 +8,14 @@ function (``list.append``), as uvloop's and asyncio's are C or cheap. The rows
 of a group compare the connection's hot methods:
 
 - ``cython``: the compiled fast path (:mod:`fastws.asyncio._fastpath`);
-- ``python``: its pure-Python twin (:mod:`fastws.asyncio._fastpath_py`);
+- ``python``: its pure-Python twin (:mod:`fastws.asyncio._fastpath_py`, the
+  same source run as Python);
 - ``general``: every read through ``data_received`` and the sans-I/O protocol's
   events, and every reply through ``Protocol.send_binary``: the path both take
   for anything but plain messages, and the only one before the fast path.
+
+Each row runs whichever twin it names, whichever one ``Connection`` itself
+runs (:func:`fastws.asyncio.connection.connection_class`).
 
 The network echo benchmark (``python -m bench.echo``) measures the same code
 between processes; this one isolates it from the kernel and the event loop.
@@ -30,8 +34,7 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from fastws.asyncio import _fastpath_py, fastpath  # noqa: E402
-from fastws.asyncio.connection import Connection, Listener  # noqa: E402
+from fastws.asyncio.connection import Connection, Listener, connection_class  # noqa: E402
 from fastws.codec import build_frame  # noqa: E402
 from fastws.protocol import Protocol, Side  # noqa: E402
 
@@ -77,26 +80,25 @@ class _GeneralPath(Connection):
     """Everything through the sans-I/O protocol (the general path)."""
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(self._read_buf[:nbytes])
+        self.data_received(self.get_buffer(-1)[:nbytes])
 
     def send_nowait(self, message) -> None:
-        _fastpath_py.FastPath._send_general(self, message)
-
-
-_PurePath = type(
-    "_PurePath",
-    (Connection,),
-    {k: v for k, v in vars(_fastpath_py.FastPath).items() if callable(v)},
-)
+        self._send_general(message)
 
 
 def _classes():
-    rows = [pytest.param(_PurePath, id="python"), pytest.param(_GeneralPath, id="general")]
-    if fastpath.IMPLEMENTATION == "cython":
-        rows.insert(0, pytest.param(Connection, id="cython"))
+    """(name, Connection class) of each row."""
+    rows = [
+        pytest.param(("python", connection_class(pure=True)), id="python"),
+        pytest.param(("general", _GeneralPath), id="general"),
+    ]
+    try:
+        compiled = connection_class(pure=False)
+    except ImportError as exc:
+        skip = pytest.mark.skip(reason=f"the compiled fast path is not built ({exc})")
+        rows.insert(0, pytest.param(("cython", None), id="cython", marks=skip))
     else:
-        rows.insert(0, pytest.param(None, id="cython", marks=pytest.mark.skip(
-            reason="the compiled fast path is not active (fastws.asyncio.fastpath.IMPLEMENTATION)")))
+        rows.insert(0, pytest.param(("cython", compiled), id="cython"))
     return rows
 
 
@@ -123,15 +125,13 @@ CASES = [
 ]
 
 
-_NAMES = {"Connection": "cython", "_PurePath": "python", "_GeneralPath": "general"}
-
-
-@pytest.mark.parametrize("cls", _classes())
+@pytest.mark.parametrize("row", _classes())
 @pytest.mark.parametrize("case,count,size,listener_cls", CASES, ids=[c[0] for c in CASES])
-def test_connection(benchmark, cls, case, count, size, listener_cls):
+def test_connection(benchmark, row, case, count, size, listener_cls):
+    name, cls = row
     benchmark.group = f"connection | {case}"
     benchmark.extra_info.update(
-        impl=f"fastws[{_NAMES[cls.__name__]}] connection",
+        impl=f"fastws[{name}] connection",
         kernel="connection",
         case=case,
         baseline="fastws[general] connection",

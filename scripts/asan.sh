@@ -71,7 +71,7 @@ echo "== copying the source tree to $TMP/src =="
 mkdir -p "$TMP/src"
 # Only what the build and the tests need; no compiled objects, no generated C.
 tar -C "$ROOT" --exclude='__pycache__' --exclude='*.so' --exclude='fastws/_speedups.c' \
-    --exclude='fastws/asyncio/_fastpath.c' \
+    --exclude='fastws/asyncio/_fastpath_py.c' \
     --exclude='*.html' -cf - setup.py pyproject.toml README.md fastws tests fuzz \
     | tar -C "$TMP/src" -xf -
 cd "$TMP/src"

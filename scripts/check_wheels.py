@@ -12,7 +12,8 @@ of this machine. Steps:
    ignored) to a temporary directory, so that nothing is ever written into the working
    tree (no ``fastws/_speedups.c``, no ``*.so``, no ``build/``);
 2. build the sdist from that copy (``python -m build --sdist``) and check what is in it:
-   the Cython source, never generated C or a compiled module;
+   the Cython sources (``fastws/asyncio/_fastpath_py.py`` with ``_fastpath.pxd`` is
+   the source of ``fastws.asyncio._fastpath``), never generated C or a compiled module;
 3. per Python version: build the wheel *from the sdist* with ``python -m build --wheel``
    (build isolation: setuptools and the Cython of ``[build-system] requires``, fetched
    fresh), ``auditwheel show`` it (its platform tag, no external shared library outside
@@ -176,7 +177,8 @@ def check_sdist(sdist: Path) -> None:
     with tarfile.open(sdist) as tar:
         names = [n.split("/", 1)[1] for n in tar.getnames() if "/" in n]
     for required in ("fastws/_speedups.pyx", "fastws/_speedups.pxd", "fastws/_simd.h", "fastws/_codec_py.py",
-                     "fastws/asyncio/_fastpath.pyx", "fastws/asyncio/_fastpath_py.py", "setup.py",
+                     "fastws/asyncio/_fastpath_py.py", "fastws/asyncio/_fastpath.pxd",
+                     "fastws/asyncio/_fastpath_cython.py", "fastws/asyncio/_fastpath.pyi", "setup.py",
                      "pyproject.toml", "README.md", "fastws/py.typed"):
         if required not in names:
             fail(f"{sdist.name} lacks {required}")

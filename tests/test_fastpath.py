@@ -1,7 +1,10 @@
 """The fast path of a connection (``get_buffer``, ``buffer_updated``,
 ``send_nowait``): the compiled :mod:`fastws.asyncio._fastpath` and its pure
-twin :mod:`fastws.asyncio._fastpath_py` give the same results, and the results
-are what RFC 6455 requires.
+twin :mod:`fastws.asyncio._fastpath_py` (one source, run as Python or compiled
+by Cython) give the same results, and the results are what RFC 6455 requires.
+The Connection that runs each twin comes from
+:func:`~fastws.asyncio.connection.connection_class`, whichever twin Connection
+itself runs.
 
 A server-side :class:`~fastws.asyncio.connection.Connection` is driven in
 memory, through a fake transport that records every call, by copying client
@@ -36,12 +39,17 @@ import pytest
 import fastws._codec_py
 from fastws.asyncio import _fastpath_py, fastpath
 from fastws.asyncio.client import ClientConnection
-from fastws.asyncio.connection import Connection, Listener
+from fastws.asyncio.connection import Connection, Listener, connection_class
 from fastws.asyncio.server import ServerConnection
 from fastws.codec import FrameParser, build_close, build_frame
 from fastws.deflate import PerMessageDeflate
 from fastws.events import Close, Ping
-from fastws.exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK, ProtocolError
+from fastws.exceptions import (
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    ProtocolError,
+)
 from fastws.protocol import OPEN, ClientProtocol, Protocol, ServerProtocol, Side
 
 from asyncio_helpers import HANDSHAKE, TEST_TIMEOUT
@@ -49,32 +57,19 @@ from conftest import compiled_unavailable
 
 # --- implementations ----------------------------------------------------------------------
 
-#: Connection with every method of the pure FastPath on top (whatever FastPath
-#: Connection itself got).
-PureConnection = type(
-    "PureConnection",
-    (Connection,),
-    {k: v for k, v in vars(_fastpath_py.FastPath).items() if callable(v)},
-)
 
-
-def _compiled_connection():
-    """``(class, None)`` or ``(None, reason to skip)``: Connection itself when it
-    runs the compiled FastPath, else (FASTWS_NO_EXTENSIONS is set: the package
-    picked the pure one) a Connection with the compiled FastPath put first, so
-    that the compiled twin is tested whenever it is built."""
+def _connection(pure: bool):
+    """``(class, None)`` or ``(None, reason to skip)``: the Connection that runs
+    one twin, whichever one Connection itself runs (so that the compiled twin
+    is tested whenever it is built, FASTWS_NO_EXTENSIONS or not)."""
     try:
-        compiled = importlib.import_module("fastws.asyncio._fastpath")
+        return connection_class(pure=pure), None
     except ImportError as exc:
         return None, f"fastws.asyncio._fastpath is not importable ({exc})"
-    if fastpath.IMPLEMENTATION == "cython":
-        return Connection, None
-    return _COMPILED_FIRST.setdefault(
-        "cls", type("CompiledConnection", (compiled.FastPath, Connection), {})
-    ), None
 
 
-_COMPILED_FIRST: dict = {}
+#: The Connection that runs the pure twin (Connection itself under FASTWS_NO_EXTENSIONS).
+PureConnection = connection_class(pure=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,18 +81,16 @@ class Impl:
 @pytest.fixture(params=["python", "cython"])
 def impl(request):
     """The Connection class under test: pure or compiled FastPath."""
-    if request.param == "python":
-        return Impl("python", PureConnection)
-    cls, reason = _compiled_connection()
+    cls, reason = _connection(pure=request.param == "python")
     if cls is None:
         compiled_unavailable(reason)
-    return Impl("cython", cls)
+    return Impl(request.param, cls)
 
 
 @pytest.fixture
 def compiled():
     """The compiled Connection, for the tests that compare it with the pure one."""
-    cls, reason = _compiled_connection()
+    cls, reason = _connection(pure=False)
     if cls is None:
         compiled_unavailable(reason)
     return cls
@@ -111,30 +104,34 @@ def run(coro):
 
 
 def test_each_implementation_uses_its_own_fastpath(impl):
+    """Each Connection class runs one twin, with Connection's own methods on
+    top, and the other twin nowhere in its classes."""
+    module = _fastpath_py if impl.name == "python" else importlib.import_module("fastws.asyncio._fastpath")
+    other = "fastws.asyncio._fastpath" if impl.name == "python" else "fastws.asyncio._fastpath_py"
+    assert module.IMPLEMENTATION == impl.name
     mro = impl.cls.__mro__
-    assert mro[-1] is object
-    assert Connection in mro and asyncio.BufferedProtocol in mro
-    names = ("get_buffer", "buffer_updated", "send_nowait")
-    if impl.name == "python":
-        for name in names + ("_deliver", "_enqueue", "_send_general"):
-            assert getattr(impl.cls, name) is vars(_fastpath_py.FastPath)[name], name
-            assert name in vars(impl.cls), name  # found before any compiled base
-    else:
-        from fastws.asyncio import _fastpath
+    assert mro == (impl.cls, module.FastPath, asyncio.BufferedProtocol, asyncio.BaseProtocol, object)
+    assert not any(k.__module__ == other for k in mro)
+    for name in ("get_buffer", "buffer_updated", "send_nowait", "data_received", "_enqueue", "_send_general"):
+        assert getattr(impl.cls, name) is vars(module.FastPath)[name], name
+    for name in ("__init__", "_received", "_listener_failed", "_flush", "_closed_exc", "recv", "send"):
+        assert getattr(impl.cls, name) is vars(Connection)[name], name
+    # the helpers of the per-read loop: Python methods in the pure twin, C ones in
+    # the compiled twin (not reachable from Python, so no subclass can shadow them)
+    for name in ("_feed_read", "_end_of_read", "_deliver", "_queue"):
+        assert hasattr(impl.cls, name) is (impl.name == "python"), name
+    # whichever twin Connection runs is the one fastws.asyncio.fastpath chose
+    assert (impl.cls is Connection) is (fastpath.IMPLEMENTATION == impl.name)
+    assert fastpath.load(pure=impl.name == "python") is module.FastPath
 
-        assert _fastpath.IMPLEMENTATION == "cython"
-        assert _fastpath.FastPath in mro
-        assert mro.index(_fastpath.FastPath) < mro.index(asyncio.BufferedProtocol)
-        if fastpath.IMPLEMENTATION == "cython":
-            assert _fastpath_py.FastPath not in mro
-            # cdef helper: not reachable from Python, so no subclass can shadow it
-            assert not hasattr(impl.cls, "_deliver")
-        else:  # FASTWS_NO_EXTENSIONS: the compiled FastPath put before Connection's
-            assert mro.index(_fastpath.FastPath) < mro.index(_fastpath_py.FastPath)
-        for name in names + ("_enqueue",):
-            owner = next(k for k in mro if name in vars(k))
-            assert owner is _fastpath.FastPath, (name, owner)
-            assert getattr(impl.cls, name) is vars(_fastpath.FastPath)[name]
+
+def test_the_fast_path_declares_what_it_calls_on_the_connection():
+    """FastPath's four calls to its connection are declared on it (and raise
+    NotImplementedError there), implemented by Connection."""
+    for name in ("_received", "_listener_failed", "_flush", "_closed_exc"):
+        assert vars(_fastpath_py.FastPath)[name] is not vars(Connection)[name], name
+    with pytest.raises(NotImplementedError):
+        _fastpath_py.FastPath()._flush()
 
 
 # --- frames ---------------------------------------------------------------------------------
@@ -369,7 +366,7 @@ class Case:
     # must see every frame (max_size < 125, which the parser cannot enforce)
     direct: bool = True
 
-    def failed(self, code: int, error: str = "ProtocolError") -> "Case":
+    def failed(self, code: int, error: str = "ProtocolError") -> Case:
         return dataclasses.replace(
             self,
             written=self.written + [("close", code)],
@@ -1671,7 +1668,13 @@ def _closing_by_us(conn):
 CLOSED_SETUPS = [
     ("closed_by_peer", _closed_by_peer, ConnectionClosedOK, "CLOSED", "received 1000; then sent 1000"),
     # (the end of the stream is reported as a close with 1006: see Protocol.receive_eof)
-    ("failed_by_peer", _failed_by_peer, ConnectionClosedError, "CLOSED", "sent 1002 (reserved opcode 3); no close frame received"),
+    (
+        "failed_by_peer",
+        _failed_by_peer,
+        ConnectionClosedError,
+        "CLOSED",
+        "sent 1002 (reserved opcode 3); no close frame received",
+    ),
     ("closing_by_us", _closing_by_us, ConnectionClosedError, "CLOSING", "sent 1001; no close frame received"),
 ]
 

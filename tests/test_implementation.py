@@ -301,3 +301,75 @@ def test_missing_fastpath_falls_back_or_fails_when_required():
     result = run_python(BLOCK_FASTPATH + FASTPATH_REPORT, FASTWS_REQUIRE_EXTENSIONS="1")
     assert result.returncode != 0
     assert "ImportError: blocked by the test" in result.stderr
+
+
+# Makes Cython unimportable (its pure-Python ``cython`` module too), as where it
+# is not installed.
+BLOCK_CYTHON = BLOCK_EXTENSION.replace(
+    'if name == "fastws._speedups":', 'if name.partition(".")[0] in ("cython", "Cython"):'
+)
+
+# One text message through the pure twin's Connection, echoed by a Listener.
+PURE_ECHO = """
+import asyncio
+from fastws.asyncio import _fastpath_py
+from fastws.asyncio.connection import Listener, connection_class
+from fastws.codec import build_frame
+from fastws.protocol import Protocol, Side
+
+class Echo(Listener):
+    def on_message(self, connection, message):
+        connection.send_nowait(message)
+
+class Transport:
+    def __init__(self):
+        self.out = []
+    def write(self, data):
+        self.out.append(data)
+    def writelines(self, chunks):
+        self.out.extend(chunks)
+    def set_write_buffer_limits(self, high=None, low=None):
+        pass
+
+async def main():
+    conn = connection_class(pure=True)(Protocol(Side.SERVER), listener=Echo(), ping_interval=None)
+    transport = Transport()
+    conn.connection_made(transport)
+    data = build_frame(1, "h\\u00e9llo", mask=True)
+    conn.get_buffer(-1)[: len(data)] = data
+    conn.buffer_updated(len(data))
+    assert transport.out == [build_frame(1, "h\\u00e9llo")], transport.out
+
+asyncio.run(main())
+print(_fastpath_py.IMPLEMENTATION, _fastpath_py.cython.__name__)
+"""
+
+
+@pytest.mark.parametrize("no_extensions", ["1", ""], ids=["no_extensions", "default"])
+def test_pure_fastpath_needs_no_cython(no_extensions):
+    """The pure twin's source is also the compiled one's, and imports
+    ``cython``: where Cython is not installed it runs all the same, with its
+    stand-in (``cython.compiled`` False)."""
+    result = run_python(BLOCK_CYTHON + PURE_ECHO, FASTWS_NO_EXTENSIONS=no_extensions)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["python", "fastws.asyncio._fastpath_cython"]
+
+
+def test_compiled_fastpath_is_the_pure_source_compiled():
+    """fastws.asyncio._fastpath has no Python source of its own, so that only
+    a build provides it (a pure install can never import it), and it reports
+    the same names as the pure twin."""
+    import fastws.asyncio
+
+    package = Path(fastws.asyncio.__file__).parent
+    assert not (package / "_fastpath.py").exists() and not (package / "_fastpath.pyx").exists()
+    if not fastpath_importable():
+        with pytest.raises(ImportError):
+            importlib.import_module("fastws.asyncio._fastpath")
+        return
+    from fastws.asyncio import _fastpath, _fastpath_py
+
+    assert _fastpath.__file__.endswith((".so", ".pyd")), _fastpath.__file__
+    assert (_fastpath.IMPLEMENTATION, _fastpath_py.IMPLEMENTATION) == ("cython", "python")
+    assert _fastpath.__all__ == _fastpath_py.__all__
+    assert _fastpath.FastPath.__module__ == "fastws.asyncio._fastpath"

@@ -1,14 +1,9 @@
-# Stub for the compiled hot methods of a connection. fastws.asyncio._fastpath_py
-# has the same names and behaviour.
-from typing import Any, Literal, Optional, Union
+# fastws.asyncio._fastpath is fastws/asyncio/_fastpath_py.py compiled by Cython
+# (with the C declarations of _fastpath.pxd): the same names, the same types.
+from typing import Literal
+
+from ._fastpath_py import FastPath as FastPath
+
+__all__ = ["FastPath", "IMPLEMENTATION"]
 
 IMPLEMENTATION: Literal["cython"]
-
-class FastPath:
-    protocol: Any
-    transport: Any
-    listener: Any
-    max_queue: Optional[int]
-    def get_buffer(self, sizehint: int) -> memoryview: ...
-    def buffer_updated(self, nbytes: int) -> None: ...
-    def send_nowait(self, message: Union[str, bytes, bytearray, memoryview]) -> None: ...

@@ -7,7 +7,10 @@ with the codec's parser, hand plain messages over at once and give everything
 else to a sans-I/O :class:`fastws.protocol.Protocol`, then write what it wants to
 send. No streams, no task per message: ``recv()`` waits on one future, messages
 wait in a deque, and a :class:`Listener` gets each message called straight from
-the parser loop.
+the parser loop. The fast path holds the state it reads and writes (the
+protocol, the transport, the Listener, the queue of ``recv()``) and calls back
+four methods of the connection: ``_received``, ``_listener_failed``,
+``_flush`` and ``_closed_exc``.
 
 Limits and flow control:
 
@@ -35,12 +38,12 @@ sent them in good faith expects.
 from __future__ import annotations
 
 import asyncio
-import collections
+import functools
 import logging
 import os
 import time
 import weakref
-from typing import Any, AsyncIterable, Iterable, Optional, Union
+from typing import Any, AsyncIterable, Iterable, Optional, Union, cast
 
 from ..events import Close, Ping, Pong
 from ..exceptions import (
@@ -52,6 +55,7 @@ from ..exceptions import (
 )
 from ..frames import CloseCode
 from ..protocol import CLOSING, CONNECTING, OPEN, Protocol, State
+from . import fastpath
 from .fastpath import FastPath
 
 __all__ = ["Connection", "Listener", "broadcast", "Data"]
@@ -72,19 +76,19 @@ class Listener:
     An exception in a callback is logged and fails the connection with 1011.
     """
 
-    def on_open(self, connection: "Connection") -> None:
+    def on_open(self, connection: Connection) -> None:
         """The opening handshake succeeded."""
 
-    def on_message(self, connection: "Connection", message: Data) -> None:
+    def on_message(self, connection: Connection, message: Data) -> None:
         """A whole message arrived: ``str`` for text, ``bytes`` for binary."""
 
-    def on_ping(self, connection: "Connection", data: bytes) -> None:
+    def on_ping(self, connection: Connection, data: bytes) -> None:
         """A ping arrived (the pong is sent automatically)."""
 
-    def on_pong(self, connection: "Connection", data: bytes) -> None:
+    def on_pong(self, connection: Connection, data: bytes) -> None:
         """A pong arrived."""
 
-    def on_close(self, connection: "Connection", code: int, reason: str) -> None:
+    def on_close(self, connection: Connection, code: int, reason: str) -> None:
         """The connection is closed (TCP included); ``code`` 1006 if no close frame came."""
 
 
@@ -94,7 +98,7 @@ class Listener:
 # A fresh 256 KiB bytes object per read (asyncio.Protocol) costs an mmap, a
 # page fault and an munmap on every read of a small message.
 _READ_SIZE = 256 * 1024
-_read_buffers: "weakref.WeakKeyDictionary[Any, memoryview]" = weakref.WeakKeyDictionary()
+_read_buffers: weakref.WeakKeyDictionary[Any, memoryview] = weakref.WeakKeyDictionary()
 
 
 def _read_buffer(loop) -> memoryview:
@@ -128,7 +132,8 @@ class Connection(FastPath, asyncio.BufferedProtocol):
             raise ValueError(f"max_queue must be >= 1 or None, got {max_queue}")
         if write_limit < 0:
             raise ValueError(f"write_limit must be >= 0, got {write_limit}")
-        self.protocol = protocol
+        self.loop = asyncio.get_running_loop()
+        self._init_fast_path(protocol, listener, max_queue, _read_buffer(self.loop))
         # Messages are handed over asynchronously: a failure waits for them.
         protocol.defer_failure = True
         # Frames that come in the same read as the opening handshake go through
@@ -137,20 +142,10 @@ class Connection(FastPath, asyncio.BufferedProtocol):
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.close_timeout = close_timeout
-        self.max_queue = max_queue
         self.write_limit = write_limit
-        self.listener = listener
-        # listener.on_message, bound once: it is called for every message.
-        self._on_message = listener.on_message if listener is not None else None
         #: Round-trip time of the last ping answered, in seconds.
         self.latency = 0.0
-        self.loop = asyncio.get_running_loop()
-        self._read_buf = _read_buffer(self.loop)
-        self.transport: Any = None
         self._writelines: Any = None  # set with the transport
-        self._messages: collections.deque = collections.deque()
-        self._recv_waiter: Optional[asyncio.Future] = None
-        self._reading_paused = False
         self._writing_paused = False
         self._drain_waiters: list = []
         self._send_lock: Optional[asyncio.Future] = None  # a fragmented send() in progress
@@ -169,12 +164,16 @@ class Connection(FastPath, asyncio.BufferedProtocol):
         return self.protocol.state
 
     @property
-    def request(self):
-        return self.protocol.request  # type: ignore[attr-defined]
+    def request(self) -> Any:
+        """The opening handshake's :class:`~fastws.http11.Request`, on the
+        server side (None until it came)."""
+        return getattr(self.protocol, "request", None)
 
     @property
-    def response(self):
-        return self.protocol.response  # type: ignore[attr-defined]
+    def response(self) -> Any:
+        """The opening handshake's :class:`~fastws.http11.Response`, on the
+        client side (None until it came)."""
+        return getattr(self.protocol, "response", None)
 
     @property
     def subprotocol(self) -> Optional[str]:
@@ -217,31 +216,11 @@ class Connection(FastPath, asyncio.BufferedProtocol):
             self._writelines = transport.writelines  # uvloop: writev
         self._flush()  # a client's handshake request
 
-    # get_buffer() and buffer_updated(): see FastPath.
-
-    def data_received(self, data) -> None:
-        self.protocol.receive_data(data)
-        self._received()
-
-    def _read_trailing(self) -> None:
-        """Bytes that came after the opening handshake in the same read: handled
-        as a read of their own, now that the connection is open."""
-        data = self.protocol.trailing_data()
-        if data:
-            self._feed_read(data)
-
-    def _frames_received(self, frames: list, error) -> None:
-        """The end of a read that the fast path handled (see FastPath)."""
-        self.protocol.receive_frames(frames, error)
-        self._received()
-
-    def _frame_received(self, frame) -> bool:
-        """A frame that the fast path does not deliver itself (see FastPath)."""
-        reading = self.protocol.receive_frame(frame)
-        self._received()
-        return reading
+    # get_buffer(), buffer_updated() and data_received(): see FastPath.
 
     def _received(self) -> None:
+        """The protocol took bytes or frames: handle its events, schedule the
+        failure it reports, write what it has to send."""
         protocol = self.protocol
         events = protocol.events_received()
         if events:
@@ -294,16 +273,16 @@ class Connection(FastPath, asyncio.BufferedProtocol):
 
     def _handle_events(self, events: list) -> None:
         listener = self.listener
-        if listener is not None:
+        on_message = self._on_message
+        if listener is not None and on_message is not None:
             # The callback interface: messages go straight to on_message.
-            on_message = self._on_message
             for event in events:
                 kind = type(event)
                 if kind is str or kind is bytes:
                     try:
                         on_message(self, event)
-                    except Exception:
-                        if self._listener_failed("on_message"):
+                    except Exception as exc:
+                        if self._listener_failed("on_message", exc):
                             return
                 elif self._handle_event(event, listener):
                     return
@@ -362,15 +341,16 @@ class Connection(FastPath, asyncio.BufferedProtocol):
         """Call a Listener method; True if it raised and that failed the connection."""
         try:
             getattr(self.listener, name)(self, *args)
-        except Exception:
-            return self._listener_failed(name)
+        except Exception as exc:
+            return self._listener_failed(name, exc)
         return False
 
-    def _listener_failed(self, name: str) -> bool:
-        """A callback raised: log it and fail the connection with 1011. True if
-        that failed the connection (it was OPEN): nothing received after the
-        failure is processed any more (RFC 6455 section 7.1.7)."""
-        logger.error("listener %s failed", name, exc_info=True)
+    def _listener_failed(self, name: str, exc: Exception) -> bool:
+        """The callback ``name`` raised ``exc``: log it and fail the connection
+        with 1011. True if that failed the connection (it was OPEN): nothing
+        received after the failure is processed any more (RFC 6455 section
+        7.1.7)."""
+        logger.error("listener %s failed", name, exc_info=exc)
         if self.protocol.state is OPEN:
             self.protocol.fail(CloseCode.INTERNAL_ERROR, "")
             self._flush()
@@ -469,7 +449,8 @@ class Connection(FastPath, asyncio.BufferedProtocol):
             message = messages.popleft()
             if not messages and self.protocol.pending_failure is not None:
                 self._schedule_failure()
-            if self._reading_paused and len(messages) <= self.max_queue // 4:  # type: ignore[operator]
+            max_queue = self.max_queue
+            if self._reading_paused and max_queue is not None and len(messages) <= max_queue // 4:
                 self._reading_paused = False
                 if not self._closed.done():
                     self.transport.resume_reading()
@@ -490,7 +471,7 @@ class Connection(FastPath, asyncio.BufferedProtocol):
             raise self._closed_exc()
         return message
 
-    def __aiter__(self) -> "Connection":
+    def __aiter__(self) -> Connection:
         return self
 
     async def __anext__(self) -> Data:
@@ -517,13 +498,12 @@ class Connection(FastPath, asyncio.BufferedProtocol):
         """
         if self._send_lock is not None:
             await self._wait_send_lock()
-        kind = type(message)
-        if kind is str or kind is bytes or isinstance(message, (str, bytes, bytearray, memoryview)):
-            self.send_nowait(message)  # type: ignore[arg-type]
+        if isinstance(message, (str, bytes, bytearray, memoryview)):
+            self.send_nowait(message)
         elif isinstance(message, dict):
             raise TypeError("message must be str, bytes-like or an iterable of them, not dict")
         elif hasattr(message, "__aiter__") or hasattr(message, "__iter__"):
-            await self._send_fragments(message)  # type: ignore[arg-type]
+            await self._send_fragments(message)
             return
         else:
             raise TypeError(
@@ -609,7 +589,7 @@ class Connection(FastPath, asyncio.BufferedProtocol):
 
     # --- ping / pong -----------------------------------------------------------------
 
-    def ping(self, data: Optional[Data] = None) -> "asyncio.Future[float]":
+    def ping(self, data: Optional[Data] = None) -> asyncio.Future[float]:
         """Send a ping; returns a future that resolves to the round-trip time in
         seconds when the matching pong arrives (``await ws.ping()``). ``data``
         defaults to 4 random bytes."""
@@ -712,13 +692,32 @@ class Connection(FastPath, asyncio.BufferedProtocol):
             and rcvd.code in _OK_CODES
             and sent.code in _OK_CODES
         ):
-            cls = ConnectionClosedOK
+            cls: type[ConnectionClosed] = ConnectionClosedOK
         else:
             cls = ConnectionClosedError
         rcvd_then_sent = None
         if rcvd is not None and sent is not None:
             rcvd_then_sent = getattr(protocol, "close_rcvd_then_sent", None)
         return cls(rcvd, sent, rcvd_then_sent)
+
+
+@functools.cache
+def connection_class(*, pure: bool) -> type[Connection]:
+    """:class:`Connection` running one twin of the fast path (see
+    :mod:`fastws.asyncio.fastpath`), for tests and benchmarks that compare the
+    twins in one process.
+
+    Connection itself when it runs that twin already; else a class with the
+    methods of Connection on that twin's ``FastPath`` (ImportError if the
+    compiled one is not built). That class is not a subclass of Connection: it
+    has Connection's methods, which therefore never call ``super()`` without
+    arguments (it would name Connection).
+    """
+    twin = fastpath.load(pure=pure)
+    if twin is FastPath:
+        return Connection
+    methods = {k: v for k, v in vars(Connection).items() if k not in ("__dict__", "__weakref__")}
+    return cast("type[Connection]", type("Connection", (twin, asyncio.BufferedProtocol), methods))
 
 
 def broadcast(connections: Iterable[Connection], message: Data) -> None:
