@@ -24,7 +24,7 @@ cdef class FastPath:
     cdef public object _recv_waiter
     cdef public bint _reading_paused
     # The fast path's own.
-    cdef object _gates
+    cdef readonly object _gates  # read by Connection too
     cdef bint _mask_frames
     cdef object _read_buf
     cdef object _read_size

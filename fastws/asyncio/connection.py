@@ -225,7 +225,9 @@ class Connection(FastPath, asyncio.BufferedProtocol):
         events = protocol.events_received()
         if events:
             self._handle_events(events)
-        if protocol.pending_failure is not None:
+        # A failure of the peer's stops reading: while the fast parser is on,
+        # none is pending.
+        if self._gates.fast_parser is None and protocol.pending_failure is not None:
             self._schedule_failure()
         self._flush()
 
@@ -365,6 +367,8 @@ class Connection(FastPath, asyncio.BufferedProtocol):
     def _flush(self) -> None:
         """Write what the protocol has to send; close TCP when it says so; bound
         the closing handshake with close_timeout."""
+        if self._gates.fast_send:
+            return  # the common case: OPEN, and nothing to write
         protocol = self.protocol
         transport = self.transport
         out = protocol.chunks_to_send()

@@ -262,10 +262,11 @@ class Protocol:
                 self._fail(error)
             return
         if reader.reading:
-            pending = reader.pending()
+            pending = reader.parser.pending()
             if pending is not None:
+                op, fin, rsv1, received = pending
                 try:
-                    self._assembler.check_pending(*pending, reader.pending_payload)
+                    self._assembler.check_pending(op, fin, rsv1, received, reader.parser.pending_payload)
                 except ProtocolError as exc:
                     self._fail(exc)
 

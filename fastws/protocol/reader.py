@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from typing import Any, Optional
 
 from .types import Gates
 
@@ -63,11 +63,3 @@ class FrameReader:
         section 1.4 after a close frame, section 7.1.7 after a failure)."""
         self.reading = False
         self._gates.fast_parser = None
-
-    def pending(self) -> Optional[Tuple[Any, bool, bool, int]]:
-        """The data frame the parser is receiving (see ``FrameParser.pending``)."""
-        return self.parser.pending()
-
-    def pending_payload(self, start: int) -> bytes:
-        """Its payload received so far, from ``start``."""
-        return self.parser.pending_payload(start)

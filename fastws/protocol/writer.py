@@ -138,7 +138,9 @@ class MessageWriter:
                 self.fragmented = None
         elif not fin:
             self.fragmented = opcode
-        self._update()
+        gates = self._gates  # a frame is queued, whatever the fragments
+        gates.has_data_to_send = True
+        gates.fast_send = False
 
     def control(self, opcode: int, data: Union[str, bytes]) -> None:
         """Queue a control frame (ping, pong or close).
