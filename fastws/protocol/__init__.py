@@ -57,7 +57,8 @@ messages to an application asynchronously sets ``defer_failure``: reading then
 stops at once, :attr:`Protocol.pending_failure` holds the error, and its close
 frame waits for :meth:`Protocol.fail_pending`, which the driver calls once the
 application has taken the messages received before the bad frame (so that
-replies to them go out first). A failed opening handshake makes the state
+replies to them go out first). Reading has stopped by then: while
+:attr:`Gates.fast_parser` is not None, no failure is pending. A failed opening handshake makes the state
 CLOSED with :attr:`Protocol.error` set and the HTTP response, if any, in
 :meth:`~Protocol.data_to_send`.
 
