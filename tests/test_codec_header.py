@@ -86,8 +86,8 @@ def test_header_errors(codec, opcode, length, options, exc_type, message):
 
 
 def test_fin_and_rsv1_are_keyword_only(codec):
-    """protocol._header took (opcode, fin, length): a call in that order must
-    fail loudly, not build a header for a length of 0 or 1."""
+    """A call with the arguments in (opcode, fin, length) order must fail
+    loudly, not build a header for a length of 0 or 1."""
     with pytest.raises(TypeError):
         codec.build_header(TEXT, True, 5)
 

@@ -1051,7 +1051,7 @@ def test_after_our_close_frame_the_protocol_takes_the_bytes(impl, codec):
 
 @pytest.mark.parametrize("codec", sorted(CODECS))
 def test_protocol_says_what_the_driver_may_deliver(codec):
-    """Protocol.fast_parser and fast_delivery, step by step."""
+    """protocol.gates.fast_parser and fast_delivery, step by step."""
 
     def new(**options) -> Protocol:
         return Protocol(Side.SERVER, codec=CODECS[codec], **options)

@@ -958,3 +958,22 @@ def test_defer_failure_is_off_by_default_and_settable(codec, side):
     assert proto.pending_failure is not None and proto.data_to_send() == b""
     assert ServerProtocol(codec=codec, defer_failure=True).defer_failure is True
     assert ClientProtocol("ws://localhost/", codec=codec, defer_failure=True).defer_failure is True
+
+
+def test_max_size_is_read_only(codec):
+    """The limit is given to the frame parser and the assembler when frames
+    start: a later assignment could not reach them, so there is none."""
+    proto = Protocol(Side.SERVER, codec=codec, max_size=10)
+    with pytest.raises(AttributeError):
+        proto.max_size = 20  # type: ignore[misc]
+    assert proto.max_size == 10
+
+
+def test_continuation_after_the_end_of_the_stream(codec):
+    """A fragmented send cut by the end of the stream is refused for the
+    connection's state, as after a close frame."""
+    proto = Protocol(Side.SERVER, codec=codec)
+    proto.send_text("a", fin=False)
+    proto.receive_eof()
+    with pytest.raises(InvalidState, match="connection is CLOSED"):
+        proto.send_continuation("b", fin=True)

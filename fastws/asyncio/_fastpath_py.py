@@ -226,6 +226,12 @@ class FastPath:
             if message is None:
                 if not self._frame_received(frame):
                     return False  # what follows a close frame or a failure is discarded
+                if gates.fast_parser is not parser:
+                    # A callback (on_ping, on_pong, on_message of a message the
+                    # protocol assembled) closed the connection: the protocol
+                    # takes the rest.
+                    self._frames_received(frames[i + 1 :], error)
+                    return False
                 direct = gates.fast_delivery
             elif on_message is None:
                 self._queue(message)

@@ -750,6 +750,8 @@ def broadcast(connections: Iterable[Connection], message: Data) -> None:
         if transport.get_write_buffer_size() > connection.write_limit:
             logger.warning("skipped broadcast: %r is not reading fast enough", connection)
             continue
+        if protocol.gates.has_data_to_send:
+            connection._flush()  # what the protocol queued goes first
         if protocol.mask_frames:
             transport.write(build_frame(opcode, message, mask=True))
         else:

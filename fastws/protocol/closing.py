@@ -111,18 +111,11 @@ class ClosingHandshake:
     def receive_close(self, close: Close) -> bool:
         """The peer's close frame arrived. Returns True if we must answer it
         (we have not sent ours)."""
-        self.report_close(close)
+        self.close_rcvd = close
         if self.close_sent is None:
             self.close_rcvd_then_sent = True
             return True
         self.close_rcvd_then_sent = False
-        return False
-
-    def report_close(self, close: Close) -> bool:
-        """Record ``close`` as the close received, if none was. True if recorded."""
-        if self.close_rcvd is None:
-            self.close_rcvd = close
-            return True
         return False
 
     def done(self) -> None:

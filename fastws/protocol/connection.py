@@ -61,9 +61,11 @@ class Protocol:
         state: CONNECTING (the subclasses) or OPEN.
         max_size: The limit on a received message, across its fragments
             (None: no limit).
-        codec: A module with the codec's names (default :mod:`fastws.codec`,
-            the active implementation); tests pass :mod:`fastws._codec_py` or
-            :mod:`fastws._speedups`.
+        codec: A module with the codec's names (``FrameParser``,
+            ``Utf8Validator``, ``build_frame``, ``build_header``,
+            ``plain_message``, ``parse_close``, ``build_close``); default
+            :mod:`fastws.codec`, the active implementation. Tests pass
+            :mod:`fastws._codec_py` or :mod:`fastws._speedups`.
         extensions: Negotiated :class:`~fastws.extensions.Extension` objects.
         subprotocol: The subprotocol agreed on, if any.
         defer_failure: Also an attribute, which a driver may set before data
@@ -95,7 +97,7 @@ class Protocol:
         if max_size is not None and max_size < 0:
             raise ValueError(f"max_size must be >= 0 or None, got {max_size}")
         self.side = side
-        self.max_size = max_size
+        self._max_size = max_size
         if codec is None:
             codec = _default_codec
         self.codec = codec
@@ -150,6 +152,11 @@ class Protocol:
         return f"<{type(self).__name__} {self.side.name} {self.state.name}>"
 
     # --- state ----------------------------------------------------------------------
+
+    @property
+    def max_size(self) -> Optional[int]:
+        """The limit on a received message, set at construction (None: no limit)."""
+        return self._max_size
 
     @property
     def state(self) -> State:
@@ -313,7 +320,7 @@ class Protocol:
             if report is not None:
                 self._events.append(report)
         self._assembler.stop()
-        self._writer.close()
+        self._writer.end()
 
     def _receive_handshake(self, data: Union[bytes, bytearray, memoryview]) -> None:
         raise InvalidState("no opening handshake on this side")
@@ -367,8 +374,7 @@ class Protocol:
             return self._fail(exc)
         closing = self._closing
         close = Close(code, reason)
-        if closing.close_rcvd is None:
-            self._events.append(close)
+        self._events.append(close)  # reading stops at the first close frame: the only one
         # RFC 6455 section 1.4: after a close frame, discard whatever follows.
         self._stop_reading()
         if closing.receive_close(close):

@@ -58,7 +58,8 @@ class Gates:
         fast_send: True if a whole text or binary message may be written now as
             ``build_frame(opcode, payload, mask=protocol.mask_frames)``, without
             the protocol: the connection is OPEN, no fragmented message is being
-            sent, no extension is negotiated and nothing waits in
+            sent, no extension that uses RSV1 (permessage-deflate) is
+            negotiated and nothing waits in
             :meth:`~fastws.protocol.Protocol.data_to_send`.
         has_data_to_send: True while
             :meth:`~fastws.protocol.Protocol.data_to_send` has bytes to return.

@@ -73,10 +73,15 @@ class MessageWriter:
         self._update()
 
     def close(self) -> None:
-        """No message may be sent any more: a close frame is queued, or the
-        connection ended. A fragmented message being sent is abandoned."""
+        """No message may be sent any more: a close frame is queued. A
+        fragmented message being sent is abandoned."""
         self._open = False
         self.fragmented = None
+        self._update()
+
+    def end(self) -> None:
+        """No message may be sent any more: the stream ended."""
+        self._open = False
         self._update()
 
     # --- queueing -------------------------------------------------------------------
