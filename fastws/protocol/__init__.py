@@ -33,9 +33,8 @@ close frames). Each part keeps its own gate in :class:`Gates`.
 The driver contract
 -------------------
 
-A driver moves bytes between some I/O and a protocol (``fastws.asyncio``, the
-uvicorn backend, ``fastws.sync``). It uses only what this section names, never
-an underscore attribute.
+A driver moves bytes between some I/O and a protocol (:mod:`fastws.asyncio` is
+one). It uses only what this section names, never an underscore attribute.
 
 **The general loop**, enough for any driver::
 
