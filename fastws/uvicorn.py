@@ -1,0 +1,526 @@
+"""A WebSocket backend for uvicorn: ASGI applications served by fastws.
+
+::
+
+    uvicorn app:app --ws fastws.uvicorn:WebSocketProtocol
+
+or ``uvicorn.run(app, ws=fastws.uvicorn.WebSocketProtocol)``. Every WebSocket
+route of the application (FastAPI, Starlette, Django Channels...) then runs on
+fastws's handshake, codec, fast path, keepalive, limits and permessage-deflate.
+
+uvicorn parses the HTTP request, sees the upgrade and hands the connection over:
+it builds :class:`WebSocketProtocol` with its ``Config``, calls
+``connection_made(transport)``, switches the transport to it and feeds it the
+request again with ``data_received``. From there the connection is a
+:class:`fastws.asyncio.Connection`: the application's ``receive()`` takes
+messages from its queue and ``send()`` writes through it.
+
+uvicorn's settings and what they do here:
+
+- ``ws_max_size``: the largest message, after decompression; a larger one
+  fails the connection with 1009 before it is buffered;
+- ``ws_max_queue``: messages received and not yet taken by ``receive()``;
+  past it, the socket is not read until the application catches up;
+- ``ws_ping_interval`` / ``ws_ping_timeout``: keepalive pings (None or 0 turns
+  them off); a pong that does not come in time fails the connection with 1011;
+- ``ws_per_message_deflate``: permessage-deflate (RFC 7692) when the client
+  offers it, with 4 KiB windows (``max_window_bits`` 12) and ``memLevel`` 5,
+  as uvicorn's own backends;
+- ``root_path``, ``server_header`` / ``date_header`` and ``headers``
+  (``server_state.default_headers``, added to the 101 and to denial responses);
+- graceful shutdown: an open connection gets 1012 and its application a
+  ``websocket.disconnect`` with 1012; one still in its handshake gets 500.
+
+``send()`` waits while the transport holds more than ``WRITE_LIMIT`` bytes, so
+an application that writes to a client that does not read is held back instead
+of filling memory.
+
+Where the ASGI specification leaves a choice, this backend does what uvicorn's
+own do: an application that returns (or raises) after accepting has the TCP
+connection closed without a close frame (the client sees 1006); a second
+``websocket.accept`` is an error of the application, logged; a return value
+other than None is logged. It departs from them where they lose data: empty
+messages are delivered, a denial response is sent even when the application
+returns right after its last body part, and ``receive()`` after the disconnect
+returns the disconnect again instead of waiting forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Dict, List, Optional, Tuple, Union
+from urllib.parse import unquote
+
+from .asyncio.connection import Connection
+from .deflate import ServerPerMessageDeflateFactory
+from .exceptions import ConnectionClosed, InvalidState
+from .http11 import Headers, Request, Response
+from .protocol import CLOSED, CONNECTING, OPEN, ServerProtocol
+
+try:
+    from uvicorn.protocols.utils import ClientDisconnected
+except ImportError as exc:  # pragma: no cover - this module is for uvicorn
+    raise ImportError("fastws.uvicorn needs uvicorn: pip install uvicorn") from exc
+
+__all__ = ["WebSocketProtocol", "WRITE_LIMIT"]
+
+#: Bytes the transport may buffer before the application's ``send()`` waits
+#: for it to drain (to a quarter of it).
+WRITE_LIMIT = 64 * 1024
+
+# Where the connection is in the ASGI exchange (``WebSocketProtocol.asgi_state``).
+HANDSHAKE = "handshake"  # the application has not answered the request yet
+DENIAL = "denial"  # the application started an HTTP response instead
+ACCEPTED = "accepted"  # the WebSocket is open for the application
+CLOSED_BY_APP = "closed"  # the application sent websocket.close (or was refused)
+
+_Message = Dict[str, Any]
+
+
+def _client_addr(scope: Dict[str, Any]) -> str:
+    client = scope.get("client")
+    return f"{client[0]}:{client[1]}" if client else ""
+
+
+def _path_with_query(scope: Dict[str, Any]) -> str:
+    path = scope.get("root_path", "") + scope["path"]
+    query = scope["query_string"].decode("ascii")
+    return f"{path}?{query}" if query else path
+
+
+def _addr(transport: Any, name: str) -> Optional[Tuple[str, int]]:
+    """uvicorn's (host, port) for ``sockname`` or ``peername``; None for a Unix socket."""
+    info = transport.get_extra_info(name)
+    if isinstance(info, (list, tuple)) and len(info) >= 2:
+        return (str(info[0]), int(info[1]))
+    return None
+
+
+class WebSocketProtocol(Connection):
+    """uvicorn's WebSocket protocol class, on fastws.
+
+    uvicorn builds one per upgraded connection; applications never see it,
+    only the ASGI ``receive``/``send`` it gives them. The attributes uvicorn's
+    own backends have and its tooling reads are here too: ``transport``,
+    ``scope``, ``close_timeout``, ``close_timer``, ``ping_timer``,
+    ``ping_sent_at``, ``shutdown()``, ``pause_writing()``, ``resume_writing()``.
+
+    Args:
+        config: uvicorn's ``Config`` (loaded here if it is not yet).
+        server_state: uvicorn's ``ServerState``: its ``connections`` set holds
+            this protocol while the connection lives, its ``tasks`` set the
+            application's task, and ``default_headers`` go on the responses.
+        app_state: The lifespan state, copied into each connection's scope.
+    """
+
+    def __init__(
+        self,
+        config: Any,
+        server_state: Any,
+        app_state: Optional[Dict[str, Any]] = None,
+        _loop: Optional[asyncio.AbstractEventLoop] = None,
+    ) -> None:
+        if not config.loaded:
+            config.load()
+        self.config = config
+        self.app = config.loaded_app
+        self.logger = logging.getLogger("uvicorn.error")
+        self.root_path: str = config.root_path
+        self.asgi_version: str = config.asgi_version
+        self.app_state: Dict[str, Any] = app_state if app_state is not None else {}
+        self.connections = server_state.connections
+        self.tasks = server_state.tasks
+        self.default_headers: List[Tuple[bytes, bytes]] = server_state.default_headers
+        extensions = []
+        if config.ws_per_message_deflate:
+            extensions.append(
+                ServerPerMessageDeflateFactory(
+                    server_max_window_bits=12,
+                    client_max_window_bits=12,
+                    mem_level=5,
+                )
+            )
+        protocol = ServerProtocol(
+            extensions=extensions,
+            server_header=None,  # uvicorn's default_headers carry it
+            auto_accept=False,
+            max_size=config.ws_max_size,
+        )
+        ping_interval = config.ws_ping_interval
+        if ping_interval is not None and ping_interval <= 0:
+            ping_interval = None
+        super().__init__(
+            protocol,
+            ping_interval=ping_interval,
+            ping_timeout=config.ws_ping_timeout,
+            close_timeout=10.0,
+            max_queue=config.ws_max_queue,
+            write_limit=WRITE_LIMIT,
+        )
+        self.scope: Dict[str, Any] = {}
+        self.server: Optional[Tuple[str, int]] = None
+        self.client: Optional[Tuple[str, int]] = None
+        self.scheme = "ws"
+        #: Where the ASGI exchange is: "handshake", "denial", "accepted" or "closed".
+        self.asgi_state = HANDSHAKE
+        #: Monotonic time (the loop's clock) of the last keepalive ping sent.
+        self.ping_sent_at = 0.0
+        self._connect_pending = True  # websocket.connect not yet received by the app
+        self._app_task: Optional[asyncio.Task[None]] = None
+        self._denial: Optional[Tuple[int, Headers, List[bytes]]] = None
+        self._disconnect: Optional[_Message] = None  # fixed once known
+        self._shutting_down = False
+
+    # --- what uvicorn's tooling reads ----------------------------------------------
+
+    @property
+    def close_timer(self) -> Optional[asyncio.TimerHandle]:
+        """The timer that bounds the wait for the peer's close frame, while it
+        runs (None otherwise)."""
+        handle = self._close_timer
+        if handle is None or self._close_stage != 1 or self._closed.done() or handle.cancelled():
+            return None
+        return handle
+
+    @property
+    def ping_timer(self) -> Optional[asyncio.TimerHandle]:
+        """The keepalive timer (the next ping, or the deadline of its pong);
+        None when keepalive is off or the connection is closed."""
+        handle = self._keepalive
+        if handle is None or handle.cancelled():
+            return None
+        return handle
+
+    # --- asyncio.Protocol ------------------------------------------------------------
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        # Not every transport uvicorn's tooling hands over has these.
+        set_limits = getattr(transport, "set_write_buffer_limits", None)
+        if set_limits is not None:
+            set_limits(high=self.write_limit, low=self.write_limit // 4)
+        writelines = getattr(type(transport), "writelines", None)
+        if writelines is None or getattr(writelines, "__module__", "").startswith("asyncio."):
+            self._writelines = self._write_each  # see Connection.connection_made
+        else:
+            self._writelines = transport.writelines
+        self.server = _addr(transport, "sockname")
+        self.client = _addr(transport, "peername")
+        self.scheme = "wss" if transport.get_extra_info("sslcontext") else "ws"
+        self.connections.add(self)
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        super().connection_lost(exc)
+        self.connections.discard(self)
+
+    def shutdown(self) -> None:
+        """uvicorn is stopping: 1012 (service restart) to an open connection,
+        500 to one whose application has not answered its handshake yet."""
+        self._shutting_down = True
+        protocol = self.protocol
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+            self._keepalive = None
+        if protocol.state is OPEN:
+            if self._disconnect is None:
+                self._disconnect = {"type": "websocket.disconnect", "code": 1012}
+            protocol.send_close(1012, "")
+            self._flush()
+        elif protocol.state is CONNECTING and self.asgi_state == HANDSHAKE:
+            self._send_http(protocol.reject(500, "Internal Server Error"))
+        self._close_transport()
+
+    def _close_transport(self) -> None:
+        """Close TCP now (after what is written): no wait for the peer's close frame."""
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            self._close_stage = 2
+            transport.close()
+            if not self._closed.done():
+                self._arm_close_timer()  # a peer that does not read: abort later
+
+    # --- opening handshake -------------------------------------------------------------
+
+    def _handshake_event(self, request: Request) -> None:
+        protocol = self.protocol
+        response = protocol.accept()
+        if response.status_code != 101:
+            # Not a valid WebSocket request: answered here, no application.
+            self.asgi_state = CLOSED_BY_APP
+            protocol.send_response(response)
+            return
+        self.scope = self._build_scope(request)
+        task = self._app_task = self.loop.create_task(self.run_asgi())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def _build_scope(self, request: Request) -> Dict[str, Any]:
+        raw_path, _, query = request.path.partition("?")
+        headers = [
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in request.headers.items()
+        ]
+        subprotocols: List[str] = []
+        for value in request.headers.get_all("Sec-WebSocket-Protocol"):
+            subprotocols.extend(token.strip() for token in value.split(",") if token.strip())
+        root_path = self.root_path
+        return {
+            "type": "websocket",
+            "asgi": {"version": self.asgi_version, "spec_version": "2.4"},
+            "http_version": "1.1",
+            "scheme": self.scheme,
+            "server": self.server,
+            "client": self.client,
+            "root_path": root_path,
+            "path": root_path + unquote(raw_path),
+            "raw_path": root_path.encode("ascii") + raw_path.encode("ascii"),
+            "query_string": query.encode("ascii"),
+            "headers": headers,
+            "subprotocols": subprotocols,
+            "state": self.app_state.copy(),
+            "extensions": {"websocket.http.response": {}},
+        }
+
+    def _log_access(self, status: Union[int, str]) -> None:
+        self.logger.info(
+            '%s - "WebSocket %s" %s', _client_addr(self.scope), _path_with_query(self.scope), status
+        )
+
+    def _accept(self, message: _Message) -> None:
+        protocol = self.protocol
+        subprotocol = message.get("subprotocol")
+        if subprotocol is not None and subprotocol not in self.scope["subprotocols"]:
+            raise RuntimeError(
+                f"Subprotocol {subprotocol!r} in 'websocket.accept' was not offered by the client"
+                f" (offered: {self.scope['subprotocols']})"
+            )
+        app_headers = [
+            (bytes(name).decode("latin-1"), bytes(value).decode("latin-1"))
+            for name, value in message.get("headers") or ()
+        ]
+        headers = Headers(self._default_headers({name.lower() for name, _ in app_headers}))
+        headers.update(app_headers)
+        if subprotocol is not None:
+            # The protocol negotiates again with the application's choice.
+            protocol.select_subprotocol = lambda request, offered: subprotocol
+        protocol.extra_headers = headers
+        self._log_access("[accepted]")
+        if self.transport.is_closing():
+            return  # the client left meanwhile: connection_lost() tells the app
+        response = protocol.accept()
+        self.asgi_state = ACCEPTED
+        protocol.send_response(response)
+        if response.status_code != 101:  # pragma: no cover - validated when it came
+            self._flush()
+            return
+        self._connection_open()
+        self._read_trailing()  # frames that came in the same read as the request
+        self._flush()
+
+    def _default_headers(self, present: Any) -> List[Tuple[str, str]]:
+        """uvicorn's ``server`` and ``date`` headers (and its ``headers``
+        setting), but those named in ``present`` (lowercase names)."""
+        return [
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in self.default_headers
+            if name.decode("latin-1").lower() not in present
+        ]
+
+    def _send_http(self, response: Response) -> None:
+        """Answer the handshake with an HTTP response (not 101); TCP closes after it."""
+        protocol = self.protocol
+        if protocol.state is not CONNECTING or self._closed.done():
+            return
+        self.asgi_state = CLOSED_BY_APP
+        if self._disconnect is None:
+            self._disconnect = {"type": "websocket.disconnect", "code": 1006}
+        protocol.send_response(response)
+        self._flush()
+
+    def _refuse(self) -> None:
+        """websocket.close before websocket.accept: 403."""
+        self._log_access(403)
+        self._send_http(self._with_defaults(self.protocol.reject(403, "")))
+
+    def _with_defaults(self, response: Response) -> Response:
+        """``response`` with uvicorn's default headers it does not have."""
+        present = {name.lower() for name, _ in response.headers.items()}
+        response.headers.update(self._default_headers(present))
+        return response
+
+    def _start_denial(self, message: _Message) -> None:
+        status = message.get("status")
+        if not isinstance(status, int) or not 100 <= status < 600 or status == 101:
+            raise RuntimeError(f"Invalid HTTP status code {status!r} in 'websocket.http.response.start'")
+        headers = Headers()
+        for name, value in message.get("headers") or ():
+            headers.add(bytes(name).decode("latin-1"), bytes(value).decode("latin-1"))
+        self._log_access(status)
+        self.asgi_state = DENIAL
+        self._denial = (status, headers, [])
+
+    def _denial_body(self, message: _Message) -> None:
+        assert self._denial is not None
+        status, headers, body = self._denial
+        chunk = message.get("body", b"")
+        if chunk:
+            body.append(bytes(chunk))
+        if not message.get("more_body", False):
+            self._denial = None
+            self._send_http(self._with_defaults(Response(status, headers=headers, body=b"".join(body))))
+
+    # --- the application ------------------------------------------------------------------
+
+    async def run_asgi(self) -> None:
+        """Run the application for this connection (uvicorn's name)."""
+        try:
+            result = await self.app(self.scope, self.receive, self.send)
+        except ClientDisconnected:
+            pass
+        except BaseException:
+            self.logger.exception("Exception in ASGI application\n")
+            self._app_failed()
+        else:
+            if self.asgi_state == HANDSHAKE:
+                self.logger.error("ASGI callable returned without sending handshake.")
+                self._app_failed()
+            elif self.asgi_state == DENIAL:
+                self.logger.error("ASGI callable returned without completing the denial response.")
+                self._app_failed()
+            elif result is not None:
+                self.logger.error("ASGI callable should return None, but returned '%s'.", result)
+        self._app_done()
+
+    def _app_failed(self) -> None:
+        """The application raised, or ended without answering the handshake:
+        500 if nothing was sent yet."""
+        if self.asgi_state in (HANDSHAKE, DENIAL) and self.protocol.state is CONNECTING:
+            self._send_http(self.protocol.reject(500, "Internal Server Error"))
+
+    def _app_done(self) -> None:
+        """The application ended: the connection ends with it, once our close
+        frame (if the application sent one) is answered."""
+        protocol = self.protocol
+        if protocol.state is CLOSED or self._closed.done():
+            return
+        if protocol.close_sent is not None:
+            return  # the closing handshake runs on, bounded by close_timeout
+        self._close_transport()
+
+    async def receive(self) -> _Message:
+        """The ASGI ``receive``: ``websocket.connect`` first, then each message
+        as ``websocket.receive``, then ``websocket.disconnect``."""
+        if self._connect_pending:
+            self._connect_pending = False
+            return {"type": "websocket.connect"}
+        if self.asgi_state != ACCEPTED:
+            if self._disconnect is None:
+                # Still in the handshake: nothing comes before the application
+                # answers, or the client leaves.
+                await asyncio.shield(self._closed)
+            return self._disconnect_message()
+        if self._disconnect is not None:
+            return self._disconnect
+        try:
+            message = await self.recv()
+        except ConnectionClosed:
+            return self._disconnect_message()
+        if type(message) is str:
+            return {"type": "websocket.receive", "text": message}
+        return {"type": "websocket.receive", "bytes": message}
+
+    def _disconnect_message(self) -> _Message:
+        """The ``websocket.disconnect`` event, the same every time it is asked for."""
+        if self._disconnect is None:
+            protocol = self.protocol
+            rcvd, sent = protocol.close_rcvd, protocol.close_sent
+            if rcvd is not None and (sent is None or protocol.close_rcvd_then_sent):
+                frame = rcvd
+            else:
+                frame = sent
+            if frame is None:
+                self._disconnect = {"type": "websocket.disconnect", "code": 1006}
+            else:
+                self._disconnect = {"type": "websocket.disconnect", "code": frame.code, "reason": frame.reason}
+        return self._disconnect
+
+    async def send(self, message: _Message) -> None:  # type: ignore[override]
+        """The ASGI ``send``.
+
+        Raises:
+            ClientDisconnected: uvicorn's (an :class:`OSError`) once the client
+                is gone or has closed the WebSocket.
+            RuntimeError: For a message that is not valid now.
+        """
+        kind = message["type"]
+        state = self.asgi_state
+        if state == ACCEPTED:
+            if kind == "websocket.send":
+                if self._writing_paused:
+                    await self._drain_or_disconnected()
+                data = message.get("bytes")
+                if data is None:
+                    data = message.get("text")
+                    if data is None:
+                        raise RuntimeError("'websocket.send' needs 'bytes' or 'text'")
+                try:
+                    self.send_nowait(data)
+                except (ConnectionClosed, InvalidState):
+                    raise ClientDisconnected() from None
+            elif kind == "websocket.close":
+                self._app_close(message)
+            else:
+                raise RuntimeError(
+                    f"Expected ASGI message 'websocket.send' or 'websocket.close', but got '{kind}'."
+                )
+            return
+        if self._closed.done():
+            raise ClientDisconnected()
+        if state == HANDSHAKE:
+            if kind == "websocket.accept":
+                self._accept(message)
+            elif kind == "websocket.close":
+                self._refuse()
+            elif kind == "websocket.http.response.start":
+                self._start_denial(message)
+            else:
+                raise RuntimeError(
+                    "Expected ASGI message 'websocket.accept', 'websocket.close' "
+                    f"or 'websocket.http.response.start' but got '{kind}'."
+                )
+        elif state == DENIAL:
+            if kind != "websocket.http.response.body":
+                raise RuntimeError(f"Expected ASGI message 'websocket.http.response.body' but got '{kind}'.")
+            self._denial_body(message)
+        else:
+            raise RuntimeError(f"Unexpected ASGI message '{kind}', after sending 'websocket.close'.")
+
+    async def _drain_or_disconnected(self) -> None:
+        try:
+            await self._drain()
+        except ConnectionClosed:
+            raise ClientDisconnected() from None
+        if self._closed.done():
+            raise ClientDisconnected()
+
+    def _app_close(self, message: _Message) -> None:
+        protocol = self.protocol
+        self.asgi_state = CLOSED_BY_APP
+        code = message.get("code") or 1000
+        reason = message.get("reason") or ""
+        if protocol.state is OPEN:
+            if self._disconnect is None:
+                self._disconnect = {"type": "websocket.disconnect", "code": code, "reason": reason}
+            protocol.send_close(code, reason)
+            self._flush()
+        elif self._closed.done():
+            raise ClientDisconnected()
+        # else the peer closed first: its close frame is answered already.
+
+    def _keepalive_ping(self) -> None:
+        self.ping_sent_at = self.loop.time()
+        Connection._keepalive_ping(self)
