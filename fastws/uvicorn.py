@@ -298,12 +298,10 @@ class WebSocketProtocol(Connection):
                 f"Subprotocol {subprotocol!r} in 'websocket.accept' was not offered by the client"
                 f" (offered: {self.scope['subprotocols']})"
             )
-        app_headers = [
-            (bytes(name).decode("latin-1"), bytes(value).decode("latin-1"))
-            for name, value in message.get("headers") or ()
-        ]
-        headers = Headers(self._default_headers({name.lower() for name, _ in app_headers}))
-        headers.update(app_headers)
+        # uvicorn's default headers, then the application's (repeats kept, as uvicorn does).
+        headers = Headers(self._default_headers(()))
+        for name, value in message.get("headers") or ():
+            headers.add(bytes(name).decode("latin-1"), bytes(value).decode("latin-1"))
         if subprotocol is not None:
             # The protocol negotiates again with the application's choice.
             protocol.select_subprotocol = lambda request, offered: subprotocol
@@ -353,9 +351,9 @@ class WebSocketProtocol(Connection):
         return response
 
     def _start_denial(self, message: _Message) -> None:
-        status = message.get("status")
+        status = message["status"]
         if not isinstance(status, int) or not 100 <= status < 600 or status == 101:
-            raise RuntimeError(f"Invalid HTTP status code {status!r} in 'websocket.http.response.start'")
+            raise RuntimeError(f"Invalid HTTP status code '{status!r}' in response.")
         headers = Headers()
         for name, value in message.get("headers") or ():
             headers.add(bytes(name).decode("latin-1"), bytes(value).decode("latin-1"))
@@ -370,6 +368,13 @@ class WebSocketProtocol(Connection):
         if chunk:
             body.append(bytes(chunk))
         if not message.get("more_body", False):
+            self._send_denial()
+
+    def _send_denial(self) -> None:
+        """The denial response as the application gave it (all of its body, or
+        what came of it before the application ended)."""
+        if self._denial is not None:
+            status, headers, body = self._denial
             self._denial = None
             self._send_http(self._with_defaults(Response(status, headers=headers, body=b"".join(body))))
 
@@ -389,16 +394,18 @@ class WebSocketProtocol(Connection):
                 self.logger.error("ASGI callable returned without sending handshake.")
                 self._app_failed()
             elif self.asgi_state == DENIAL:
-                self.logger.error("ASGI callable returned without completing the denial response.")
-                self._app_failed()
+                self._send_denial()  # its last body part never came: what did goes out
             elif result is not None:
                 self.logger.error("ASGI callable should return None, but returned '%s'.", result)
         self._app_done()
 
     def _app_failed(self) -> None:
         """The application raised, or ended without answering the handshake:
-        500 if nothing was sent yet."""
-        if self.asgi_state in (HANDSHAKE, DENIAL) and self.protocol.state is CONNECTING:
+        500 if nothing was sent yet; a denial response started goes out as it
+        stands, as uvicorn's backends that stream it do."""
+        if self.asgi_state == DENIAL:
+            self._send_denial()
+        elif self.asgi_state == HANDSHAKE and self.protocol.state is CONNECTING:
             self._send_http(self.protocol.reject(500, "Internal Server Error"))
 
     def _app_done(self) -> None:
@@ -520,6 +527,12 @@ class WebSocketProtocol(Connection):
         elif self._closed.done():
             raise ClientDisconnected()
         # else the peer closed first: its close frame is answered already.
+
+    def _close_timed_out(self) -> None:
+        if self._close_stage >= 2 and not hasattr(self.transport, "abort"):
+            self._close_timer = None  # a transport without abort(): close() was all there is
+            return
+        Connection._close_timed_out(self)
 
     def _keepalive_ping(self) -> None:
         self.ping_sent_at = self.loop.time()
