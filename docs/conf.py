@@ -80,6 +80,8 @@ nitpick_ignore_regex = [
     (r"py:(class|func|obj)", r"ssl\.(SSLContext|create_default_context)"),
     (r"py:(class|obj)", r"socket\.socket"),
     (r"py:(class|obj)", r"enum\.(Enum|IntEnum)"),  # the bases of State, Side, Opcode, CloseCode
+    # uvicorn's exception that fastws.uvicorn raises: uvicorn documents no API to link to
+    (r"py:(exc|class)", r"ClientDisconnected"),
 ]
 
 # -- HTML ----------------------------------------------------------------------

@@ -114,6 +114,8 @@ class WebSocketProtocol(Connection):
         app_state: The lifespan state, copied into each connection's scope.
     """
 
+    protocol: ServerProtocol
+
     def __init__(
         self,
         config: Any,
@@ -445,10 +447,7 @@ class WebSocketProtocol(Connection):
         if self._disconnect is None:
             protocol = self.protocol
             rcvd, sent = protocol.close_rcvd, protocol.close_sent
-            if rcvd is not None and (sent is None or protocol.close_rcvd_then_sent):
-                frame = rcvd
-            else:
-                frame = sent
+            frame = rcvd if rcvd is not None and (sent is None or protocol.close_rcvd_then_sent) else sent
             if frame is None:
                 self._disconnect = {"type": "websocket.disconnect", "code": 1006}
             else:
