@@ -73,7 +73,8 @@ WRITE_LIMIT = 64 * 1024
 HANDSHAKE = "handshake"  # the application has not answered the request yet
 DENIAL = "denial"  # the application started an HTTP response instead
 ACCEPTED = "accepted"  # the WebSocket is open for the application
-CLOSED_BY_APP = "closed"  # the application sent websocket.close (or was refused)
+CLOSED_BY_APP = "closed"  # the application sent websocket.close, or its denial response
+GONE = "gone"  # the server ended the handshake (a bad request, a shutdown): the client is gone
 
 _Message = Dict[str, Any]
 
@@ -164,7 +165,7 @@ class WebSocketProtocol(Connection):
         self.server: Optional[Tuple[str, int]] = None
         self.client: Optional[Tuple[str, int]] = None
         self.scheme = "ws"
-        #: Where the ASGI exchange is: "handshake", "denial", "accepted" or "closed".
+        #: Where the ASGI exchange is: "handshake", "denial", "accepted", "closed" or "gone".
         self.asgi_state = HANDSHAKE
         #: Monotonic time (the loop's clock) of the last keepalive ping sent.
         self.ping_sent_at = 0.0
@@ -230,7 +231,7 @@ class WebSocketProtocol(Connection):
             protocol.send_close(1012, "")
             self._flush()
         elif protocol.state is CONNECTING and self.asgi_state == HANDSHAKE:
-            self._send_http(protocol.reject(500, "Internal Server Error"))
+            self._send_http(protocol.reject(500, "Internal Server Error"), GONE)
         self._close_transport()
 
     def _close_transport(self) -> None:
@@ -252,7 +253,7 @@ class WebSocketProtocol(Connection):
         response = protocol.accept()
         if response.status_code != 101:
             # Not a valid WebSocket request: answered here, no application.
-            self.asgi_state = CLOSED_BY_APP
+            self.asgi_state = GONE
             protocol.send_response(response)
             return
         self.scope = self._build_scope(request)
@@ -330,12 +331,13 @@ class WebSocketProtocol(Connection):
             if name.decode("latin-1").lower() not in present
         ]
 
-    def _send_http(self, response: Response) -> None:
-        """Answer the handshake with an HTTP response (not 101); TCP closes after it."""
+    def _send_http(self, response: Response, state: str = CLOSED_BY_APP) -> None:
+        """Answer the handshake with an HTTP response (not 101); TCP closes after
+        it. ``state``: the ASGI state after it (GONE when the server answers)."""
         protocol = self.protocol
         if protocol.state is not CONNECTING or self._closed.done():
             return
-        self.asgi_state = CLOSED_BY_APP
+        self.asgi_state = state
         if self._disconnect is None:
             self._disconnect = {"type": "websocket.disconnect", "code": 1006}
         protocol.send_response(response)
@@ -484,7 +486,7 @@ class WebSocketProtocol(Connection):
                     f"Expected ASGI message 'websocket.send' or 'websocket.close', but got '{kind}'."
                 )
             return
-        if self._closed.done():
+        if self._closed.done() or state == GONE:
             raise ClientDisconnected()
         if state == HANDSHAKE:
             if kind == "websocket.accept":
