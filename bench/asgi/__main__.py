@@ -1,0 +1,510 @@
+"""Run the ASGI echo benchmark and print the comparison table.
+
+    python -m bench.asgi                                 # every backend, both loops, median of 3 runs
+    python -m bench.asgi --quick                         # smoke run: one short run
+    python -m bench.asgi --backends fastws,wsproto,fastws-serve --loops uvloop --runs 5
+    python -m bench.asgi --json asgi.json --profile-dir prof/
+
+For each run, each loop and each backend (the order rotates from one run to the
+next, so that every server is measured in every part of the run): an echo
+server in one process (``python -m bench.asgi.servers BACKEND LOOP 0``), the
+client in another (``python -m bench.echo.clients CLIENT CLIENT_LOOP PORT``: the
+same client for every server), then the server is stopped. The process
+management and the formatting come from :mod:`bench.echo.__main__`. The exit
+code is 1 if any case failed, else 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+ASGI_DIR = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(ASGI_DIR))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from bench.asgi import BACKENDS, BUILTIN, CEILING, GOALS, LABELS, REQUIRES, SUBJECT  # noqa: E402
+from bench.echo import LABELS as CLIENT_LABELS  # noqa: E402
+from bench.echo import LARGE, LOOPS, MAX_SIZE, SMALL  # noqa: E402
+from bench.echo.__main__ import (  # noqa: E402
+    CLIENT_SLACK,
+    LOOP_MODULES,
+    READY_TIMEOUT,
+    CaseError,
+    _available,
+    _cpu_name,
+    _env,
+    _fmt_int,
+    _fmt_mb,
+    _fmt_ratio,
+    _loadavg,
+    _pinned,
+    _split,
+    _stop,
+    _table,
+    _tail,
+    _version,
+    _wait_ready,
+    pin_cpus,
+    summarize,
+)
+from bench.echo.clients import CLIENTS  # noqa: E402
+
+#: Clients that can drive any WebSocket server (raw TCP is not one).
+CLIENT_CHOICES = tuple(name for name in CLIENTS if name != "raw-tcp")
+DEFAULT_CLIENT = "fastws-listener"
+
+Key = Tuple[str, str]  # (loop, backend)
+
+
+# --- running one case ------------------------------------------------------------------------
+
+
+def run_case(
+    backend: str,
+    loop: str,
+    client: str,
+    client_loop: str,
+    duration: float,
+    warmup: float,
+    profile: Optional[str] = None,
+    pin: Optional[tuple] = None,
+) -> Dict[str, Any]:
+    """One backend on one loop, driven by ``client`` on ``client_loop``."""
+    server_cpu, client_cpu = pin if pin else (None, None)
+    env = _env()
+    with tempfile.TemporaryDirectory(prefix="fastws-asgi-") as tmp:
+        err_path = os.path.join(tmp, "server.err")
+        server_cmd = [sys.executable, "-m", "bench.asgi.servers", backend, loop, "0"]
+        if profile:
+            server_cmd += ["--profile", profile]
+        with open(err_path, "wb") as err:
+            server = subprocess.Popen(
+                server_cmd, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                preexec_fn=_pinned(server_cpu),
+            )
+        try:
+            port = _wait_ready(server, READY_TIMEOUT, err_path)
+            client_cmd = [
+                sys.executable, "-m", "bench.echo.clients", client, client_loop, str(port),
+                f"--server-pid={server.pid}", f"--duration={duration}", f"--warmup={warmup}",
+            ]  # fmt: skip
+            timeout = 2 * (duration + warmup) + CLIENT_SLACK
+            try:
+                done = subprocess.run(
+                    client_cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+                    preexec_fn=_pinned(client_cpu),
+                )
+            except subprocess.TimeoutExpired:
+                raise CaseError(f"client timed out after {timeout:.0f} s") from None
+            if done.returncode != 0:
+                reason = done.stderr.strip().splitlines()[-1:] or [f"status {done.returncode}"]
+                server_err = _tail(err_path)
+                raise CaseError(
+                    f"client failed: {reason[0]}" + (f"; server stderr: {server_err}" if server_err else "")
+                )
+            try:
+                result: Dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                raise CaseError(f"client printed no result: {done.stdout[-200:]!r}") from None
+            result.update(backend=backend, loop=loop, client=client, client_loop=client_loop)
+            return result
+        finally:
+            _stop(server)
+
+
+# --- environment -----------------------------------------------------------------------------
+
+
+def unavailable(backend: str) -> Optional[str]:
+    """Why ``backend`` cannot run here (None: it can)."""
+    missing = [m for m in REQUIRES[backend] if not _available(m)]
+    if missing:
+        return f"{', '.join(missing)} not installed"
+    if backend == "wsproto-accel":
+        import fastws
+
+        if fastws.IMPLEMENTATION != "cython":
+            # patch_wsproto() refuses the pure-Python twin: it would be slower, not faster.
+            return f"fastws's compiled core is not active (fastws.IMPLEMENTATION is {fastws.IMPLEMENTATION!r})"
+    return None
+
+
+def uvicorn_http() -> str:
+    """The HTTP/1.1 implementation uvicorn's ``http="auto"`` picks here."""
+    return "httptools" if _available("httptools") else "h11"
+
+
+def environment() -> Dict[str, Any]:
+    import platform
+
+    info: Dict[str, Any] = {
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "cpus": os.cpu_count(),
+        "cpu": _cpu_name(),
+        "uvicorn_http": uvicorn_http(),
+    }
+    try:
+        import fastws
+
+        info["fastws"] = f"{fastws.__version__} ({fastws.IMPLEMENTATION} core)"
+    except Exception as exc:  # noqa: BLE001
+        info["fastws"] = f"not importable: {exc}"
+    for dist in ("uvicorn", "starlette", "websockets", "wsproto", "hypercorn", "granian", "uvloop", "httptools"):
+        info[dist] = _version(dist)
+    return info
+
+
+# --- report ----------------------------------------------------------------------------------
+
+
+def summarize_runs(results: Dict[Key, List[Dict[str, Any]]]) -> Dict[Key, Dict[str, Any]]:
+    """Per (loop, backend): :func:`bench.echo.__main__.summarize`'s medians (rates
+    and CPU time per echo), plus the lowest and highest run of each rate."""
+    out = summarize(results)
+    for key, s in out.items():
+        ok = [r for r in results[key] if "error" not in r]
+        rates = [r["small"]["rate"] for r in ok]
+        mbps = [r["large"]["mb_per_s"] for r in ok]
+        s.update(rate_min=min(rates), rate_max=max(rates), mbps_min=min(mbps), mbps_max=max(mbps))
+    return out
+
+
+def best_builtin(summary: Dict[Key, Dict[str, Any]], loop: str, measure: str) -> Optional[Tuple[str, float]]:
+    """uvicorn's best built-in backend on ``loop`` for ``measure``: (name, value)."""
+    measured = [(name, summary[(loop, name)][measure]) for name in BUILTIN if (loop, name) in summary]
+    return max(measured, key=lambda item: item[1]) if measured else None
+
+
+def _range(low: float, high: float, runs: int, fmt) -> str:
+    return f"{fmt(low)}-{fmt(high)}" if runs > 1 else "-"
+
+
+def report(
+    results: Dict[Key, List[Dict[str, Any]]],
+    loops: List[str],
+    backends: List[str],
+    skipped: Dict[Key, str],
+    settings: Dict[str, Any],
+    env: Dict[str, Any],
+    out=sys.stdout,
+) -> None:
+    p = lambda s="": print(s, file=out)  # noqa: E731
+    summary = summarize_runs(results)
+    p("fastws ASGI echo benchmark: a Starlette echo endpoint on uvicorn's WebSocket backends")
+    p(f"  machine: {env['cpu']}, {env['cpus']} cores; {env['python']}")
+    p(
+        f"  fastws {env['fastws']}; uvicorn {env['uvicorn']} (http: {env['uvicorn_http']}); "
+        f"starlette {env['starlette']}; websockets {env['websockets']}; wsproto {env['wsproto']}; "
+        f"hypercorn {env['hypercorn']}; granian {env['granian']}; uvloop {env['uvloop']}"
+    )
+    runs = settings["runs"]
+    p(
+        f"  one connection, one message in flight, server and client in separate processes; "
+        f"{settings['duration']} s per measure after {settings['warmup']} s of warm-up per size; "
+        + (f"median of {runs} runs, every server in each run (range: lowest-highest run)" if runs > 1 else "one run")
+    )
+    p(
+        f"  client for every server: {CLIENT_LABELS[settings['client']]} ({settings['client']}) on "
+        + ("the server's loop" if settings["client_loop"] == "same" else settings["client_loop"])
+        + (
+            f"; server pinned to CPU {settings['pin'][0]}, client to CPU {settings['pin'][1]}"
+            if settings.get("pin")
+            else ""
+        )
+    )
+    p(
+        f"  round trips/s: {SMALL} B binary messages; MB/s: {LARGE // 2**20} MiB binary messages, 10^6 bytes "
+        f"echoed per second (one direction); 'vs uvicorn' = this / uvicorn's best built-in backend "
+        f"({', '.join(BUILTIN)}) on that measure; 'vs serve' = this / fastws.serve alone"
+    )
+    load = settings.get("load")
+    if load:
+        p(
+            f"  load average (1 min) before the run: {load[0]:.2f}"
+            + ("  <- other processes were running: rates are noisy; see the CPU table" if load[0] > 0.3 else "")
+        )
+
+    notes: List[str] = []
+    for loop in loops:
+        ceiling = summary.get((loop, CEILING))
+        best = {m: best_builtin(summary, loop, m) for m in ("rate", "mbps")}
+        rows = []
+        for backend in backends:
+            key = (loop, backend)
+            label = LABELS[backend]
+            if key in skipped:
+                rows.append([label, "skipped"] + ["-"] * 7)
+                notes.append(f"{label} on {loop}: skipped, {skipped[key]}")
+                continue
+            s = summary.get(key)
+            failures = [r["error"] for r in results.get(key, []) if "error" in r]
+            if s is None:
+                rows.append([label, "FAILED" if failures else "not run"] + ["-"] * 7)
+                if failures:
+                    notes.append(f"{label} on {loop}: {failures[-1]}")
+                continue
+            if failures:
+                notes.append(f"{label} on {loop}: {len(failures)} of {len(results[key])} runs failed: {failures[-1]}")
+
+            def ratio(measure: str, ref: Optional[float], s=s) -> Optional[float]:
+                return s[measure] / ref if ref else None
+
+            best_rate, best_mbps = best["rate"], best["mbps"]
+            rows.append(
+                [
+                    label,
+                    _fmt_int(s["rate"]),
+                    _range(s["rate_min"], s["rate_max"], s["runs"], _fmt_int),
+                    _fmt_ratio(ratio("rate", best_rate[1] if best_rate else None)),
+                    _fmt_ratio(ratio("rate", ceiling["rate"] if ceiling else None)),
+                    _fmt_mb(s["mbps"]),
+                    _range(s["mbps_min"], s["mbps_max"], s["runs"], _fmt_mb),
+                    _fmt_ratio(ratio("mbps", best_mbps[1] if best_mbps else None)),
+                    _fmt_ratio(ratio("mbps", ceiling["mbps"] if ceiling else None)),
+                ]
+            )
+        p()
+        names = ", ".join(f"{what} {b[0]}" for what, b in (("round trips", best["rate"]), ("MB/s", best["mbps"])) if b)
+        p(f"server loop: {loop}" + (f"  (best built-in uvicorn backend: {names})" if names else ""))
+        headers = ["backend", "round trips/s", "range", "vs uvicorn", "vs serve"]
+        headers += ["MB/s", "range", "vs uvicorn", "vs serve"]
+        for line in _table(headers, rows, "lrrrrrrrr"):
+            p(line)
+    for note in notes:
+        p(f"  ! {note}")
+
+    # CPU time per echo, server and client.
+    cpu_rows = []
+    for loop in loops:
+        for backend in backends:
+            c = summary.get((loop, backend))
+            if c is None:
+                continue
+
+            def us(value: Optional[float], scale: float) -> str:
+                return "-" if value is None else f"{value * scale:,.1f}"
+
+            cpu_rows.append(
+                [
+                    loop,
+                    LABELS[backend],
+                    us(1 / c["rate"], 1e6),
+                    us(c.get("small_server"), 1e6),
+                    us(c.get("small_client"), 1e6),
+                    us(LARGE / 1e6 / c["mbps"], 1e3),
+                    us(c.get("large_server"), 1e3),
+                    us(c.get("large_client"), 1e3),
+                ]
+            )
+    if cpu_rows and any(r[3] != "-" for r in cpu_rows):
+        p()
+        p(
+            f"Time per echo: wall clock, and CPU time (user + system, all threads) of the server and client "
+            f"processes; us per {SMALL} B round trip, ms per {LARGE // 2**20} MiB echo (medians)"
+        )
+        headers = ["loop", "backend", "wall us", "server us", "client us", "wall ms", "server ms", "client ms"]
+        for line in _table(headers, cpu_rows, "llrrrrrr"):
+            p(line)
+
+    report_costs(summary, loops, out)
+    report_goals(summary, loops, backends, out)
+
+
+def report_costs(summary: Dict[Key, Dict[str, Any]], loops: List[str], out) -> None:
+    """What the ASGI layers cost fastws, in server CPU time per 32 B echo."""
+    lines = []
+    for loop in loops:
+        serve = summary.get((loop, CEILING), {}).get("small_server")
+        bare = summary.get((loop, "fastws-bare"), {}).get("small_server")
+        full = summary.get((loop, SUBJECT), {}).get("small_server")
+        parts = []
+        if serve is not None and bare is not None:
+            parts.append(f"uvicorn + ASGI calls {(bare - serve) * 1e6:+.1f} us (bare ASGI app vs fastws.serve)")
+        if bare is not None and full is not None:
+            parts.append(f"Starlette {(full - bare) * 1e6:+.1f} us (Starlette app vs bare ASGI app)")
+        if serve is not None and full is not None:
+            parts.append(f"in all {(full - serve) * 1e6:+.1f} us over fastws.serve's {serve * 1e6:.1f} us")
+        if parts:
+            lines.append(f"  {loop:8} " + "; ".join(parts))
+    if lines:
+        print(file=out)
+        print(f"What the ASGI layers cost fastws: server CPU time per {SMALL} B echo", file=out)
+        for line in lines:
+            print(line, file=out)
+
+
+def report_goals(summary: Dict[Key, Dict[str, Any]], loops: List[str], backends: List[str], out) -> None:
+    if SUBJECT not in backends:
+        return
+    print(file=out)
+    print(f"Goals: {LABELS[SUBJECT]} against uvicorn's best built-in backend on the same loop", file=out)
+    names = {"rate": "round trips", "mbps": "MB/s"}
+    for loop in loops:
+        subject = summary.get((loop, SUBJECT))
+        ceiling = summary.get((loop, CEILING))
+        parts = []
+        for measure, factor in GOALS:
+            best = best_builtin(summary, loop, measure)
+            if not subject or not best:
+                parts.append(f"{names[measure]} >= {factor:g}x: not measured")
+                continue
+            r = subject[measure] / best[1]
+            parts.append(f"{names[measure]} {r:.2f}x {best[0]} (>= {factor:g}x {'met' if r >= factor else 'NOT met'})")
+        if subject and ceiling:
+            parts.append(
+                f"of fastws.serve: {subject['rate'] / ceiling['rate']:.0%} of its round trips, "
+                f"{subject['mbps'] / ceiling['mbps']:.0%} of its MB/s"
+            )
+        print(f"  {loop:8} " + "; ".join(parts), file=out)
+
+
+# --- main ------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.asgi",
+        description="ASGI echo benchmark: a Starlette echo endpoint on uvicorn with each WebSocket backend "
+        "(fastws.uvicorn and uvicorn's own), Hypercorn and granian, against fastws.serve alone; "
+        "32 B round trips/s and 1 MiB MB/s on asyncio and uvloop.",
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke run: --runs 1 --duration 0.3 --warmup 0.1")
+    parser.add_argument("--runs", type=int, metavar="N", help="runs of every case, reported as medians (default: 3)")
+    parser.add_argument("--duration", type=float, metavar="S", help="seconds per measure (default: 1; --quick: 0.3)")
+    parser.add_argument(
+        "--warmup", type=float, metavar="S", help="warm-up seconds per size (default: 0.3; --quick: 0.1)"
+    )
+    parser.add_argument("--backends", metavar="A,B", help=f"comma-separated backends (default: {','.join(BACKENDS)})")
+    parser.add_argument("--loops", metavar="A,B", help=f"comma-separated server loops (default: {','.join(LOOPS)})")
+    parser.add_argument(
+        "--client",
+        default=DEFAULT_CLIENT,
+        choices=CLIENT_CHOICES,
+        help=f"the bench.echo client that drives every server (default: {DEFAULT_CLIENT})",
+    )
+    parser.add_argument(
+        "--client-loop",
+        choices=("same",) + LOOPS,
+        help="the client's loop (default: uvloop when installed, else asyncio; 'same': the server's)",
+    )
+    parser.add_argument(
+        "--pin", action="store_true", help="run every server on one CPU and every client on another (Linux)"
+    )
+    parser.add_argument("--json", metavar="PATH", help="also write every result, with the environment, here")
+    parser.add_argument(
+        "--profile-dir",
+        metavar="DIR",
+        help="run each server under cProfile, writing DIR/BACKEND-LOOP.prof (slows the servers down)",
+    )
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    duration = args.duration if args.duration is not None else (0.3 if args.quick else 1.0)
+    warmup = args.warmup if args.warmup is not None else (0.1 if args.quick else 0.3)
+    runs = args.runs if args.runs is not None else (1 if args.quick else 3)
+    if duration <= 0 or warmup < 0 or runs < 1:
+        raise SystemExit("--duration must be > 0, --warmup >= 0, --runs >= 1")
+    backends = _split(args.backends, BACKENDS, BACKENDS, "backend")
+    loops = _split(args.loops, LOOPS, LOOPS, "loop")
+    client_loop = args.client_loop or ("uvloop" if _available("uvloop") else "asyncio")
+    if args.profile_dir:
+        os.makedirs(args.profile_dir, exist_ok=True)
+
+    skipped: Dict[Key, str] = {}
+    for loop in loops:
+        for backend in backends:
+            if not _available(LOOP_MODULES[loop]):
+                skipped[(loop, backend)] = f"{loop} not installed"
+            else:
+                reason = unavailable(backend)
+                if reason:
+                    skipped[(loop, backend)] = reason
+    if client_loop != "same" and not _available(LOOP_MODULES[client_loop]):
+        raise SystemExit(f"--client-loop {client_loop}: not installed")
+
+    pin = pin_cpus() if args.pin else None
+    per_loop = {loop: [b for b in backends if (loop, b) not in skipped] for loop in loops}
+    total = runs * sum(len(v) for v in per_loop.values())
+    results: Dict[Key, List[Dict[str, Any]]] = {}
+    env = environment()
+    load_before = _loadavg()
+    print(f"running {total} cases ({runs} runs, {duration} s per measure, {warmup} s warm-up); progress on stderr")
+    sys.stdout.flush()
+    started = time.monotonic()
+    done = 0
+    try:
+        for run_index in range(runs):
+            for loop in loops:
+                cases = per_loop[loop]
+                shift = run_index % len(cases) if cases else 0
+                for backend in cases[shift:] + cases[:shift]:
+                    done += 1
+                    profile = (
+                        os.path.join(os.path.abspath(args.profile_dir), f"{backend}-{loop}.prof")
+                        if args.profile_dir
+                        else None
+                    )
+                    c_loop = loop if client_loop == "same" else client_loop
+                    try:
+                        result = run_case(backend, loop, args.client, c_loop, duration, warmup, profile, pin)
+                        msg = (
+                            f"{result['small']['rate']:,.0f} round trips/s, "
+                            f"{result['large']['mb_per_s']:,.0f} MB/s"
+                        )
+                    except CaseError as exc:
+                        result = {"backend": backend, "loop": loop, "error": str(exc)}
+                        msg = f"FAILED: {exc}"
+                    results.setdefault((loop, backend), []).append(result)
+                    print(f"[{done}/{total}] {LABELS[backend]} on {loop}: {msg}", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        print("interrupted: reporting the cases that finished", file=sys.stderr)
+
+    settings: Dict[str, Any] = {
+        "duration": duration,
+        "warmup": warmup,
+        "runs": runs,
+        "max_size": MAX_SIZE,
+        "client": args.client,
+        "client_loop": client_loop,
+        "pin": pin,
+    }
+    load_after = _loadavg()
+    if load_before is not None and load_after is not None:
+        settings["load"] = [load_before, load_after]
+    print()
+    report(results, loops, backends, skipped, settings, env)
+    print(f"\n  ({time.monotonic() - started:.0f} s)")
+
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(
+                {
+                    "environment": env,
+                    "settings": settings,
+                    "skipped": [{"loop": k[0], "backend": k[1], "reason": v} for k, v in skipped.items()],
+                    "results": [r for rs in results.values() for r in rs],
+                    "summary": [{"loop": k[0], "backend": k[1], **v} for k, v in summarize_runs(results).items()],
+                },
+                f,
+                indent=1,
+            )
+        print(f"  results written to {args.json}")
+    failed = sum(1 for rs in results.values() for r in rs if "error" in r)
+    if failed:
+        print(f"\n{failed} case(s) failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
