@@ -37,7 +37,6 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from test_browser import BROWSER, PAGE, run_chromium
-from uvicorn_helpers import BACKENDS, uvicorn_server
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as websockets_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -45,6 +44,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 import fastws
 
 from asyncio_helpers import run
+from uvicorn_helpers import BACKENDS, uvicorn_server
 
 KiB, MiB = 1024, 1024 * 1024
 TEXT = "héllo wörld ✓ 🎉"  # 1- to 4-byte UTF-8 sequences
