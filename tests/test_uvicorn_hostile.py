@@ -96,7 +96,36 @@ def echo_app(victim: Victim) -> Starlette:
             assert victim.ended is not None
             victim.ended.set_result(exc)
 
-    return Starlette(routes=[WebSocketRoute("/", echo), WebSocketRoute("/flood", flood)])
+    async def slow_accept(websocket: WebSocket) -> None:
+        """Accepts after a second (an app checking credentials), then counts."""
+        await asyncio.sleep(1.0)
+        await websocket.accept()
+        try:
+            while True:
+                await websocket.receive_bytes()
+                victim.sent += 1
+        except WebSocketDisconnect as exc:
+            victim.disconnects.append((exc.code, exc.reason))
+
+    async def lazy(websocket: WebSocket) -> None:
+        """Accepts, takes a second before its first receive(), then counts."""
+        await websocket.accept()
+        await asyncio.sleep(1.0)
+        try:
+            while True:
+                await websocket.receive_bytes()
+                victim.sent += 1
+        except WebSocketDisconnect as exc:
+            victim.disconnects.append((exc.code, exc.reason))
+
+    return Starlette(
+        routes=[
+            WebSocketRoute("/", echo),
+            WebSocketRoute("/flood", flood),
+            WebSocketRoute("/slow", slow_accept),
+            WebSocketRoute("/lazy", lazy),
+        ]
+    )
 
 
 def serve(victim: Victim, **config: Any) -> Any:
@@ -466,6 +495,56 @@ async def test_silent_client_is_cut_by_keepalive(logs: Any) -> None:
 
 
 # --- floods ---------------------------------------------------------------------------------
+
+
+@run
+async def test_flood_to_an_app_that_does_not_receive_stops_at_ws_max_queue(logs: Any) -> None:
+    """20 MB of 100 KB messages to an app that does not call receive() for a
+    second: the server stops reading once ws_max_queue messages wait, so it
+    holds about ws_max_queue messages; then every message arrives."""
+    loop = asyncio.get_running_loop()
+    size, count, max_queue = 100_000, 200, 16
+    attack = frame(2, bytes(size)) * count
+    victim = Victim()
+    async with serve(victim, ws_max_queue=max_queue) as srv:
+        sock = await raw_socket(srv.uri, HANDSHAKE.replace(b"GET / ", b"GET /lazy "))
+        with traced() as memory:
+            sender = asyncio.ensure_future(loop.sock_sendall(sock, attack))
+            await asyncio.sleep(0.7)  # the app is still asleep
+            assert not sender.done()  # the server stopped reading; the kernel buffers are full
+        assert memory["peak"] < max_queue * size + 1 * MiB, memory
+        await asyncio.wait_for(sender, 10)  # the app reads: the rest goes through
+        await until(lambda: victim.sent == count)
+        sock.close()
+        await until(lambda: bool(victim.disconnects))
+    assert_no_traceback(logs)
+
+
+@run
+async def test_frames_before_the_app_accepts_are_not_buffered_without_bound(logs: Any) -> None:
+    """A client sends its request, then 20 MB of frames without waiting for
+    the 101 (RFC 6455 4.1 says it must wait) while the app takes a second to
+    accept. The server must stop reading (or fail the connection) rather
+    than hold all of it: uvicorn's websockets-sansio backend stops reading
+    and delivers every message once the app accepts."""
+    loop = asyncio.get_running_loop()
+    attack = frame(2, bytes(1000)) * 20_000
+    victim = Victim()
+    async with serve(victim) as srv:
+        sock = socket.socket()
+        sock.setblocking(False)
+        await loop.sock_connect(sock, ("127.0.0.1", srv.port))
+        await loop.sock_sendall(sock, HANDSHAKE.replace(b"GET / ", b"GET /slow "))
+        await asyncio.sleep(0.05)  # the request alone first: uvicorn's HTTP layer drops what follows it
+        with traced() as memory:
+            sender = asyncio.ensure_future(loop.sock_sendall(sock, attack))
+            await asyncio.sleep(0.7)  # the app has not accepted yet
+        assert memory["peak"] < 4 * MiB, memory
+        sender.cancel()
+        sock.close()
+        await until(lambda: bool(victim.disconnects))
+    assert_no_traceback(logs)
+
 
 
 @pytest.mark.parametrize("count", [20_000, pytest.param(100_000, marks=pytest.mark.slow)])
