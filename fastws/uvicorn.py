@@ -59,7 +59,11 @@ from .http11 import Headers, Request, Response
 from .protocol import CLOSED, CONNECTING, OPEN, ServerProtocol
 
 try:
-    from uvicorn.protocols.utils import ClientDisconnected
+    from uvicorn.protocols.utils import (
+        ClientDisconnected,
+        get_client_addr,
+        get_path_with_query_string,
+    )
 except ImportError as exc:  # pragma: no cover - this module is for uvicorn
     raise ImportError("fastws.uvicorn needs uvicorn: pip install uvicorn") from exc
 
@@ -77,17 +81,6 @@ CLOSED_BY_APP = "closed"  # the application sent websocket.close, or its denial 
 GONE = "gone"  # the server ended the handshake (a bad request, a shutdown): the client is gone
 
 _Message = Dict[str, Any]
-
-
-def _client_addr(scope: Dict[str, Any]) -> str:
-    client = scope.get("client")
-    return f"{client[0]}:{client[1]}" if client else ""
-
-
-def _path_with_query(scope: Dict[str, Any]) -> str:
-    path = scope.get("root_path", "") + scope["path"]
-    query = scope["query_string"].decode("ascii")
-    return f"{path}?{query}" if query else path
 
 
 def _addr(transport: Any, name: str) -> Optional[Tuple[str, int]]:
@@ -257,6 +250,11 @@ class WebSocketProtocol(Connection):
             protocol.send_response(response)
             return
         self.scope = self._build_scope(request)
+        # A client sends nothing before the 101 (RFC 6455 section 4.1): until
+        # the application answers, the socket is not read, so that one that
+        # does cannot make the server buffer it.
+        self._reading_paused = True
+        self.transport.pause_reading()
         task = self._app_task = self.loop.create_task(self.run_asgi())
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -290,7 +288,7 @@ class WebSocketProtocol(Connection):
 
     def _log_access(self, status: Union[int, str]) -> None:
         self.logger.info(
-            '%s - "WebSocket %s" %s', _client_addr(self.scope), _path_with_query(self.scope), status
+            '%s - "WebSocket %s" %s', get_client_addr(self.scope), get_path_with_query_string(self.scope), status
         )
 
     def _accept(self, message: _Message) -> None:
@@ -320,6 +318,9 @@ class WebSocketProtocol(Connection):
             return
         self._connection_open()
         self._read_trailing()  # frames that came in the same read as the request
+        if self._reading_paused and not self._messages:
+            self._reading_paused = False
+            self.transport.resume_reading()
         self._flush()
 
     def _default_headers(self, present: Any) -> List[Tuple[str, str]]:
@@ -395,7 +396,7 @@ class WebSocketProtocol(Connection):
             self._app_failed()
         else:
             if self.asgi_state == HANDSHAKE:
-                self.logger.error("ASGI callable returned without sending handshake.")
+                self.logger.error("ASGI callable returned without completing handshake.")
                 self._app_failed()
             elif self.asgi_state == DENIAL:
                 self._send_denial()  # its last body part never came: what did goes out
