@@ -606,6 +606,46 @@ async def test_server_memory_is_bounded_while_a_client_never_reads(log):
     assert_no_traceback(log)
 
 
+@run
+async def test_frames_before_the_101_are_not_buffered_while_process_request_runs(log):
+    """A client that floods frames right after its request, while an async
+    process_request hook is still deciding: the socket is not read meanwhile
+    (RFC 6455 section 4.1: nothing comes before the 101), so the server holds
+    at most one read of them; the connection goes on once the hook answers."""
+    decide = asyncio.get_running_loop().create_future()
+
+    async def process_request(connection, request):
+        await decide
+        return None
+
+    async def idle(websocket):
+        await websocket.wait_closed()
+
+    async with server(idle, process_request=process_request, compression=None) as (srv, uri):
+        sock = await raw_socket_no_handshake(uri)
+        loop = asyncio.get_running_loop()
+        flood = frame(2, bytes(64 * KiB)) * 320  # 20 MiB of binary frames
+        with traced() as memory:
+            await loop.sock_sendall(sock, HANDSHAKE)
+            sending = loop.create_task(loop.sock_sendall(sock, flood))
+            await asyncio.sleep(0.5)  # the hook waits; the kernel's buffers fill
+            assert not sending.done()  # the server stopped reading
+        assert memory["peak"] < 2 * MiB, memory["peak"]
+        decide.set_result(None)
+        sending.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sending
+        sock.close()
+    assert_no_traceback(log)
+
+
+async def raw_socket_no_handshake(uri: str) -> socket.socket:
+    sock = socket.socket()
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port_of(uri)))
+    return sock
+
+
 # --- UTF-8 and fragmentation ------------------------------------------------------------
 
 TEXT = "aé€𐍈z".encode()  # 1-, 2-, 3- and 4-byte sequences: 11 bytes

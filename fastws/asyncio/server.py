@@ -126,6 +126,11 @@ class ServerConnection(Connection):
             self._respond(self.respond(500, "Failed to open a WebSocket connection: internal error.\n"))
             return
         if inspect.isawaitable(result):
+            # A client sends nothing before the 101 (RFC 6455 section 4.1): while
+            # the hook runs, the socket is not read, so that one that does cannot
+            # make the server buffer it.
+            self._reading_paused = True
+            self.transport.pause_reading()
             self._hook_task = self.loop.create_task(self._await_response(result))
         else:
             self._respond(result)
@@ -139,6 +144,9 @@ class ServerConnection(Connection):
             logger.error("process_request failed", exc_info=True)
             response = self.respond(500, "Failed to open a WebSocket connection: internal error.\n")
         self._hook_task = None
+        if self._reading_paused and not self._closed.done():
+            self._reading_paused = False
+            self.transport.resume_reading()
         self._respond(response)
 
     def _respond(self, response: Optional[Response]) -> None:
