@@ -116,6 +116,15 @@ def assert_quiet(caplog: pytest.LogCaptureFixture) -> None:
 APP_ERROR = [("uvicorn.error", "ERROR", "Exception in ASGI application", RuntimeError)]
 
 
+def header_bytes(value: str) -> bytes:
+    """A header value as the bytes on the wire: websockets 17 reads them as
+    ISO-8859-1, older versions as ASCII with surrogate escapes."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("ascii", "surrogateescape")
+
+
 async def closed_by_server(websocket: ClientConnection) -> tuple:
     """Read until the connection ends: (close code, reason) as the client saw them."""
     with pytest.raises(ConnectionClosed):
@@ -193,18 +202,20 @@ def starlette_app(record: Dict[str, Any]) -> Starlette:
     )
 
 
-@BOTH
 @run
-async def test_starlette_path_params_query_headers_subprotocol(logs: Any, backend: str) -> None:
+async def test_starlette_path_params_query_headers_subprotocol(logs: Any) -> None:
+    """Not compared with websockets-sansio: before uvicorn 0.40 or so (0.39 is
+    what Python 3.9 gets) it put the raw Sec-WebSocket-Protocol header values
+    in ``scope["subprotocols"]``, unsplit."""
     record: Dict[str, Any] = {}
-    async with serve(starlette_app(record), backend) as srv:
+    async with serve(starlette_app(record)) as srv:
         async with websockets_connect(
             srv.uri + "/rooms/caf%C3%A9?user=al%20ice&x=1",
             subprotocols=["chat.v2", "chat.v1", "other"],  # the server prefers chat.v1
             additional_headers={"X-Token": "t0k3n"},
         ) as websocket:
             assert websocket.subprotocol == "chat.v1"
-            assert websocket.response.headers["X-Room"] == "caf\xc3\xa9"  # the UTF-8 bytes, read as latin-1
+            assert header_bytes(websocket.response.headers["X-Room"]) == "café".encode()
             seen = json.loads(await websocket.recv())
             assert await closed_by_server(websocket) == (1000, "")
     assert seen == {
