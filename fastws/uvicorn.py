@@ -39,10 +39,13 @@ Where the ASGI specification leaves a choice, this backend does what uvicorn's
 own do: an application that returns (or raises) after accepting has the TCP
 connection closed without a close frame (the client sees 1006); a second
 ``websocket.accept`` is an error of the application, logged; a return value
-other than None is logged. It departs from them where they lose data: empty
-messages are delivered, a denial response is sent even when the application
-returns right after its last body part, and ``receive()`` after the disconnect
-returns the disconnect again instead of waiting forever.
+other than None is logged. It departs from them where they lose data or
+information: empty messages are delivered, a denial response is sent even when
+the application returns before its last body part, ``receive()`` after the
+disconnect returns the disconnect again instead of waiting forever, a client
+gone without a close frame is reported with 1006 (RFC 6455 section 7.1.5;
+uvicorn's websockets-sansio and wsproto backends say 1005), and a client that
+breaks the protocol is logged in one line at INFO with the close code.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ from urllib.parse import unquote
 
 from .asyncio.connection import Connection
 from .deflate import ServerPerMessageDeflateFactory
-from .exceptions import ConnectionClosed, InvalidState
+from .exceptions import ConnectionClosed, InvalidState, ProtocolError
 from .http11 import Headers, Request, Response
 from .protocol import CLOSED, CONNECTING, OPEN, ServerProtocol
 
@@ -209,6 +212,18 @@ class WebSocketProtocol(Connection):
     def connection_lost(self, exc: Optional[BaseException]) -> None:
         super().connection_lost(exc)
         self.connections.discard(self)
+        error = self.protocol.error
+        if isinstance(error, ProtocolError) and self.scope:
+            # The client broke the protocol: one line, no traceback (not a server bug).
+            sent = self.protocol.close_sent
+            code = sent.code if sent is not None else error.close_code
+            self.logger.info(
+                '%s - "WebSocket %s" failed with %d: %s',
+                get_client_addr(self.scope),
+                get_path_with_query_string(self.scope),
+                code,
+                error,
+            )
 
     def shutdown(self) -> None:
         """uvicorn is stopping: 1012 (service restart) to an open connection,

@@ -277,6 +277,11 @@ async def test_frame_attack(logs: Any, attack: bytes, max_size: Optional[int], c
     # The app heard of it, with the code sent to the peer.
     assert [c for c, _ in victim.disconnects] == [code]
     assert_no_traceback(logs)
+    if BACKEND == "fastws":
+        # One line at INFO on uvicorn's logger names the failure.
+        lines = [r.getMessage() for r in logs.records if r.name == "uvicorn.error"]
+        failed = [line for line in lines if " failed with " in line]
+        assert len(failed) == 1 and f"failed with {code}: " in failed[0], failed
 
 
 async def echo_fastws(websocket: Any) -> None:
