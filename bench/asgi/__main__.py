@@ -1,17 +1,17 @@
 """Run the ASGI echo benchmark and print the comparison table.
 
-    python -m bench.asgi                                 # every backend, both loops, median of 3 runs
-    python -m bench.asgi --quick                         # smoke run: one short run
-    python -m bench.asgi --backends fastws,wsproto,fastws-serve --loops uvloop --runs 5
+    python -m bench.asgi                                 # every backend, both loops, 6 turns
+    python -m bench.asgi --quick                         # smoke run: 2 short turns
+    python -m bench.asgi --backends fastws,wsproto,fastws-serve --loops uvloop --runs 10
     python -m bench.asgi --json asgi.json --profile-dir prof/
 
-For each run, each loop and each backend (the order rotates from one run to the
-next, so that every server is measured in every part of the run): an echo
-server in one process (``python -m bench.asgi.servers BACKEND LOOP 0``), the
-client in another (``python -m bench.echo.clients CLIENT CLIENT_LOOP PORT``: the
-same client for every server), then the server is stopped. The process
-management and the formatting come from :mod:`bench.echo.__main__`. The exit
-code is 1 if any case failed, else 0.
+Starts every echo server at once, each in its own process (``python -m
+bench.asgi.servers BACKEND LOOP 0``), then one client process
+(``python -m bench.asgi.client``, on bench.echo's clients) that measures them in
+turns: every server in each turn, the order rotated from one turn to the next,
+so that whatever else the machine does hits them alike. Reports the median over
+the turns; the process management and the formatting come from
+:mod:`bench.echo.__main__`. The exit code is 1 if any server failed, else 0.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -64,60 +65,95 @@ DEFAULT_CLIENT = "fastws-listener"
 Key = Tuple[str, str]  # (loop, backend)
 
 
-# --- running one case ------------------------------------------------------------------------
+# --- running -----------------------------------------------------------------------------------
 
 
-def run_case(
-    backend: str,
-    loop: str,
+class Servers:
+    """The server processes of a run, all started at once and stopped together."""
+
+    def __init__(self, tmp: str) -> None:
+        self.tmp = tmp
+        self.procs: Dict[Key, subprocess.Popen] = {}
+        self.ports: Dict[Key, int] = {}
+        self.errors: Dict[Key, str] = {}
+
+    def err_path(self, key: Key) -> str:
+        return os.path.join(self.tmp, f"{key[0]}-{key[1]}.err")
+
+    def start(self, keys: List[Key], profile_dir: Optional[str], cpu: Optional[int]) -> None:
+        env = _env()
+        for key in keys:
+            loop, backend = key
+            cmd = [sys.executable, "-m", "bench.asgi.servers", backend, loop, "0"]
+            if profile_dir:
+                cmd += ["--profile", os.path.join(os.path.abspath(profile_dir), f"{backend}-{loop}.prof")]
+            with open(self.err_path(key), "wb") as err:
+                self.procs[key] = subprocess.Popen(
+                    cmd, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                    preexec_fn=_pinned(cpu),
+                )
+        for key in keys:
+            try:
+                self.ports[key] = _wait_ready(self.procs[key], READY_TIMEOUT, self.err_path(key))
+            except CaseError as exc:
+                self.errors[key] = str(exc)
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            _stop(proc)
+
+
+def run_client(
+    servers: Servers,
+    keys: List[Key],
     client: str,
     client_loop: str,
+    runs: int,
     duration: float,
     warmup: float,
-    profile: Optional[str] = None,
-    pin: Optional[tuple] = None,
-) -> Dict[str, Any]:
-    """One backend on one loop, driven by ``client`` on ``client_loop``."""
-    server_cpu, client_cpu = pin if pin else (None, None)
-    env = _env()
-    with tempfile.TemporaryDirectory(prefix="fastws-asgi-") as tmp:
-        err_path = os.path.join(tmp, "server.err")
-        server_cmd = [sys.executable, "-m", "bench.asgi.servers", backend, loop, "0"]
-        if profile:
-            server_cmd += ["--profile", profile]
-        with open(err_path, "wb") as err:
-            server = subprocess.Popen(
-                server_cmd, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
-                preexec_fn=_pinned(server_cpu),
-            )
-        try:
-            port = _wait_ready(server, READY_TIMEOUT, err_path)
-            client_cmd = [
-                sys.executable, "-m", "bench.echo.clients", client, client_loop, str(port),
-                f"--server-pid={server.pid}", f"--duration={duration}", f"--warmup={warmup}",
-            ]  # fmt: skip
-            timeout = 2 * (duration + warmup) + CLIENT_SLACK
-            try:
-                done = subprocess.run(
-                    client_cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
-                    preexec_fn=_pinned(client_cpu),
-                )
-            except subprocess.TimeoutExpired:
-                raise CaseError(f"client timed out after {timeout:.0f} s") from None
-            if done.returncode != 0:
-                reason = done.stderr.strip().splitlines()[-1:] or [f"status {done.returncode}"]
-                server_err = _tail(err_path)
-                raise CaseError(
-                    f"client failed: {reason[0]}" + (f"; server stderr: {server_err}" if server_err else "")
-                )
-            try:
-                result: Dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-            except (ValueError, IndexError):
-                raise CaseError(f"client printed no result: {done.stdout[-200:]!r}") from None
-            result.update(backend=backend, loop=loop, client=client, client_loop=client_loop)
-            return result
-        finally:
-            _stop(server)
+    cpu: Optional[int],
+) -> Dict[Key, List[Dict[str, Any]]]:
+    """One client process for the servers of ``keys``, measured in turns; per
+    server, a list of turns (bench.echo's client format) or of one error."""
+    live = [key for key in keys if key in servers.ports]
+    results: Dict[Key, List[Dict[str, Any]]] = {
+        key: [{"error": servers.errors[key]}] for key in keys if key not in live
+    }
+    if not live:
+        return results
+    names = {f"{loop}/{backend}": (loop, backend) for loop, backend in live}
+    cmd = [sys.executable, "-m", "bench.asgi.client", client, client_loop]
+    cmd += [f"{name}={servers.ports[key]}:{servers.procs[key].pid}" for name, key in names.items()]
+    cmd += [f"--runs={runs}", f"--duration={duration}", f"--warmup={warmup}"]
+    timeout = len(live) * (2 * warmup + 2 * runs * (duration + 0.5)) + CLIENT_SLACK
+    try:
+        done = subprocess.run(
+            cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout, preexec_fn=_pinned(cpu)
+        )
+    except subprocess.TimeoutExpired:
+        error = f"client timed out after {timeout:.0f} s"
+        results.update({key: [{"error": error}] for key in live})
+        return results
+    try:
+        if done.returncode != 0:
+            raise ValueError
+        data = json.loads(done.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        reason = (done.stderr.strip().splitlines() or [f"status {done.returncode}"])[-1]
+        results.update({key: [{"error": f"client failed: {reason}"}] for key in live})
+        return results
+    for name, key in names.items():
+        loop, backend = key
+        turns = [
+            dict(turn, backend=backend, loop=loop, client=client, client_loop=client_loop)
+            for turn in data["turns"][name]
+        ]
+        if name in data["errors"]:
+            server_err = _tail(servers.err_path(key))
+            error = data["errors"][name] + (f"; server stderr: {server_err}" if server_err else "")
+            turns.append({"backend": backend, "loop": loop, "error": error})
+        results[key] = turns
+    return results
 
 
 # --- environment -----------------------------------------------------------------------------
@@ -165,15 +201,22 @@ def environment() -> Dict[str, Any]:
 # --- report ----------------------------------------------------------------------------------
 
 
+def spread(values: List[float]) -> Tuple[float, float]:
+    """The interquartile range of ``values``; lowest and highest with fewer than 4."""
+    if len(values) < 4:
+        return min(values), max(values)
+    q1, _, q3 = statistics.quantiles(values, n=4)
+    return q1, q3
+
+
 def summarize_runs(results: Dict[Key, List[Dict[str, Any]]]) -> Dict[Key, Dict[str, Any]]:
-    """Per (loop, backend): :func:`bench.echo.__main__.summarize`'s medians (rates
-    and CPU time per echo), plus the lowest and highest run of each rate."""
+    """Per (loop, backend): :func:`bench.echo.__main__.summarize`'s medians over
+    the turns (rates and CPU time per echo), and the spread of each rate."""
     out = summarize(results)
     for key, s in out.items():
         ok = [r for r in results[key] if "error" not in r]
-        rates = [r["small"]["rate"] for r in ok]
-        mbps = [r["large"]["mb_per_s"] for r in ok]
-        s.update(rate_min=min(rates), rate_max=max(rates), mbps_min=min(mbps), mbps_max=max(mbps))
+        s["rate_lo"], s["rate_hi"] = spread([r["small"]["rate"] for r in ok])
+        s["mbps_lo"], s["mbps_hi"] = spread([r["large"]["mb_per_s"] for r in ok])
     return out
 
 
@@ -207,9 +250,10 @@ def report(
     )
     runs = settings["runs"]
     p(
-        f"  one connection, one message in flight, server and client in separate processes; "
-        f"{settings['duration']} s per measure after {settings['warmup']} s of warm-up per size; "
-        + (f"median of {runs} runs, every server in each run (range: lowest-highest run)" if runs > 1 else "one run")
+        f"  one connection per server, one message in flight, each server in its own process; "
+        f"{settings['duration']} s per measure after {settings['warmup']} s of warm-up per size; median of "
+        f"{runs} turns, every server measured in each (spread: "
+        + ("interquartile range of the turns)" if runs >= 4 else "lowest-highest turn)")
     )
     p(
         f"  client for every server: {CLIENT_LABELS[settings['client']]} ({settings['client']}) on "
@@ -252,7 +296,7 @@ def report(
                     notes.append(f"{label} on {loop}: {failures[-1]}")
                 continue
             if failures:
-                notes.append(f"{label} on {loop}: {len(failures)} of {len(results[key])} runs failed: {failures[-1]}")
+                notes.append(f"{label} on {loop}: failed after {s['runs']} turns: {failures[-1]}")
 
             def ratio(measure: str, ref: Optional[float], s=s) -> Optional[float]:
                 return s[measure] / ref if ref else None
@@ -262,11 +306,11 @@ def report(
                 [
                     label,
                     _fmt_int(s["rate"]),
-                    _range(s["rate_min"], s["rate_max"], s["runs"], _fmt_int),
+                    _range(s["rate_lo"], s["rate_hi"], s["runs"], _fmt_int),
                     _fmt_ratio(ratio("rate", best_rate[1] if best_rate else None)),
                     _fmt_ratio(ratio("rate", ceiling["rate"] if ceiling else None)),
                     _fmt_mb(s["mbps"]),
-                    _range(s["mbps_min"], s["mbps_max"], s["runs"], _fmt_mb),
+                    _range(s["mbps_lo"], s["mbps_hi"], s["runs"], _fmt_mb),
                     _fmt_ratio(ratio("mbps", best_mbps[1] if best_mbps else None)),
                     _fmt_ratio(ratio("mbps", ceiling["mbps"] if ceiling else None)),
                 ]
@@ -274,8 +318,8 @@ def report(
         p()
         names = ", ".join(f"{what} {b[0]}" for what, b in (("round trips", best["rate"]), ("MB/s", best["mbps"])) if b)
         p(f"server loop: {loop}" + (f"  (best built-in uvicorn backend: {names})" if names else ""))
-        headers = ["backend", "round trips/s", "range", "vs uvicorn", "vs serve"]
-        headers += ["MB/s", "range", "vs uvicorn", "vs serve"]
+        headers = ["backend", "round trips/s", "spread", "vs uvicorn", "vs serve"]
+        headers += ["MB/s", "spread", "vs uvicorn", "vs serve"]
         for line in _table(headers, rows, "lrrrrrrrr"):
             p(line)
     for note in notes:
@@ -376,9 +420,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(fastws.uvicorn and uvicorn's own), Hypercorn and granian, against fastws.serve alone; "
         "32 B round trips/s and 1 MiB MB/s on asyncio and uvloop.",
     )
-    parser.add_argument("--quick", action="store_true", help="smoke run: --runs 1 --duration 0.3 --warmup 0.1")
-    parser.add_argument("--runs", type=int, metavar="N", help="runs of every case, reported as medians (default: 3)")
-    parser.add_argument("--duration", type=float, metavar="S", help="seconds per measure (default: 1; --quick: 0.3)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: --runs 2 --duration 0.2 --warmup 0.1")
+    parser.add_argument(
+        "--runs", type=int, metavar="N", help="turns: every server measured N times, medians reported (default: 6)"
+    )
+    parser.add_argument(
+        "--duration", type=float, metavar="S", help="seconds per measure (default: 0.5; --quick: 0.2)"
+    )
     parser.add_argument(
         "--warmup", type=float, metavar="S", help="warm-up seconds per size (default: 0.3; --quick: 0.1)"
     )
@@ -396,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the client's loop (default: uvloop when installed, else asyncio; 'same': the server's)",
     )
     parser.add_argument(
-        "--pin", action="store_true", help="run every server on one CPU and every client on another (Linux)"
+        "--pin", action="store_true", help="run the servers on one CPU and the client on another (Linux)"
     )
     parser.add_argument("--json", metavar="PATH", help="also write every result, with the environment, here")
     parser.add_argument(
@@ -409,9 +457,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    duration = args.duration if args.duration is not None else (0.3 if args.quick else 1.0)
+    duration = args.duration if args.duration is not None else (0.2 if args.quick else 0.5)
     warmup = args.warmup if args.warmup is not None else (0.1 if args.quick else 0.3)
-    runs = args.runs if args.runs is not None else (1 if args.quick else 3)
+    runs = args.runs if args.runs is not None else (2 if args.quick else 6)
     if duration <= 0 or warmup < 0 or runs < 1:
         raise SystemExit("--duration must be > 0, --warmup >= 0, --runs >= 1")
     backends = _split(args.backends, BACKENDS, BACKENDS, "backend")
@@ -433,41 +481,38 @@ def main(argv: Optional[List[str]] = None) -> int:
         raise SystemExit(f"--client-loop {client_loop}: not installed")
 
     pin = pin_cpus() if args.pin else None
-    per_loop = {loop: [b for b in backends if (loop, b) not in skipped] for loop in loops}
-    total = runs * sum(len(v) for v in per_loop.values())
+    server_cpu, client_cpu = pin if pin else (None, None)
+    keys = [(loop, b) for loop in loops for b in backends if (loop, b) not in skipped]
+    # One client process per client loop: all the servers, in turns.
+    groups: Dict[str, List[Key]] = {}
+    for key in keys:
+        groups.setdefault(key[0] if client_loop == "same" else client_loop, []).append(key)
     results: Dict[Key, List[Dict[str, Any]]] = {}
     env = environment()
     load_before = _loadavg()
-    print(f"running {total} cases ({runs} runs, {duration} s per measure, {warmup} s warm-up); progress on stderr")
+    print(
+        f"{len(keys)} servers, measured in {runs} turns of {duration} s per server and size "
+        f"after {warmup} s of warm-up per size; progress on stderr"
+    )
     sys.stdout.flush()
     started = time.monotonic()
-    done = 0
-    try:
-        for run_index in range(runs):
-            for loop in loops:
-                cases = per_loop[loop]
-                shift = run_index % len(cases) if cases else 0
-                for backend in cases[shift:] + cases[:shift]:
-                    done += 1
-                    profile = (
-                        os.path.join(os.path.abspath(args.profile_dir), f"{backend}-{loop}.prof")
-                        if args.profile_dir
-                        else None
-                    )
-                    c_loop = loop if client_loop == "same" else client_loop
-                    try:
-                        result = run_case(backend, loop, args.client, c_loop, duration, warmup, profile, pin)
-                        msg = (
-                            f"{result['small']['rate']:,.0f} round trips/s, "
-                            f"{result['large']['mb_per_s']:,.0f} MB/s"
-                        )
-                    except CaseError as exc:
-                        result = {"backend": backend, "loop": loop, "error": str(exc)}
-                        msg = f"FAILED: {exc}"
-                    results.setdefault((loop, backend), []).append(result)
-                    print(f"[{done}/{total}] {LABELS[backend]} on {loop}: {msg}", file=sys.stderr, flush=True)
-    except KeyboardInterrupt:
-        print("interrupted: reporting the cases that finished", file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="fastws-asgi-") as tmp:
+        servers = Servers(tmp)
+        try:
+            for c_loop, group in groups.items():
+                print(f"starting {len(group)} servers", file=sys.stderr, flush=True)
+                servers.start(group, args.profile_dir, server_cpu)
+                print(
+                    f"measuring them with {args.client} on {c_loop}: about "
+                    f"{len(group) * (2 * warmup + 2 * runs * duration):.0f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                results.update(run_client(servers, group, args.client, c_loop, runs, duration, warmup, client_cpu))
+        except KeyboardInterrupt:
+            print("interrupted: reporting what finished", file=sys.stderr)
+        finally:
+            servers.stop()
 
     settings: Dict[str, Any] = {
         "duration": duration,
