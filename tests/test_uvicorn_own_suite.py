@@ -13,13 +13,15 @@ Then it runs ``tests/protocols/test_websocket.py -k fastws`` in a subprocess
 (the tests that take ``ws_protocol_cls``; the others construct uvicorn's own
 backend by name) with uvicorn's pytest settings (warnings are errors), and
 checks that every one passes but the few deselected below, which test another
-backend's internals rather than behaviour.
+backend's class or policy rather than behaviour.
 
-Test dependencies that are not installed here (``httpx2`` for uvicorn 0.55)
-are installed with pip into a temporary folder that goes at the end of the
-subprocess' ``sys.path``, so the installed packages still win. The download
-takes about 30 s (pip prepares the sdist's metadata), the whole test about a
-minute.
+Test dependencies that are not installed here (``httpx2`` for uvicorn 0.55;
+``httpx`` and anyio for 0.39, what Python 3.9 gets) are installed with pip into
+a temporary folder that goes at the end of the subprocess' ``sys.path``, so the
+installed packages still win. The websockets version that uvicorn's dev
+dependencies pin, if any (0.39 pins 13.1: its tests use the legacy client that
+later versions deprecate, and warnings are errors there), goes into a folder at
+the front. The whole test takes about 30 s (uvicorn 0.55: 140 tests, 0.39: 98).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import ast
 import importlib.metadata
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -59,14 +62,18 @@ DESELECTED = {
 #: pip names of modules that uvicorn's test files import, where they differ.
 PIP_NAMES: Dict[str, str] = {}
 
+_ROOT_CONFTEST = '''# Written by fastws (tests/test_uvicorn_own_suite.py).
+import sys
+
+sys.path.append({deps!r})  # test dependencies installed for this run, after site-packages
+sys.path.insert(0, {pinned!r})  # the websockets that uvicorn's tests pin, before the installed one
+# anyio's pytest plugin, when anyio itself was installed for the run (no entry point then).
+pytest_plugins = {plugins!r}
+'''
+
 _CONFTEST_OVERRIDE = '''
 
 # --- added by fastws (tests/test_uvicorn_own_suite.py): every backend test on fastws ---
-import sys as _sys
-
-_sys.path.append({deps!r})  # test dependencies installed for this run, after site-packages
-
-
 @pytest.fixture(params=[pytest.param({fastws!r}, id="fastws")])
 def ws_protocol_cls(request: pytest.FixtureRequest):
     return import_from_string(request.param)
@@ -90,7 +97,7 @@ def _uvicorn_tests(version: str, where: Path) -> Path:
     is tested)."""
     sdist_dir = where / "sdist"
     _run(
-        [sys.executable, "-m", "pip", "download", "-q", "--no-binary", ":all:", "--no-deps",
+        [sys.executable, "-m", "pip", "download", "-q", "--no-binary", "uvicorn", "--no-deps",
          f"uvicorn=={version}", "-d", str(sdist_dir)],
         timeout=600,
     )
@@ -126,11 +133,25 @@ def _install_missing(root: Path, deps: Path) -> List[str]:
     """pip-install into ``deps`` the modules the test files import that are not installed."""
     tests = root / "tests"
     modules = _imported_modules(tests / "protocols" / "test_websocket.py", tests / "utils.py", tests / "response.py")
+    if "anyio" in (tests / "protocols" / "test_websocket.py").read_text():
+        modules.add("anyio")  # pytest.mark.anyio: its pytest plugin runs the async tests
     missing = sorted(name for name in modules if importlib.util.find_spec(name) is None)
     if missing:
         packages = [PIP_NAMES.get(name, name) for name in missing]
         _run([sys.executable, "-m", "pip", "install", "-q", "--target", str(deps), *packages], timeout=600)
     return missing
+
+
+def _pin_websockets(root: Path, pinned: Path) -> str:
+    """The websockets version uvicorn's dev dependencies pin (0.39: 13.1, whose legacy client
+    its tests use; 0.55 pins none), installed into ``pinned`` when another one is installed."""
+    match = re.search(r'"websockets==([^"]+)"', (root / "pyproject.toml").read_text())
+    installed = importlib.metadata.version("websockets")
+    if match is None or match.group(1) == installed:
+        return installed
+    _run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(pinned),
+          f"websockets=={match.group(1)}"], timeout=600)
+    return match.group(1)
 
 
 def _http_protocols() -> List[tuple]:
@@ -146,10 +167,14 @@ def test_uvicorn_websocket_suite_passes_on_fastws(tmp_path: Path) -> None:
     root = _uvicorn_tests(version, tmp_path)
     deps = tmp_path / "deps"
     missing = _install_missing(root, deps)
+    pinned = tmp_path / "pinned"
+    websockets_version = _pin_websockets(root, pinned)
 
+    plugins = ["anyio.pytest_plugin"] if "anyio" in missing else []
+    (root / "conftest.py").write_text(_ROOT_CONFTEST.format(deps=str(deps), pinned=str(pinned), plugins=plugins))
     conftest = root / "tests" / "conftest.py"
     conftest.write_text(
-        conftest.read_text() + _CONFTEST_OVERRIDE.format(deps=str(deps), fastws=FASTWS, http=_http_protocols())
+        conftest.read_text() + _CONFTEST_OVERRIDE.format(fastws=FASTWS, http=_http_protocols())
     )
 
     report = tmp_path / "report.xml"
@@ -171,7 +196,8 @@ def test_uvicorn_websocket_suite_passes_on_fastws(tmp_path: Path) -> None:
         kinds = {child.tag for child in case} & {"failure", "error", "skipped"}
         outcomes[case.get("name", "?")] = kinds.pop() if kinds else "passed"
     not_passed = {name: outcome for name, outcome in outcomes.items() if outcome != "passed"}
-    print(f"uvicorn {version}: {len(outcomes)} tests on fastws, installed for the run: {missing or 'nothing'}")
+    print(f"uvicorn {version}, websockets {websockets_version}: {len(outcomes)} tests on fastws;"
+          f" installed for the run: {missing or 'nothing'}")
     print("\n".join(f"  {outcome}: {name}" for name, outcome in sorted(not_passed.items())))
 
     assert len(outcomes) >= 50, output  # uvicorn 0.55: 80 with h11 alone
