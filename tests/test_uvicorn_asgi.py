@@ -393,6 +393,48 @@ async def test_accept_with_a_subprotocol_not_offered_is_an_error(ws: str) -> Non
 
 @pytest.mark.parametrize("ws", BOTH)
 @pytest.mark.parametrize(
+    "accept",
+    [{"headers": [(b"x-a", b"v\r\nInjected: 1")]}, {"subprotocol": "chat\r\nInjected: 1"}],
+    ids=["header-value", "subprotocol"],
+)
+@run
+async def test_accept_with_crlf_in_headers_is_refused(ws: str, accept: Message) -> None:
+    """No response splitting: a CR LF from the app never reaches the wire; the app's
+    send() raises, so the client gets a 500."""
+    await _accept_refused(ws, accept)
+
+
+# websockets-sansio excluded: it writes a header name with CR LF to the wire as it is (response
+# splitting: "x-a\r\ninjected: 1" becomes a header of its own); websockets checks values only.
+@pytest.mark.parametrize("ws", [FASTWS])
+@run
+async def test_accept_with_crlf_in_a_header_name_is_refused(ws: str) -> None:
+    await _accept_refused(ws, {"headers": [(b"x-a\r\nInjected", b"1")]})
+
+
+async def _accept_refused(ws: str, accept: Message) -> None:
+    errors: List[BaseException] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        try:
+            await send({"type": "websocket.accept", **accept})
+        except Exception as exc:  # noqa: BLE001 - which error is the backend's choice
+            errors.append(exc)
+            raise
+
+    async with serve(app, ws) as srv:
+        reader, writer = await open_raw(srv.port)
+        writer.write(handshake_request("/", (("Sec-WebSocket-Protocol", "chat"),)))
+        raw = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+    assert b"njected" not in raw
+    assert HTTPResponse(raw).status == 500
+    assert len(errors) == 1
+
+
+@pytest.mark.parametrize("ws", BOTH)
+@pytest.mark.parametrize(
     "config, present, absent",
     [
         ({"server_header": False}, ["date"], ["server"]),
@@ -1067,6 +1109,19 @@ async def test_keepalive_ping_unanswered_closes_1011(ws: str) -> None:
     assert 0.05 <= pinged - start < 1.0
     assert 0.15 <= failed - pinged < 1.0
     assert opcode == OP_CLOSE and parse_close(payload)[0] == 1011
+
+
+# websockets-sansio excluded: its app gets code 1005 though the server sent 1011.
+@pytest.mark.parametrize("ws", [FASTWS])
+@run
+async def test_keepalive_ping_timeout_disconnects_the_app_with_1011(ws: str) -> None:
+    log: List[Message] = []
+    async with serve(echo_app(log), ws, ws_ping_interval=0.1, ws_ping_timeout=0.2) as srv:
+        reader, writer, _ = await raw_upgrade(srv.port)
+        assert await reader.read()  # a ping, unanswered, then the close frame and EOF
+        writer.close()
+        await eventually(lambda: bool(log))
+    assert log == [{"type": "websocket.disconnect", "code": 1011, "reason": "keepalive ping timeout"}]
 
 
 @pytest.mark.parametrize("ws", BOTH)
