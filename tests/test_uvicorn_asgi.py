@@ -909,9 +909,11 @@ async def test_access_log_line_for_accepted(ws: str, logs: pytest.LogCaptureFixt
     records = [r for r in logs.records if "[accepted]" in r.getMessage()]
     assert len(records) == 1
     assert records[0].levelno == logging.INFO and records[0].name == "uvicorn.error"
-    # uvicorn logs the raw path (root_path included) and the query string, a '"' as %22 so
-    # the quoted field cannot be broken out of.
-    assert records[0].getMessage() == f'{client[0]}:{client[1]} - "WebSocket /api/a%20b%22c?x=1&y=%22" [accepted]'
+    # uvicorn logs the path (root_path included) percent-encoded and the query string; from
+    # 0.55 on a '"' in the query is %22 too, so that the quoted field cannot be broken out of.
+    quote = "%22" if UVICORN >= (0, 55) else '"'
+    expected = f'{client[0]}:{client[1]} - "WebSocket /api/a%20b%22c?x=1&y={quote}" [accepted]'
+    assert records[0].getMessage() == expected
 
 
 # --- settings ----------------------------------------------------------------------------
