@@ -469,7 +469,7 @@ class WebSocketProtocol(Connection):
             if frame is None:
                 self._disconnect = {"type": "websocket.disconnect", "code": 1006}
             else:
-                self._disconnect = {"type": "websocket.disconnect", "code": frame.code, "reason": frame.reason}
+                self._disconnect = {"type": "websocket.disconnect", "code": int(frame.code), "reason": frame.reason}
         return self._disconnect
 
     async def send(self, message: _Message) -> None:  # type: ignore[override]
@@ -489,8 +489,12 @@ class WebSocketProtocol(Connection):
                 data = message.get("bytes")
                 if data is None:
                     data = message.get("text")
-                    if data is None:
-                        raise RuntimeError("'websocket.send' needs 'bytes' or 'text'")
+                    if type(data) is not str:
+                        if data is None:
+                            raise RuntimeError("'websocket.send' needs 'bytes' or 'text'")
+                        raise TypeError(f"'text' of 'websocket.send' must be str, not {type(data).__name__}")
+                elif type(data) is not bytes and not isinstance(data, (bytes, bytearray, memoryview)):
+                    raise TypeError(f"'bytes' of 'websocket.send' must be bytes, not {type(data).__name__}")
                 try:
                     self.send_nowait(data)
                 except (ConnectionClosed, InvalidState):
@@ -533,15 +537,17 @@ class WebSocketProtocol(Connection):
 
     def _app_close(self, message: _Message) -> None:
         protocol = self.protocol
-        self.asgi_state = CLOSED_BY_APP
         code = message.get("code") or 1000
         reason = message.get("reason") or ""
         if protocol.state is OPEN:
+            protocol.send_close(code, reason)  # ValueError for a code or reason not allowed
+            self.asgi_state = CLOSED_BY_APP
             if self._disconnect is None:
                 self._disconnect = {"type": "websocket.disconnect", "code": code, "reason": reason}
-            protocol.send_close(code, reason)
             self._flush()
-        elif self._closed.done():
+            return
+        self.asgi_state = CLOSED_BY_APP
+        if self._closed.done():
             raise ClientDisconnected()
         # else the peer closed first: its close frame is answered already.
 

@@ -825,6 +825,67 @@ async def test_send_after_own_close_is_runtime_error(ws: str) -> None:
     assert type(errors[0]) is RuntimeError
 
 
+STR_AS_BYTES = {"type": "websocket.send", "bytes": "a str"}
+BYTES_AS_TEXT = {"type": "websocket.send", "text": b"bytes"}
+
+
+# websockets-sansio excluded for bytes given as text: it raises AttributeError (bytes.encode).
+@pytest.mark.parametrize(
+    "ws, message",
+    [pytest.param(p.values[0], STR_AS_BYTES, id=f"{p.id}-str-as-bytes") for p in BOTH]
+    + [pytest.param(BACKENDS["fastws"], BYTES_AS_TEXT, id="fastws-bytes-as-text")],
+)
+@run
+async def test_send_with_the_wrong_type_is_a_type_error(ws: str, message: Message) -> None:
+    """Nothing goes out for a payload of the wrong type: no text frame for a str
+    given as ``bytes``."""
+    errors: List[BaseException] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        try:
+            await send(message)
+        except Exception as exc:  # noqa: BLE001 - the type is what is tested
+            errors.append(exc)
+        await send({"type": "websocket.send", "text": "after"})
+        await send({"type": "websocket.close"})
+
+    async with serve(app, ws) as srv:
+        async with connect(srv.uri + "/") as websocket:
+            assert await websocket.recv() == "after"
+    assert [type(e) for e in errors] == [TypeError]
+
+
+# websockets-sansio excluded: it marks the app closed before the close frame is
+# refused, so its next receive() reports a close that never went out.
+@pytest.mark.parametrize("ws", [FASTWS])
+@pytest.mark.parametrize("close", [{"code": 999}, {"code": 1000, "reason": "x" * 124}], ids=["code-999", "long-reason"])
+@run
+async def test_invalid_close_is_an_error_and_leaves_the_connection_open(ws: str, close: Message) -> None:
+    errors: List[BaseException] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        try:
+            await send({"type": "websocket.close", **close})
+        except ValueError as exc:
+            errors.append(exc)
+        message = await receive()  # still open: the client's message comes
+        await send({"type": "websocket.send", "text": message["text"]})
+        await send({"type": "websocket.close", "code": 4000})
+
+    async with serve(app, ws) as srv:
+        async with connect(srv.uri + "/") as websocket:
+            await websocket.send("still open")
+            assert await websocket.recv() == "still open"
+            with pytest.raises(ConnectionClosed) as caught:
+                await websocket.recv()
+    assert caught.value.rcvd is not None and caught.value.rcvd.code == 4000
+    assert len(errors) == 1
+
+
 @pytest.mark.parametrize("ws", BOTH)
 @pytest.mark.parametrize("how", ["close-frame", "tcp-reset"])
 @run
@@ -1124,6 +1185,7 @@ async def test_keepalive_ping_timeout_disconnects_the_app_with_1011(ws: str) -> 
         writer.close()
         await eventually(lambda: bool(log))
     assert log == [{"type": "websocket.disconnect", "code": 1011, "reason": "keepalive ping timeout"}]
+    assert type(log[0]["code"]) is int  # a plain int, as every other disconnect code
 
 
 @pytest.mark.parametrize("ws", BOTH)
