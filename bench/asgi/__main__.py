@@ -359,7 +359,7 @@ def report(
             p(line)
 
     report_costs(summary, loops, out)
-    report_goals(summary, loops, backends, out)
+    report_goals(results, summary, loops, backends, out)
 
 
 def report_costs(summary: Dict[Key, Dict[str, Any]], loops: List[str], out) -> None:
@@ -385,7 +385,24 @@ def report_costs(summary: Dict[Key, Dict[str, Any]], loops: List[str], out) -> N
             print(line, file=out)
 
 
-def report_goals(summary: Dict[Key, Dict[str, Any]], loops: List[str], backends: List[str], out) -> None:
+def paired_ratio(results: Dict[Key, List[Dict[str, Any]]], loop: str, a: str, b: str, measure: str) -> Optional[float]:
+    """The median over the turns of a / b, each turn's two measures taken
+    seconds apart: less moved by a machine whose speed drifts than the ratio of
+    the medians. None with fewer than 2 turns where both were measured."""
+    size, field = ("small", "rate") if measure == "rate" else ("large", "mb_per_s")
+    turns_a = [r for r in results.get((loop, a), []) if "error" not in r]
+    turns_b = [r for r in results.get((loop, b), []) if "error" not in r]
+    ratios = [x[size][field] / y[size][field] for x, y in zip(turns_a, turns_b) if y[size][field]]
+    return statistics.median(ratios) if len(ratios) >= 2 else None
+
+
+def report_goals(
+    results: Dict[Key, List[Dict[str, Any]]],
+    summary: Dict[Key, Dict[str, Any]],
+    loops: List[str],
+    backends: List[str],
+    out,
+) -> None:
     if SUBJECT not in backends:
         return
     print(file=out)
@@ -401,13 +418,33 @@ def report_goals(summary: Dict[Key, Dict[str, Any]], loops: List[str], backends:
                 parts.append(f"{names[measure]} >= {factor:g}x: not measured")
                 continue
             r = subject[measure] / best[1]
-            parts.append(f"{names[measure]} {r:.2f}x {best[0]} (>= {factor:g}x {'met' if r >= factor else 'NOT met'})")
+            paired = paired_ratio(results, loop, SUBJECT, best[0], measure)
+            parts.append(
+                f"{names[measure]} {r:.2f}x {best[0]} (>= {factor:g}x {'met' if r >= factor else 'NOT met'}"
+                + (f"; turn by turn {paired:.2f}x" if paired is not None else "")
+                + ")"
+            )
         if subject and ceiling:
             parts.append(
                 f"of fastws.serve: {subject['rate'] / ceiling['rate']:.0%} of its round trips, "
                 f"{subject['mbps'] / ceiling['mbps']:.0%} of its MB/s"
             )
         print(f"  {loop:8} " + "; ".join(parts), file=out)
+        # The same comparison in server CPU time per echo: what a busy server
+        # (many connections, CPU-bound) would see, and less disturbed by the machine.
+        cpu_parts = []
+        for size, name in (("small", f"{SMALL} B"), ("large", f"{LARGE // 2**20} MiB")):
+            mine = subject.get(f"{size}_server") if subject else None
+            theirs = [
+                (summary[(loop, b)][f"{size}_server"], b)
+                for b in BUILTIN
+                if (loop, b) in summary and summary[(loop, b)].get(f"{size}_server")
+            ]
+            if mine and theirs:
+                cost, b = min(theirs)
+                cpu_parts.append(f"{name} {cost / mine:.2f}x less than {b}")
+        if cpu_parts:
+            print(f"  {'':8} server CPU per echo: " + "; ".join(cpu_parts), file=out)
 
 
 # --- main ------------------------------------------------------------------------------------
