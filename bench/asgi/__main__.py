@@ -112,6 +112,7 @@ def run_client(
     duration: float,
     warmup: float,
     cpu: Optional[int],
+    connections: int = 1,
 ) -> Dict[Key, List[Dict[str, Any]]]:
     """One client process for the servers of ``keys``, measured in turns; per
     server, a list of turns (bench.echo's client format) or of one error."""
@@ -124,7 +125,7 @@ def run_client(
     names = {f"{loop}/{backend}": (loop, backend) for loop, backend in live}
     cmd = [sys.executable, "-m", "bench.asgi.client", client, client_loop]
     cmd += [f"{name}={servers.ports[key]}:{servers.procs[key].pid}" for name, key in names.items()]
-    cmd += [f"--runs={runs}", f"--duration={duration}", f"--warmup={warmup}"]
+    cmd += [f"--runs={runs}", f"--duration={duration}", f"--warmup={warmup}", f"--connections={connections}"]
     timeout = len(live) * (2 * warmup + 2 * runs * (duration + 0.5)) + CLIENT_SLACK
     try:
         done = subprocess.run(
@@ -145,7 +146,7 @@ def run_client(
     for name, key in names.items():
         loop, backend = key
         turns = [
-            dict(turn, backend=backend, loop=loop, client=client, client_loop=client_loop)
+            dict(turn, backend=backend, loop=loop, client=client, client_loop=client_loop, connections=connections)
             for turn in data["turns"][name]
         ]
         if name in data["errors"]:
@@ -250,7 +251,8 @@ def report(
     )
     runs = settings["runs"]
     p(
-        f"  one connection per server, one message in flight, each server in its own process; "
+        f"  {settings.get('connections', 1)} connection(s) per server, one message in flight on each, "
+        "each server in its own process; "
         f"{settings['duration']} s per measure after {settings['warmup']} s of warm-up per size; median of "
         f"{runs} turns, every server measured in each (spread: "
         + ("interquartile range of the turns)" if runs >= 4 else "lowest-highest turn)")
@@ -258,6 +260,7 @@ def report(
     p(
         f"  client for every server: {CLIENT_LABELS[settings['client']]} ({settings['client']}) on "
         + ("the server's loop" if settings["client_loop"] == "same" else settings["client_loop"])
+
         + (
             f"; server pinned to CPU {settings['pin'][0]}, client to CPU {settings['pin'][1]}"
             if settings.get("pin")
@@ -483,6 +486,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--pin", action="store_true", help="run the servers on one CPU and the client on another (Linux)"
     )
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=1,
+        metavar="N",
+        help="connections per server echoing at once (default: 1, where the client's own cost weighs in every"
+        " round trip; several: the server sets the pace, as with many clients)",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write every result, with the environment, here")
     parser.add_argument(
         "--profile-dir",
@@ -497,8 +508,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     duration = args.duration if args.duration is not None else (0.2 if args.quick else 0.5)
     warmup = args.warmup if args.warmup is not None else (0.1 if args.quick else 0.3)
     runs = args.runs if args.runs is not None else (2 if args.quick else 6)
-    if duration <= 0 or warmup < 0 or runs < 1:
-        raise SystemExit("--duration must be > 0, --warmup >= 0, --runs >= 1")
+    if duration <= 0 or warmup < 0 or runs < 1 or args.connections < 1:
+        raise SystemExit("--duration must be > 0, --warmup >= 0, --runs >= 1, --connections >= 1")
     backends = _split(args.backends, BACKENDS, BACKENDS, "backend")
     loops = _split(args.loops, LOOPS, LOOPS, "loop")
     client_loop = args.client_loop or ("uvloop" if _available("uvloop") else "asyncio")
@@ -545,7 +556,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                     file=sys.stderr,
                     flush=True,
                 )
-                results.update(run_client(servers, group, args.client, c_loop, runs, duration, warmup, client_cpu))
+                results.update(
+                    run_client(
+                        servers, group, args.client, c_loop, runs, duration, warmup, client_cpu, args.connections
+                    )
+                )
         except KeyboardInterrupt:
             print("interrupted: reporting what finished", file=sys.stderr)
         finally:
@@ -558,6 +573,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "max_size": MAX_SIZE,
         "client": args.client,
         "client_loop": client_loop,
+        "connections": args.connections,
         "pin": pin,
     }
     load_after = _loadavg()

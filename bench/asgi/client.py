@@ -1,7 +1,7 @@
 """One client for every server, measured in turns.
 
     python -m bench.asgi.client CLIENT LOOP NAME=PORT:PID [NAME=PORT:PID ...]
-        [--runs N] [--duration S] [--warmup S]
+        [--runs N] [--duration S] [--warmup S] [--connections N]
 
 Connects to every echo server given (``ws://127.0.0.1:PORT/``) with the same
 client of :mod:`bench.echo.clients` (``CLIENT``: fastws-listener, picows...) on
@@ -36,14 +36,21 @@ from bench.echo import HOST, LARGE, LOOPS, SMALL, make_payloads, run
 from bench.echo.clients import CLIENTS, PRELOAD, STALL_TIMEOUT, RunPhase, cpu_seconds
 
 
-async def _measure(run_phase: RunPhase, payloads: Tuple[bytes, bytes], seconds: float, server_pid: int) -> Dict:
-    """One measure of ``seconds``: round trips, time and the CPU time of both ends."""
+async def _measure(
+    run_phases: List[RunPhase], payloads: Tuple[bytes, bytes], seconds: float, server_pid: int
+) -> Dict:
+    """One measure of ``seconds`` on every connection to a server at once:
+    round trips (summed), time and the CPU time of both ends."""
     me = os.getpid()
     server0, client0 = cpu_seconds(server_pid), cpu_seconds(me)
     try:
-        count, elapsed = await asyncio.wait_for(run_phase(payloads, seconds), seconds + STALL_TIMEOUT)
+        done = await asyncio.wait_for(
+            asyncio.gather(*(run_phase(payloads, seconds) for run_phase in run_phases)), seconds + STALL_TIMEOUT
+        )
     except asyncio.TimeoutError:
         raise TimeoutError(f"no progress for {STALL_TIMEOUT:.0f} s past a {seconds} s measure") from None
+    count = sum(c for c, _ in done)
+    elapsed = max(e for _, e in done)
     server1, client1 = cpu_seconds(server_pid), cpu_seconds(me)
     size = len(payloads[0])
     result: Dict[str, Any] = {
@@ -61,18 +68,26 @@ async def _measure(run_phase: RunPhase, payloads: Tuple[bytes, bytes], seconds: 
 
 
 async def measure_all(
-    client: str, servers: Dict[str, Tuple[int, int]], runs: int, duration: float, warmup: float
+    client: str,
+    servers: Dict[str, Tuple[int, int]],
+    runs: int,
+    duration: float,
+    warmup: float,
+    connections: int = 1,
 ) -> Dict[str, Any]:
     small, large = make_payloads(SMALL), make_payloads(LARGE)
     for module in PRELOAD.get(client, ()):
         importlib.import_module(module)
     turns: Dict[str, List[Dict[str, Any]]] = {name: [] for name in servers}
     errors: Dict[str, str] = {}
-    phases: Dict[str, RunPhase] = {}
+    phases: Dict[str, List[RunPhase]] = {}
     async with contextlib.AsyncExitStack() as stack:
         for name, (port, pid) in servers.items():
             try:
-                phases[name] = await stack.enter_async_context(CLIENTS[client](f"ws://{HOST}:{port}/"))
+                phases[name] = [
+                    await stack.enter_async_context(CLIENTS[client](f"ws://{HOST}:{port}/"))
+                    for _ in range(connections)
+                ]
                 if warmup > 0:
                     await _measure(phases[name], small, warmup, pid)
                     await _measure(phases[name], large, warmup, pid)
@@ -119,14 +134,22 @@ def main(argv: Any = None) -> int:
     parser.add_argument(
         "--warmup", type=float, default=0.3, metavar="S", help="warm-up seconds per size (default: 0.3)"
     )
+    parser.add_argument(
+        "--connections", type=int, default=1, metavar="N", help="connections per server, echoing at once (default: 1)"
+    )
     args = parser.parse_args(argv)
     started = time.monotonic()
     try:
-        result = run(measure_all(args.client, dict(args.servers), args.runs, args.duration, args.warmup), args.loop)
+        result = run(
+            measure_all(args.client, dict(args.servers), args.runs, args.duration, args.warmup, args.connections),
+            args.loop,
+        )
     except Exception as exc:  # noqa: BLE001 - reported to the parent
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    result.update(client=args.client, loop=args.loop, seconds=time.monotonic() - started)
+    result.update(
+        client=args.client, loop=args.loop, connections=args.connections, seconds=time.monotonic() - started
+    )
     print(json.dumps(result), flush=True)
     return 0
 
