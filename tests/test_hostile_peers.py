@@ -150,6 +150,57 @@ async def raw_socket(uri: str, handshake: bytes = HANDSHAKE) -> socket.socket:
     return sock
 
 
+async def send_garbage(port: int, attack: bytes) -> tuple:
+    """Send ``attack`` to the server on ``port`` instead of a handshake and read
+    until it closes, in under 3 s: (the response, the memory the exchange took
+    as :func:`traced` gives it)."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket()
+    sock.setblocking(False)
+    await loop.sock_connect(sock, ("127.0.0.1", port))
+    with traced() as memory:
+        started = time.monotonic()
+        sender = asyncio.ensure_future(loop.sock_sendall(sock, attack))
+        response = b""
+        with contextlib.suppress(ConnectionResetError):
+            # The server closes with unread attack bytes: the kernel may send
+            # a reset, which can overtake the response.
+            while True:
+                chunk = await asyncio.wait_for(loop.sock_recv(sock, 65536), 5)
+                if not chunk:
+                    break
+                response += chunk
+        assert time.monotonic() - started < 3
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError, OSError):
+            await sender
+    sock.close()
+    return response, memory
+
+
+async def read_pongs(sock: socket.socket, buffer: bytearray, count: int) -> tuple:
+    """Read the pongs to ``count`` pings numbered ``b"%06d"`` until the last
+    one's, each intact and in order, none twice: (what was read past the last
+    whole pong, how many pongs)."""
+    loop = asyncio.get_running_loop()
+    pong_size = 8  # 0x8A, length 6, six digits
+    received, pongs, last = b"", 0, -1
+    while last < count - 1:
+        n = await asyncio.wait_for(loop.sock_recv_into(sock, buffer), 5)
+        assert n, "server closed during the ping flood"
+        received += bytes(buffer[:n])
+        whole = len(received) - len(received) % pong_size
+        for i in range(0, whole, pong_size):
+            pong = received[i : i + pong_size]
+            assert pong[:2] == bytes([0x80 | PONG_OP, 6]), pong  # pongs, intact
+            seq = int(pong[2:])
+            assert seq > last, (seq, last)  # in order, none twice
+            last = seq
+            pongs += 1
+        received = received[whole:]
+    return received, pongs
+
+
 # --- length headers announcing huge frames --------------------------------------------
 
 
@@ -281,27 +332,7 @@ async def test_slowloris_many_dripping_clients_are_all_cut_at_open_timeout(log):
 @run
 async def test_garbage_instead_of_a_handshake(log, attack, status, text):
     async with server(echo) as (srv, uri):
-        loop = asyncio.get_running_loop()
-        sock = socket.socket()
-        sock.setblocking(False)
-        await loop.sock_connect(sock, ("127.0.0.1", port_of(uri)))
-        with traced() as memory:
-            started = time.monotonic()
-            sender = asyncio.ensure_future(loop.sock_sendall(sock, attack))
-            response = b""
-            with contextlib.suppress(ConnectionResetError):
-                # The server closes with unread attack bytes: the kernel may send
-                # a reset, which can overtake the response.
-                while True:
-                    chunk = await asyncio.wait_for(loop.sock_recv(sock, 65536), 5)
-                    if not chunk:
-                        break
-                    response += chunk
-            assert time.monotonic() - started < 3
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError, OSError):
-                await sender
-        sock.close()
+        response, memory = await send_garbage(port_of(uri), attack)
         if response:
             assert response.startswith(b"HTTP/1.1 %d " % status), response[:100]
         assert memory["peak"] < 512 * KiB  # the server never buffers the whole attack
@@ -411,7 +442,6 @@ async def test_ping_flood_from_a_reading_client(log, count):
     pongs are coalesced into one for the most recent ping (RFC 6455 section
     5.5.3), so a client that reads more slowly than it pings gets fewer pongs."""
     attack = b"".join(frame(PING_OP, b"%06d" % i) for i in range(count))
-    pong_size = 8  # 0x8A, length 6, six digits
     loop = asyncio.get_running_loop()
     async with server(echo, compression=None) as (srv, uri):
         sock = await raw_socket(uri)
@@ -419,20 +449,7 @@ async def test_ping_flood_from_a_reading_client(log, count):
         with traced() as memory:
             started = time.monotonic()
             sender = asyncio.ensure_future(loop.sock_sendall(sock, attack))
-            received, pongs, last = b"", 0, -1
-            while last < count - 1:
-                n = await asyncio.wait_for(loop.sock_recv_into(sock, buffer), 5)
-                assert n, "server closed during the ping flood"
-                received += bytes(buffer[:n])
-                whole = len(received) - len(received) % pong_size
-                for i in range(0, whole, pong_size):
-                    pong = received[i : i + pong_size]
-                    assert pong[:2] == bytes([0x80 | PONG_OP, 6]), pong  # pongs, intact
-                    seq = int(pong[2:])
-                    assert seq > last, (seq, last)  # in order, none twice
-                    last = seq
-                    pongs += 1
-                received = received[whole:]
+            received, pongs = await read_pongs(sock, buffer, count)
             await sender
             elapsed = time.monotonic() - started
         assert received == b""

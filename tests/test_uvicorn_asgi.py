@@ -25,7 +25,7 @@ import socket
 import ssl
 import struct
 import time
-from typing import Any, Awaitable, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
 
 import pytest
 from uvicorn.protocols.utils import ClientDisconnected
@@ -33,7 +33,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from asyncio_helpers import read_frame, run
-from uvicorn_helpers import BACKENDS, UvicornServer, uvicorn_server
+from uvicorn_helpers import BACKENDS, UvicornServer, uvicorn_logs, uvicorn_server  # noqa: F401 (the logs fixture)
 
 Scope = Dict[str, Any]
 Message = Dict[str, Any]
@@ -63,28 +63,6 @@ def serve(app: Any, ws: str, **config: Any) -> Any:
     (no ``dictConfig``), so that the ``logs`` fixture sees its records."""
     config.setdefault("log_config", None)
     return uvicorn_server(app, ws=ws, **config)
-
-
-@pytest.fixture
-def logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    """Records of ``uvicorn.error`` at INFO and above.
-
-    The handler sits on ``uvicorn.error`` itself: uvicorn's own logging
-    configuration (used by other tests in the same process) stops propagation
-    at the ``uvicorn`` logger, so the root logger may never see them.
-    """
-    logger = logging.getLogger("uvicorn.error")
-    level, propagate = logger.level, logger.propagate
-    logger.addHandler(caplog.handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    caplog.handler.setLevel(logging.INFO)
-    try:
-        yield caplog
-    finally:
-        logger.removeHandler(caplog.handler)
-        logger.setLevel(level)
-        logger.propagate = propagate
 
 
 def messages(caplog: pytest.LogCaptureFixture, level: int) -> List[str]:

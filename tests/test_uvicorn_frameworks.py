@@ -44,7 +44,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 import fastws
 
 from asyncio_helpers import run
-from uvicorn_helpers import BACKENDS, uvicorn_server
+from uvicorn_helpers import BACKENDS, uvicorn_logs, uvicorn_server  # noqa: F401 (the logs fixture)
 
 KiB, MiB = 1024, 1024 * 1024
 TEXT = "héllo wörld ✓ 🎉"  # 1- to 4-byte UTF-8 sequences
@@ -73,22 +73,6 @@ def serve(app: Any, backend: str = "fastws", **config: Any) -> Any:
     ``dictConfig``, which would drop the handler the ``logs`` fixture adds)."""
     config.setdefault("log_config", None)
     return uvicorn_server(app, ws=BACKENDS[backend], **config)
-
-
-@pytest.fixture
-def logs(caplog: pytest.LogCaptureFixture) -> Any:
-    """caplog that also sees uvicorn's loggers (uvicorn's own logging setup
-    stops them from propagating to the root logger)."""
-    saved = {}
-    for name in ("uvicorn", "uvicorn.access"):
-        logger = logging.getLogger(name)
-        saved[name] = logger.propagate
-        logger.propagate = True
-        caplog.set_level(logging.INFO, logger=name)
-    caplog.set_level(logging.INFO)
-    yield caplog
-    for name, propagate in saved.items():
-        logging.getLogger(name).propagate = propagate
 
 
 def tracebacks(caplog: pytest.LogCaptureFixture) -> List[tuple]:

@@ -40,13 +40,15 @@ from test_hostile_peers import (
     expect_close,
     frame,
     raw_socket,
+    read_pongs,
+    send_garbage,
     traced,
     until,
 )
 
 from asyncio_helpers import HANDSHAKE, raw_client, read_frame, run
 from asyncio_helpers import server as fastws_server
-from uvicorn_helpers import BACKENDS, uvicorn_server
+from uvicorn_helpers import BACKENDS, uvicorn_logs, uvicorn_server  # noqa: F401 (the logs fixture)
 
 BACKEND = os.environ.get("FASTWS_TEST_UVICORN_WS", "fastws")
 
@@ -96,10 +98,8 @@ def echo_app(victim: Victim) -> Starlette:
             assert victim.ended is not None
             victim.ended.set_result(exc)
 
-    async def slow_accept(websocket: WebSocket) -> None:
-        """Accepts after a second (an app checking credentials), then counts."""
-        await asyncio.sleep(1.0)
-        await websocket.accept()
+    async def count_until_disconnect(websocket: WebSocket) -> None:
+        """Counts the messages received (in ``sent``), then records the disconnect."""
         try:
             while True:
                 await websocket.receive_bytes()
@@ -107,16 +107,17 @@ def echo_app(victim: Victim) -> Starlette:
         except WebSocketDisconnect as exc:
             victim.disconnects.append((exc.code, exc.reason))
 
+    async def slow_accept(websocket: WebSocket) -> None:
+        """Accepts after a second (an app checking credentials), then counts."""
+        await asyncio.sleep(1.0)
+        await websocket.accept()
+        await count_until_disconnect(websocket)
+
     async def lazy(websocket: WebSocket) -> None:
         """Accepts, takes a second before its first receive(), then counts."""
         await websocket.accept()
         await asyncio.sleep(1.0)
-        try:
-            while True:
-                await websocket.receive_bytes()
-                victim.sent += 1
-        except WebSocketDisconnect as exc:
-            victim.disconnects.append((exc.code, exc.reason))
+        await count_until_disconnect(websocket)
 
     return Starlette(
         routes=[
@@ -132,22 +133,6 @@ def serve(victim: Victim, **config: Any) -> Any:
     """The echo app on uvicorn, logging left as it is (see ``logs``)."""
     config.setdefault("log_config", None)
     return uvicorn_server(echo_app(victim), ws=BACKENDS[BACKEND], **config)
-
-
-@pytest.fixture
-def logs(caplog: pytest.LogCaptureFixture) -> Any:
-    """caplog that also sees uvicorn's loggers, which uvicorn's own logging
-    setup keeps from propagating to the root logger."""
-    saved = {}
-    for name in ("uvicorn", "uvicorn.access"):
-        logger = logging.getLogger(name)
-        saved[name] = logger.propagate
-        logger.propagate = True
-        caplog.set_level(logging.INFO, logger=name)
-    caplog.set_level(logging.INFO)
-    yield caplog
-    for name, propagate in saved.items():
-        logging.getLogger(name).propagate = propagate
 
 
 def assert_no_traceback(caplog: pytest.LogCaptureFixture, allowed: Tuple[str, ...] = ()) -> None:
@@ -364,26 +349,8 @@ async def test_garbage_instead_of_a_handshake(logs: Any, http: str, attack: str)
     flood or an endless request line is read on without an answer, and
     uvicorn keeps every header line it parses (about 10 MiB for the 800 KB
     header flood), so those two are not run on httptools here."""
-    loop = asyncio.get_running_loop()
     async with serve(Victim(), http=http) as srv:
-        sock = socket.socket()
-        sock.setblocking(False)
-        await loop.sock_connect(sock, ("127.0.0.1", srv.port))
-        with traced() as memory:
-            started = time.monotonic()
-            sender = asyncio.ensure_future(loop.sock_sendall(sock, GARBAGE[attack]))
-            response = b""
-            with contextlib.suppress(ConnectionResetError):
-                while True:
-                    chunk = await asyncio.wait_for(loop.sock_recv(sock, 65536), 5)
-                    if not chunk:
-                        break
-                    response += chunk
-            assert time.monotonic() - started < 3
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError, OSError):
-                await sender
-        sock.close()
+        response, memory = await send_garbage(srv.port, GARBAGE[attack])
         if response:  # a reset can overtake it
             assert response.startswith(b"HTTP/1.1 400 "), response[:100]
         assert memory["peak"] < 512 * KiB, memory  # the attack is never buffered whole
@@ -559,7 +526,6 @@ async def test_ping_flood_from_a_reading_client(logs: Any, count: int) -> None:
     fastws.serve() does), the last ping is always answered, memory does not
     grow with the number of pings, and the connection still works."""
     attack = b"".join(frame(PING_OP, b"%06d" % i) for i in range(count))
-    pong_size = 8
     loop = asyncio.get_running_loop()
     async with serve(Victim()) as srv:
         sock = await raw_socket(srv.uri + "/")
@@ -567,20 +533,7 @@ async def test_ping_flood_from_a_reading_client(logs: Any, count: int) -> None:
         with traced() as memory:
             started = time.monotonic()
             sender = asyncio.ensure_future(loop.sock_sendall(sock, attack))
-            received, pongs, last = b"", 0, -1
-            while last < count - 1:
-                n = await asyncio.wait_for(loop.sock_recv_into(sock, buffer), 5)
-                assert n, "server closed during the ping flood"
-                received += bytes(buffer[:n])
-                whole = len(received) - len(received) % pong_size
-                for i in range(0, whole, pong_size):
-                    pong = received[i : i + pong_size]
-                    assert pong[:2] == bytes([0x80 | PONG_OP, 6]), pong
-                    seq = int(pong[2:])
-                    assert seq > last, (seq, last)
-                    last = seq
-                    pongs += 1
-                received = received[whole:]
+            received, pongs = await read_pongs(sock, buffer, count)
             await sender
             elapsed = time.monotonic() - started
         assert received == b""

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Iterator
 
+import pytest
 import uvicorn
 
 #: uvicorn's ``ws=`` values: fastws's backend and uvicorn's built-in ones.
@@ -22,6 +24,27 @@ BACKENDS = {
     "websockets-sansio": "websockets-sansio",
     "wsproto": "wsproto",
 }
+
+
+@pytest.fixture(name="logs")
+def uvicorn_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """The ``logs`` fixture: caplog at INFO that also sees uvicorn's loggers
+    (uvicorn's own logging setup, used by other tests in the same process,
+    stops them from propagating to the root logger). A test module takes it
+    with ``from uvicorn_helpers import uvicorn_logs  # noqa: F401``; serve with
+    ``log_config=None`` (no ``dictConfig``) so that the records get here."""
+    saved = {}
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        saved[name] = logger.propagate
+        logger.propagate = True
+        caplog.set_level(logging.INFO, logger=name)
+    caplog.set_level(logging.INFO)
+    try:
+        yield caplog
+    finally:
+        for name, propagate in saved.items():
+            logging.getLogger(name).propagate = propagate
 
 
 def free_port() -> int:
