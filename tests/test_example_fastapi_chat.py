@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import os
-import signal
-import sys
 import urllib.parse
 from pathlib import Path
 from typing import Any, Dict, Tuple
 
 import pytest
 import test_browser as browser
+import test_examples as examples
 import websockets
 from starlette.responses import HTMLResponse, Response
 
@@ -52,20 +50,7 @@ async def recv(websocket: Any) -> Any:
 
 async def http_get(port: int, path: str) -> Tuple[int, Dict[str, str], bytes]:
     """A plain HTTP/1.1 GET, ``Connection: close``: (status, headers, body)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
-        data = await asyncio.wait_for(reader.read(), STEP)
-    finally:
-        writer.close()
-    head, _, body = data.partition(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in header_lines:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    assert int(headers["content-length"]) == len(body)
-    return int(status_line.split()[1]), headers, body
+    return await examples.http_get(port, path, host="127.0.0.1", header="Connection: close")
 
 
 async def room_is(members: Dict[str, int], deadline: float = STEP) -> None:
@@ -248,16 +233,7 @@ COMMANDS = {
 
 async def start(command: str, port: int) -> asyncio.subprocess.Process:
     args = [*COMMANDS[command], *(["--port", str(port)] if command == "uvicorn" else [str(port)])]
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    return await asyncio.create_subprocess_exec(
-        sys.executable, *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=str(ROOT),
-        env=env,
-    )
+    return await examples.start_python(*args)
 
 
 async def chat_with(command: str) -> Tuple[int, str]:
@@ -284,16 +260,8 @@ async def chat_with(command: str) -> Tuple[int, str]:
             await fastws.connect(uri, ping_interval=None)
         assert refused.value.status_code == 403
     finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGINT)
-        try:
-            _, rest = await asyncio.wait_for(proc.communicate(), STEP)
-            err += rest
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-    return proc.returncode, err.decode()
+        code, _, rest = await examples.stop(proc)  # Ctrl-C
+    return code, err.decode() + rest
 
 
 @run

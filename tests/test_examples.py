@@ -59,10 +59,16 @@ def free_localhost_port() -> int:
 
 
 async def start_script(relative: str, *args: str) -> asyncio.subprocess.Process:
+    return await start_python(str(EXAMPLES / relative), *args)
+
+
+async def start_python(*args: str) -> asyncio.subprocess.Process:
+    """``python *args`` from the repository's root, with it on PYTHONPATH; its
+    stdout and stderr piped."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return await asyncio.create_subprocess_exec(
-        sys.executable, str(EXAMPLES / relative), *args,
+        sys.executable, *args,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -84,11 +90,13 @@ async def stop(proc: asyncio.subprocess.Process, signum=signal.SIGINT) -> tuple:
     return proc.returncode, out.decode(), err.decode()
 
 
-async def http_get(port: int, path: str) -> tuple:
-    """A plain HTTP/1.1 GET: (status, headers as a dict, body). The server closes after it."""
+async def http_get(port: int, path: str, host: str = "localhost", header: str = "Accept: text/html") -> tuple:
+    """A plain HTTP/1.1 GET with ``header``: (status, headers as a dict, body).
+    The server closes after it (with ``header="Connection: close"`` one that
+    keeps connections alive does too)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: localhost:{port}\r\nAccept: text/html\r\n\r\n".encode())
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{header}\r\n\r\n".encode())
         data = await asyncio.wait_for(reader.read(), STEP)
     finally:
         writer.close()
