@@ -20,18 +20,14 @@ import pytest
 import fastws
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.asgi import BACKENDS as DEFAULT_BACKENDS  # noqa: E402
+from bench.asgi import LABELS  # noqa: E402
 
 #: Every default backend but granian, which only the ``bench`` extra installs.
-BACKENDS = [
-    "fastws",
-    "fastws-bare",
-    "websockets-sansio",
-    "websockets",
-    "wsproto",
-    "wsproto-accel",
-    "hypercorn",
-    "fastws-serve",
-]
+BACKENDS = [backend for backend in DEFAULT_BACKENDS if backend != "granian"]
 LOOP = "uvloop" if os.environ.get("FASTWS_TEST_UVLOOP") == "1" else "asyncio"
 
 
@@ -69,10 +65,6 @@ def test_tiny_run_reports_every_backend(tmp_path: Path) -> None:
         assert "compiled core is not active" in skipped["wsproto-accel"]
 
     # The table: a row per backend, with numbers where measured, and the goals line.
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    from bench.asgi import LABELS
-
     lines = done.stdout.splitlines()
     for backend in BACKENDS:
         row = [line for line in lines if line.strip().startswith(LABELS[backend] + "  ")]

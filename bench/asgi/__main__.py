@@ -40,7 +40,6 @@ from bench.echo.__main__ import (  # noqa: E402
     READY_TIMEOUT,
     CaseError,
     _available,
-    _cpu_name,
     _env,
     _fmt_int,
     _fmt_mb,
@@ -51,11 +50,17 @@ from bench.echo.__main__ import (  # noqa: E402
     _stop,
     _table,
     _tail,
-    _version,
     _wait_ready,
+    add_load,
+    exit_code,
     pin_cpus,
+    report_cpu,
+    report_load,
+    skipped_cases,
     summarize,
+    write_json,
 )
+from bench.echo.__main__ import environment as echo_environment  # noqa: E402
 from bench.echo.clients import CLIENTS  # noqa: E402
 
 #: Clients that can drive any WebSocket server (raw TCP is not one).
@@ -179,23 +184,14 @@ def uvicorn_http() -> str:
     return "httptools" if _available("httptools") else "h11"
 
 
+#: The distributions whose versions the report and the JSON give.
+DISTS = ("uvicorn", "starlette", "websockets", "wsproto", "hypercorn", "granian", "uvloop", "httptools")
+
+
 def environment() -> Dict[str, Any]:
-    import platform
-
-    info: Dict[str, Any] = {
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "cpus": os.cpu_count(),
-        "cpu": _cpu_name(),
-        "uvicorn_http": uvicorn_http(),
-    }
-    try:
-        import fastws
-
-        info["fastws"] = f"{fastws.__version__} ({fastws.IMPLEMENTATION} core)"
-    except Exception as exc:  # noqa: BLE001
-        info["fastws"] = f"not importable: {exc}"
-    for dist in ("uvicorn", "starlette", "websockets", "wsproto", "hypercorn", "granian", "uvloop", "httptools"):
-        info[dist] = _version(dist)
+    """bench.echo's environment for :data:`DISTS`, and uvicorn's HTTP/1.1 implementation."""
+    info = echo_environment(DISTS)
+    info["uvicorn_http"] = uvicorn_http()
     return info
 
 
@@ -272,12 +268,7 @@ def report(
         f"echoed per second (one direction); 'vs uvicorn' = this / uvicorn's best built-in backend "
         f"({', '.join(BUILTIN)}) on that measure; 'vs serve' = this / fastws.serve alone"
     )
-    load = settings.get("load")
-    if load:
-        p(
-            f"  load average (1 min) before the run: {load[0]:.2f}"
-            + ("  <- other processes were running: rates are noisy; see the CPU table" if load[0] > 0.3 else "")
-        )
+    report_load(settings, p)
 
     notes: List[str] = []
     for loop in loops:
@@ -328,38 +319,7 @@ def report(
     for note in notes:
         p(f"  ! {note}")
 
-    # CPU time per echo, server and client.
-    cpu_rows = []
-    for loop in loops:
-        for backend in backends:
-            c = summary.get((loop, backend))
-            if c is None:
-                continue
-
-            def us(value: Optional[float], scale: float) -> str:
-                return "-" if value is None else f"{value * scale:,.1f}"
-
-            cpu_rows.append(
-                [
-                    loop,
-                    LABELS[backend],
-                    us(1 / c["rate"], 1e6),
-                    us(c.get("small_server"), 1e6),
-                    us(c.get("small_client"), 1e6),
-                    us(LARGE / 1e6 / c["mbps"], 1e3),
-                    us(c.get("large_server"), 1e3),
-                    us(c.get("large_client"), 1e3),
-                ]
-            )
-    if cpu_rows and any(r[3] != "-" for r in cpu_rows):
-        p()
-        p(
-            f"Time per echo: wall clock, and CPU time (user + system, all threads) of the server and client "
-            f"processes; us per {SMALL} B round trip, ms per {LARGE // 2**20} MiB echo (medians)"
-        )
-        headers = ["loop", "backend", "wall us", "server us", "client us", "wall ms", "server ms", "client ms"]
-        for line in _table(headers, cpu_rows, "llrrrrrr"):
-            p(line)
+    report_cpu(summary, loops, backends, LABELS, "backend", p, cpu="user + system, all threads", medians=True)
 
     report_costs(summary, loops, out)
     report_goals(results, summary, loops, backends, out)
@@ -516,15 +476,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.profile_dir:
         os.makedirs(args.profile_dir, exist_ok=True)
 
-    skipped: Dict[Key, str] = {}
-    for loop in loops:
-        for backend in backends:
-            if not _available(LOOP_MODULES[loop]):
-                skipped[(loop, backend)] = f"{loop} not installed"
-            else:
-                reason = unavailable(backend)
-                if reason:
-                    skipped[(loop, backend)] = reason
+    skipped: Dict[Key, str] = skipped_cases(loops, backends, unavailable)
     if client_loop != "same" and not _available(LOOP_MODULES[client_loop]):
         raise SystemExit(f"--client-loop {client_loop}: not installed")
 
@@ -576,33 +528,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         "connections": args.connections,
         "pin": pin,
     }
-    load_after = _loadavg()
-    if load_before is not None and load_after is not None:
-        settings["load"] = [load_before, load_after]
+    add_load(settings, load_before)
     print()
     report(results, loops, backends, skipped, settings, env)
     print(f"\n  ({time.monotonic() - started:.0f} s)")
-
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(
-                {
-                    "environment": env,
-                    "settings": settings,
-                    "skipped": [{"loop": k[0], "backend": k[1], "reason": v} for k, v in skipped.items()],
-                    "results": [r for rs in results.values() for r in rs],
-                    "summary": [{"loop": k[0], "backend": k[1], **v} for k, v in summarize_runs(results).items()],
-                },
-                f,
-                indent=1,
-            )
-        print(f"  results written to {args.json}")
-    failed = sum(1 for rs in results.values() for r in rs if "error" in r)
-    if failed:
-        print(f"\n{failed} case(s) failed", file=sys.stderr)
-        return 1
-    return 0
-
+        write_json(args.json, env, settings, skipped, results, summarize_runs(results), "backend")
+    return exit_code(results)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -42,7 +42,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from bench.asgi import FASTWS_WS, LABELS  # noqa: E402
-from bench.asgi.servers import bare_echo, starlette_app  # noqa: E402
+from bench.asgi.servers import UVICORN_SETTINGS, bare_echo, starlette_app  # noqa: E402
 from bench.echo import LOOPS, MAX_SIZE, SMALL, run  # noqa: E402
 
 REQUEST = (
@@ -184,16 +184,7 @@ def _uvicorn_protocol(ws: str, app: Optional[Callable[[], Any]]) -> Any:
     from uvicorn.server import ServerState
 
     assert app is not None
-    config = uvicorn.Config(
-        app(),
-        ws=ws,
-        lifespan="off",
-        log_level="warning",
-        access_log=False,
-        ws_ping_interval=None,
-        ws_per_message_deflate=False,
-        ws_max_size=MAX_SIZE,
-    )
+    config = uvicorn.Config(app(), ws=ws, **UVICORN_SETTINGS)
     config.load()
     return config.ws_protocol_class(config=config, server_state=ServerState(), app_state={})  # type: ignore[misc]
 

@@ -20,7 +20,6 @@ echo as a plain ASGI callable, to tell Starlette's cost from the backend's.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import signal
@@ -30,9 +29,9 @@ import threading
 import time
 from typing import Any, Awaitable, Callable, Dict, Optional, Tuple
 
-from bench.echo import HOST, LOOPS, MAX_SIZE, run
+from bench.echo import HOST, MAX_SIZE
 from bench.echo.servers import STARTERS as ECHO_STARTERS
-from bench.echo.servers import _watch_stdin
+from bench.echo.servers import _watch_stdin, server_main
 
 from . import BACKENDS, FASTWS_WS
 
@@ -41,6 +40,18 @@ from . import BACKENDS, FASTWS_WS
 Started = Tuple[int, Callable[[], Awaitable[Any]], Optional["asyncio.Task[Any]"]]
 
 ASGIApp = Callable[..., Awaitable[None]]
+
+#: uvicorn's settings for every backend, here and in :mod:`bench.asgi.inproc`:
+#: no lifespan, log level warning, no access log, keepalive pings off, no
+#: compression, the 4 MiB message limit.
+UVICORN_SETTINGS: Dict[str, Any] = {
+    "lifespan": "off",
+    "log_level": "warning",
+    "access_log": False,
+    "ws_ping_interval": None,
+    "ws_per_message_deflate": False,
+    "ws_max_size": MAX_SIZE,
+}
 
 
 # --- the app ---------------------------------------------------------------------------------
@@ -134,12 +145,7 @@ def _uvicorn_starter(ws: str, app: Callable[[], ASGIApp], patch: Optional[Callab
             # it with the factories of uvicorn's loop="asyncio" and loop="uvloop"
             # (asyncio.SelectorEventLoop, uvloop.new_event_loop).
             loop="none",
-            lifespan="off",
-            log_level="warning",
-            access_log=False,
-            ws_ping_interval=None,
-            ws_per_message_deflate=False,
-            ws_max_size=MAX_SIZE,
+            **UVICORN_SETTINGS,
         )
         server = uvicorn.Server(config)
         sock = _listening_socket(port)
@@ -262,27 +268,7 @@ async def serve(backend: str, port: int) -> None:
 
 
 def main(argv: Optional[list] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.asgi.servers", description=__doc__.split("\n\n")[0])
-    parser.add_argument("backend", choices=BACKENDS)
-    parser.add_argument("loop", choices=LOOPS)
-    parser.add_argument("port", type=int, help="TCP port on 127.0.0.1; 0 for a free one")
-    parser.add_argument("--profile", metavar="FILE", help="run under cProfile, write the stats here")
-    args = parser.parse_args(argv)
-
-    if not args.profile:
-        run(serve(args.backend, args.port), args.loop)
-        return 0
-
-    import cProfile
-
-    profiler = cProfile.Profile()
-    profiler.enable()
-    try:
-        run(serve(args.backend, args.port), args.loop)
-    finally:
-        profiler.disable()
-        profiler.dump_stats(args.profile)
-    return 0
+    return server_main("python -m bench.asgi.servers", __doc__.split("\n\n")[0], "backend", BACKENDS, serve, argv)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 ECHO_DIR = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(ECHO_DIR))
@@ -215,7 +215,12 @@ def _version(dist: str) -> Optional[str]:
         return None
 
 
-def environment() -> Dict[str, Any]:
+#: The distributions whose versions the report and the JSON give.
+DISTS = ("websockets", "aiohttp", "picows", "aiofastnet", "uvloop")
+
+
+def environment(dists: Sequence[str] = DISTS) -> Dict[str, Any]:
+    """Python, the machine, fastws and the versions of ``dists``."""
     info: Dict[str, Any] = {
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "cpus": os.cpu_count(),
@@ -227,7 +232,7 @@ def environment() -> Dict[str, Any]:
         info["fastws"] = f"{fastws.__version__} ({fastws.IMPLEMENTATION} core)"
     except Exception as exc:  # noqa: BLE001
         info["fastws"] = f"not importable: {exc}"
-    for dist in ("websockets", "aiohttp", "picows", "aiofastnet", "uvloop"):
+    for dist in dists:
         info[dist] = _version(dist)
     return info
 
@@ -302,6 +307,65 @@ def summarize(results: Dict[tuple, List[Dict[str, Any]]]) -> Dict[tuple, Dict[st
     return out
 
 
+def report_load(settings: Dict[str, Any], p: Callable[..., None]) -> None:
+    """The load average before the run, if known, with a warning when it was high."""
+    load = settings.get("load")
+    if load:
+        # The benchmark itself keeps both cores busy: only the load before it
+        # says whether something else was running.
+        p(
+            f"  load average (1 min) before the run: {load[0]:.2f}"
+            + ("  <- other processes were running: rates are noisy; see the CPU table" if load[0] > 0.3 else "")
+        )
+
+
+def report_cpu(
+    summary: Dict[tuple, Dict[str, Any]],
+    loops: List[str],
+    names: List[str],
+    labels: Dict[str, str],
+    column: str,
+    p: Callable[..., None],
+    cpu: str = "user + system",
+    medians: bool = False,
+) -> None:
+    """The table of time per echo (wall clock, and the CPU time ``cpu`` of the
+    server and client processes) for each (loop, name) in ``summary``; nothing
+    where no CPU time was measured. ``column``: the heading of the names."""
+    cpu_rows = []
+    for loop in loops:
+        for name in names:
+            c = summary.get((loop, name))
+            if c is None:
+                continue
+
+            def us(value: Optional[float], scale: float) -> str:
+                return "-" if value is None else f"{value * scale:,.1f}"
+
+            cpu_rows.append(
+                [
+                    loop,
+                    labels[name],
+                    us(1 / c["rate"], 1e6),
+                    us(c.get("small_server"), 1e6),
+                    us(c.get("small_client"), 1e6),
+                    us(LARGE / 1e6 / c["mbps"], 1e3),
+                    us(c.get("large_server"), 1e3),
+                    us(c.get("large_client"), 1e3),
+                ]
+            )
+    if cpu_rows and any(r[3] != "-" for r in cpu_rows):
+        p()
+        p(
+            f"Time per echo: wall clock, and CPU time ({cpu}) of the server and client "
+            f"processes; us per {SMALL} B round trip, ms per {LARGE // 2**20} MiB echo"
+            + (" (medians)" if medians else "")
+        )
+        headers = ["loop", column, "wall us", "server us", "client us", "wall ms", "server ms", "client ms"]
+        for line in _table(headers, cpu_rows, "llrrrrrr"):
+            p(line)
+
+
 def report(
     results: Dict[tuple, List[Dict[str, Any]]],
     loops: List[str],
@@ -333,14 +397,7 @@ def report(
         f"  round trips/s: {SMALL} B binary messages; MB/s: {LARGE // 2**20} MiB binary messages, "
         f"10^6 bytes echoed per second (one direction); 'vs X' = this / X (higher is faster)"
     )
-    load = settings.get("load")
-    if load:
-        # The benchmark itself keeps both cores busy: only the load before it
-        # says whether something else was running.
-        p(
-            f"  load average (1 min) before the run: {load[0]:.2f}"
-            + ("  <- other processes were running: rates are noisy; see the CPU table" if load[0] > 0.3 else "")
-        )
+    report_load(settings, p)
     rows = []
     notes = []
     for loop in loops:
@@ -386,38 +443,7 @@ def report(
     for note in notes:
         p(f"  ! {note}")
 
-    # CPU time per echo, server and client.
-    cpu_rows = []
-    for loop in loops:
-        for stack in stacks:
-            c = summary.get((loop, stack))
-            if c is None:
-                continue
-
-            def us(value, scale):
-                return "-" if value is None else f"{value * scale:,.1f}"
-
-            cpu_rows.append(
-                [
-                    loop,
-                    LABELS[stack],
-                    us(1 / c["rate"], 1e6),
-                    us(c.get("small_server"), 1e6),
-                    us(c.get("small_client"), 1e6),
-                    us(LARGE / 1e6 / c["mbps"], 1e3),
-                    us(c.get("large_server"), 1e3),
-                    us(c.get("large_client"), 1e3),
-                ]
-            )
-    if cpu_rows and any(r[3] != "-" for r in cpu_rows):
-        p()
-        p(
-            f"Time per echo: wall clock, and CPU time (user + system) of the server and client "
-            f"processes; us per {SMALL} B round trip, ms per {LARGE // 2**20} MiB echo"
-        )
-        headers = ["loop", "stack", "wall us", "server us", "client us", "wall ms", "server ms", "client ms"]
-        for line in _table(headers, cpu_rows, "llrrrrrr"):
-            p(line)
+    report_cpu(summary, loops, stacks, LABELS, "stack", p)
 
     # The project's targets.
     p()
@@ -490,6 +516,71 @@ def _split(value: Optional[str], default, allowed, what: str) -> List[str]:
     return items
 
 
+def unavailable(stack: str) -> Optional[str]:
+    """Why ``stack`` cannot run here (None: it can)."""
+    missing = [m for m in REQUIRES[stack] if not _available(m)]
+    return f"{', '.join(missing)} not installed" if missing else None
+
+
+def skipped_cases(
+    loops: List[str], names: List[str], unavailable: Callable[[str], Optional[str]]
+) -> Dict[tuple, str]:
+    """(loop, name): why that case cannot run here (its loop or what
+    ``unavailable`` says of the name is missing)."""
+    skipped: Dict[tuple, str] = {}
+    for loop in loops:
+        for name in names:
+            if not _available(LOOP_MODULES[loop]):
+                skipped[(loop, name)] = f"{loop} not installed"
+            else:
+                reason = unavailable(name)
+                if reason:
+                    skipped[(loop, name)] = reason
+    return skipped
+
+
+def add_load(settings: Dict[str, Any], load_before: Optional[float]) -> None:
+    """settings["load"]: the load average before and after the run, where known."""
+    load_after = _loadavg()
+    if load_before is not None and load_after is not None:
+        settings["load"] = [load_before, load_after]
+
+
+def write_json(
+    path: str,
+    env: Dict[str, Any],
+    settings: Dict[str, Any],
+    skipped: Dict[tuple, str],
+    results: Dict[tuple, List[Dict[str, Any]]],
+    summary: Dict[tuple, Dict[str, Any]],
+    column: str,
+) -> None:
+    """Every result, with the environment, the settings, the skipped cases
+    and the summary, to ``path``; ``column`` names the second key ("stack")."""
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(
+            {
+                "environment": env,
+                "settings": settings,
+                "skipped": [{"loop": k[0], column: k[1], "reason": v} for k, v in skipped.items()],
+                "results": [r for runs in results.values() for r in runs],
+                "summary": [{"loop": k[0], column: k[1], **v} for k, v in summary.items()],
+            },
+            f,
+            indent=1,
+        )
+    print(f"  results written to {path}")
+
+
+def exit_code(results: Dict[tuple, List[Dict[str, Any]]]) -> int:
+    """1 (said on stderr) if any case failed, else 0."""
+    failed = sum(1 for runs in results.values() for r in runs if "error" in r)
+    if failed:
+        print(f"\n{failed} case(s) failed", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     duration = args.duration if args.duration is not None else (0.3 if args.quick else 2.0)
@@ -507,15 +598,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.profile_dir:
         os.makedirs(args.profile_dir, exist_ok=True)
 
-    skipped: Dict[tuple, str] = {}
-    for loop in loops:
-        for stack in stacks:
-            if not _available(LOOP_MODULES[loop]):
-                skipped[(loop, stack)] = f"{loop} not installed"
-            else:
-                missing = [m for m in REQUIRES[stack] if not _available(m)]
-                if missing:
-                    skipped[(loop, stack)] = f"{', '.join(missing)} not installed"
+    skipped = skipped_cases(loops, stacks, unavailable)
 
     cases = [(loop, stack) for loop in loops for stack in stacks if (loop, stack) not in skipped]
     pin = pin_cpus() if args.pin else None
@@ -550,34 +633,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("interrupted: reporting the cases that finished", file=sys.stderr)
 
     settings = {"duration": duration, "warmup": warmup, "repeat": args.repeat, "max_size": MAX_SIZE, "pin": pin}
-    load_after = _loadavg()
-    if load_before is not None and load_after is not None:
-        settings["load"] = [load_before, load_after]
+    add_load(settings, load_before)
     print()
     report(results, loops, stacks, skipped, settings, env)
     print(f"\n  ({time.monotonic() - started:.0f} s)")
-
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(
-                {
-                    "environment": env,
-                    "settings": settings,
-                    "skipped": [{"loop": k[0], "stack": k[1], "reason": v} for k, v in skipped.items()],
-                    "results": [r for runs in results.values() for r in runs],
-                    "summary": [
-                        {"loop": k[0], "stack": k[1], **v} for k, v in summarize(results).items()
-                    ],
-                },
-                f,
-                indent=1,
-            )
-        print(f"  results written to {args.json}")
-    failed = sum(1 for runs in results.values() for r in runs if "error" in r)
-    if failed:
-        print(f"\n{failed} case(s) failed", file=sys.stderr)
-        return 1
-    return 0
+        write_json(args.json, env, settings, skipped, results, summarize(results), "stack")
+    return exit_code(results)
 
 
 if __name__ == "__main__":

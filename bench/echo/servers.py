@@ -21,7 +21,7 @@ import os
 import signal
 import sys
 import threading
-from typing import Any, Awaitable, Callable, Dict
+from typing import Any, Awaitable, Callable, Dict, Optional, Sequence
 
 from . import ALL_STACKS, COMPRESSION, HOST, LOOPS, MAX_SIZE, run
 
@@ -202,16 +202,23 @@ async def serve(stack: str, port: int) -> None:
         pass
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.echo.servers", description=__doc__.split("\n\n")[0])
-    parser.add_argument("stack", choices=ALL_STACKS)
+def server_main(
+    prog: str, description: str, what: str, choices: Sequence[str], serve: Callable[[str, int], Awaitable[None]],
+    argv: Optional[Sequence[str]] = None,
+) -> int:
+    """The command line of a server module, ``prog WHAT LOOP PORT [--profile
+    FILE]``: runs ``serve(WHAT, PORT)`` on LOOP, under cProfile with --profile
+    (:mod:`bench.asgi.servers` has the same one)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument(what, choices=choices)
     parser.add_argument("loop", choices=LOOPS)
     parser.add_argument("port", type=int, help="TCP port on 127.0.0.1; 0 for a free one")
     parser.add_argument("--profile", metavar="FILE", help="run under cProfile, write the stats here")
     args = parser.parse_args(argv)
+    name = getattr(args, what)
 
     if not args.profile:
-        run(serve(args.stack, args.port), args.loop)
+        run(serve(name, args.port), args.loop)
         return 0
 
     import cProfile
@@ -219,11 +226,15 @@ def main(argv=None) -> int:
     profiler = cProfile.Profile()
     profiler.enable()
     try:
-        run(serve(args.stack, args.port), args.loop)
+        run(serve(name, args.port), args.loop)
     finally:
         profiler.disable()
         profiler.dump_stats(args.profile)
     return 0
+
+
+def main(argv=None) -> int:
+    return server_main("python -m bench.echo.servers", __doc__.split("\n\n")[0], "stack", ALL_STACKS, serve, argv)
 
 
 if __name__ == "__main__":
