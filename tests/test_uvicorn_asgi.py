@@ -69,6 +69,13 @@ def messages(caplog: pytest.LogCaptureFixture, level: int) -> List[str]:
     return [r.getMessage() for r in caplog.records if r.name == "uvicorn.error" and r.levelno == level]
 
 
+def assert_app_exception_logged(caplog: pytest.LogCaptureFixture, exc_type: type) -> None:
+    """One ERROR logged: uvicorn's "Exception in ASGI application", with the app's exception."""
+    (record,) = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert record.getMessage().startswith("Exception in ASGI application")
+    assert record.exc_info is not None and isinstance(record.exc_info[1], exc_type)
+
+
 def client_frame(opcode: int, payload: bytes = b"", fin: bool = True) -> bytes:
     """A client frame: masked, with the all-zero key (so the payload goes as it is)."""
     first = (0x80 if fin else 0) | opcode
@@ -170,6 +177,19 @@ async def drain_client(websocket: ClientConnection) -> None:
             await websocket.recv()
     except ConnectionClosed:
         pass
+
+
+async def first_message_then_closed(app: Any, ws: str) -> Tuple[Any, Optional[int]]:
+    """Serve ``app``, connect, read its first message, then read until the
+    connection closes and wait until the server holds nothing of it: (the
+    message, the close code the client saw)."""
+    async with serve(app, ws) as srv:
+        async with connect(srv.uri + "/") as websocket:
+            message = await websocket.recv()
+            with pytest.raises(ConnectionClosed):
+                await websocket.recv()
+        await eventually(lambda: not srv.state.connections and not srv.state.tasks)
+    return message, websocket.close_code
 
 
 def echo_app(log: Optional[List[Message]] = None, **accept: Any) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
@@ -696,9 +716,7 @@ async def test_app_raises_before_accept_is_500(ws: str, logs: pytest.LogCaptureF
     async with serve(app, ws) as srv:
         response = await http_response(srv.port)
     assert response.status == 500
-    (record,) = [r for r in logs.records if r.levelno == logging.ERROR]
-    assert record.getMessage().startswith("Exception in ASGI application")
-    assert record.exc_info is not None and isinstance(record.exc_info[1], ValueError)
+    assert_app_exception_logged(logs, ValueError)
 
 
 @pytest.mark.parametrize("ws", BOTH)
@@ -710,17 +728,11 @@ async def test_app_raises_after_accept(ws: str, logs: pytest.LogCaptureFixture) 
         await send({"type": "websocket.send", "text": "last words"})
         raise ValueError("broken app")
 
-    async with serve(app, ws) as srv:
-        async with connect(srv.uri + "/") as websocket:
-            assert await websocket.recv() == "last words"
-            with pytest.raises(ConnectionClosed):
-                await websocket.recv()
-        await eventually(lambda: not srv.state.connections and not srv.state.tasks)
+    message, close_code = await first_message_then_closed(app, ws)
+    assert message == "last words"
     # uvicorn's backends close TCP without a close frame: the client sees 1006.
-    assert websocket.close_code == 1006
-    (record,) = [r for r in logs.records if r.levelno == logging.ERROR]
-    assert record.getMessage().startswith("Exception in ASGI application")
-    assert record.exc_info is not None and isinstance(record.exc_info[1], ValueError)
+    assert close_code == 1006
+    assert_app_exception_logged(logs, ValueError)
 
 
 @pytest.mark.parametrize("ws", BOTH)
@@ -731,13 +743,9 @@ async def test_app_returns_without_close(ws: str, logs: pytest.LogCaptureFixture
         await send({"type": "websocket.accept"})
         await send({"type": "websocket.send", "bytes": b"bye"})
 
-    async with serve(app, ws) as srv:
-        async with connect(srv.uri + "/") as websocket:
-            assert await websocket.recv() == b"bye"
-            with pytest.raises(ConnectionClosed):
-                await websocket.recv()
-        await eventually(lambda: not srv.state.connections and not srv.state.tasks)
-    assert websocket.close_code == 1006  # as uvicorn's own tests expect (no close frame)
+    message, close_code = await first_message_then_closed(app, ws)
+    assert message == b"bye"
+    assert close_code == 1006  # as uvicorn's own tests expect (no close frame)
     assert not messages(logs, logging.ERROR)
 
 
