@@ -21,8 +21,9 @@ uvicorn's settings and what they do here:
   fails the connection with 1009 before it is buffered;
 - ``ws_max_queue``: messages received and not yet taken by ``receive()``;
   past it, the socket is not read until the application catches up;
-- ``ws_ping_interval`` / ``ws_ping_timeout``: keepalive pings (None or 0 turns
-  them off); a pong that does not come in time fails the connection with 1011;
+- ``ws_ping_interval`` / ``ws_ping_timeout``: keepalive pings (an interval of
+  None or 0 turns them off; a timeout of None or 0 waits for pongs without
+  limit); a pong that does not come in time fails the connection with 1011;
 - ``ws_per_message_deflate``: permessage-deflate (RFC 7692) when the client
   offers it, with 4 KiB windows (``max_window_bits`` 12) and ``memLevel`` 5,
   as uvicorn's own backends;
@@ -70,11 +71,16 @@ try:
 except ImportError as exc:  # pragma: no cover - this module is for uvicorn
     raise ImportError("fastws.uvicorn needs uvicorn: pip install uvicorn") from exc
 
-__all__ = ["WebSocketProtocol", "WRITE_LIMIT"]
+__all__ = ["WebSocketProtocol", "WRITE_LIMIT", "EARLY_DATA_LIMIT"]
 
 #: Bytes the transport may buffer before the application's ``send()`` waits
 #: for it to drain (to a quarter of it).
 WRITE_LIMIT = 64 * 1024
+
+#: Bytes a client may send after its request and before the 101 (frames sent
+#: too early: RFC 6455 section 4.1 says to wait) before the socket is no longer
+#: read until the application answers.
+EARLY_DATA_LIMIT = 64 * 1024
 
 # Where the connection is in the ASGI exchange (``WebSocketProtocol.asgi_state``).
 HANDSHAKE = "handshake"  # the application has not answered the request yet
@@ -149,10 +155,13 @@ class WebSocketProtocol(Connection):
         ping_interval = config.ws_ping_interval
         if ping_interval is not None and ping_interval <= 0:
             ping_interval = None
+        ping_timeout = config.ws_ping_timeout
+        if ping_timeout is not None and ping_timeout <= 0:
+            ping_timeout = None
         super().__init__(
             protocol,
             ping_interval=ping_interval,
-            ping_timeout=config.ws_ping_timeout,
+            ping_timeout=ping_timeout,
             close_timeout=10.0,
             max_queue=config.ws_max_queue,
             write_limit=WRITE_LIMIT,
@@ -166,6 +175,10 @@ class WebSocketProtocol(Connection):
         #: Monotonic time (the loop's clock) of the last keepalive ping sent.
         self.ping_sent_at = 0.0
         self._connect_pending = True  # websocket.connect not yet received by the app
+        self._early_data = 0  # bytes received after the request, before the 101
+        # Resolved when the handshake is over (answered, or the client left):
+        # wakes a receive() that waited during it.
+        self._answered: asyncio.Future[None] = self.loop.create_future()
         self._app_task: Optional[asyncio.Task[None]] = None
         self._denial: Optional[Tuple[int, Headers, List[bytes]]] = None
         self._disconnect: Optional[_Message] = None  # fixed once known
@@ -212,6 +225,7 @@ class WebSocketProtocol(Connection):
     def connection_lost(self, exc: Optional[BaseException]) -> None:
         super().connection_lost(exc)
         self.connections.discard(self)
+        self._end_handshake()
         error = self.protocol.error
         if isinstance(error, ProtocolError) and self.scope:
             # The client broke the protocol: one line, no traceback (not a server bug).
@@ -224,6 +238,21 @@ class WebSocketProtocol(Connection):
                 code,
                 error,
             )
+
+    def data_received(self, data: Any) -> None:
+        """Bytes for the protocol's own parsing (uvicorn's hand-over of the
+        request, what comes before the 101, what comes after our close frame).
+
+        The socket is read during the handshake, so that a client that leaves
+        is noticed at once; one that sends frames before the 101 (RFC 6455
+        section 4.1 says to wait) is no longer read past ``EARLY_DATA_LIMIT``
+        bytes, until the application answers."""
+        if self.asgi_state == HANDSHAKE and self.scope:
+            self._early_data += len(data)
+            if self._early_data > EARLY_DATA_LIMIT and not self._reading_paused:
+                self._reading_paused = True
+                self.transport.pause_reading()
+        Connection.data_received(self, data)
 
     def shutdown(self) -> None:
         """uvicorn is stopping: 1012 (service restart) to an open connection,
@@ -243,16 +272,18 @@ class WebSocketProtocol(Connection):
         self._close_transport()
 
     def _close_transport(self) -> None:
-        """Close TCP now (after what is written): no wait for the peer's close frame."""
-        if self._close_timer is not None:
-            self._close_timer.cancel()
-            self._close_timer = None
+        """Close TCP now (after what is written): no wait for the peer's close
+        frame. A peer that does not read is aborted after ``close_timeout``."""
         transport = self.transport
-        if transport is not None and not transport.is_closing():
+        if transport is None or self._closed.done():
+            return
+        if not transport.is_closing():
             self._close_stage = 2
             transport.close()
-            if not self._closed.done():
-                self._arm_close_timer()  # a peer that does not read: abort later
+            self._arm_close_timer()  # replaces the wait for the peer's close frame
+        elif self._close_timer is None:
+            self._close_stage = 2
+            self._arm_close_timer()
 
     # --- opening handshake -------------------------------------------------------------
 
@@ -265,11 +296,6 @@ class WebSocketProtocol(Connection):
             protocol.send_response(response)
             return
         self.scope = self._build_scope(request)
-        # A client sends nothing before the 101 (RFC 6455 section 4.1): until
-        # the application answers, the socket is not read, so that one that
-        # does cannot make the server buffer it.
-        self._reading_paused = True
-        self.transport.pause_reading()
         task = self._app_task = self.loop.create_task(self.run_asgi())
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -334,9 +360,15 @@ class WebSocketProtocol(Connection):
         self._connection_open()
         self._read_trailing()  # frames that came in the same read as the request
         if self._reading_paused and not self._messages:
-            self._reading_paused = False
+            self._reading_paused = False  # paused for early data
             self.transport.resume_reading()
         self._flush()
+        self._end_handshake()
+
+    def _end_handshake(self) -> None:
+        """The handshake is over: a receive() that waited during it goes on."""
+        if not self._answered.done():
+            self._answered.set_result(None)
 
     def _default_headers(self, present: Any) -> List[Tuple[str, str]]:
         """uvicorn's ``server`` and ``date`` headers (and its ``headers``
@@ -358,6 +390,7 @@ class WebSocketProtocol(Connection):
             self._disconnect = {"type": "websocket.disconnect", "code": 1006}
         protocol.send_response(response)
         self._flush()
+        self._end_handshake()
 
     def _refuse(self) -> None:
         """websocket.close before websocket.accept: 403."""
@@ -445,13 +478,15 @@ class WebSocketProtocol(Connection):
             self._connect_pending = False
             return {"type": "websocket.connect"}
         if self.asgi_state != ACCEPTED:
-            if self._disconnect is None:
+            if self._disconnect is None and not self._answered.done():
                 # Still in the handshake: nothing comes before the application
-                # answers, or the client leaves.
-                await asyncio.shield(self._closed)
+                # answers (from another task), or the client leaves.
+                await asyncio.shield(self._answered)
+                if self.asgi_state == ACCEPTED:
+                    return await self.receive()
             return self._disconnect_message()
-        if self._disconnect is not None:
-            return self._disconnect
+        if self._disconnect is not None and not self._messages:
+            return self._disconnect  # the messages received before it came first
         try:
             message = await self.recv()
         except ConnectionClosed:
