@@ -178,27 +178,43 @@ async def send_garbage(port: int, attack: bytes) -> tuple:
     return response, memory
 
 
-async def read_pongs(sock: socket.socket, buffer: bytearray, count: int) -> tuple:
-    """Read the pongs to ``count`` pings numbered ``b"%06d"`` until the last
-    one's, each intact and in order, none twice: (what was read past the last
-    whole pong, how many pongs)."""
+async def ping_flood(uri: str, count: int) -> tuple:
+    """Open a connection to ``uri``, send ``count`` pings numbered ``b"%06d"``
+    while reading the pongs until the last one's (each intact and in order,
+    none twice, nothing past them), then check that a message still echoes and
+    close: (how many pongs, the seconds the flood took, the memory it took as
+    :func:`traced` gives it; the pings are built before tracing starts)."""
     loop = asyncio.get_running_loop()
+    attack = b"".join(frame(PING_OP, b"%06d" % i) for i in range(count))
     pong_size = 8  # 0x8A, length 6, six digits
-    received, pongs, last = b"", 0, -1
-    while last < count - 1:
-        n = await asyncio.wait_for(loop.sock_recv_into(sock, buffer), 5)
-        assert n, "server closed during the ping flood"
-        received += bytes(buffer[:n])
-        whole = len(received) - len(received) % pong_size
-        for i in range(0, whole, pong_size):
-            pong = received[i : i + pong_size]
-            assert pong[:2] == bytes([0x80 | PONG_OP, 6]), pong  # pongs, intact
-            seq = int(pong[2:])
-            assert seq > last, (seq, last)  # in order, none twice
-            last = seq
-            pongs += 1
-        received = received[whole:]
-    return received, pongs
+    sock = await raw_socket(uri)
+    buffer = bytearray(256 * KiB)
+    with traced() as memory:
+        started = time.monotonic()
+        sender = asyncio.ensure_future(loop.sock_sendall(sock, attack))
+        received, pongs, last = b"", 0, -1
+        while last < count - 1:
+            n = await asyncio.wait_for(loop.sock_recv_into(sock, buffer), 5)
+            assert n, "server closed during the ping flood"
+            received += bytes(buffer[:n])
+            whole = len(received) - len(received) % pong_size
+            for i in range(0, whole, pong_size):
+                pong = received[i : i + pong_size]
+                assert pong[:2] == bytes([0x80 | PONG_OP, 6]), pong  # pongs, intact
+                seq = int(pong[2:])
+                assert seq > last, (seq, last)  # in order, none twice
+                last = seq
+                pongs += 1
+            received = received[whole:]
+        await sender
+        elapsed = time.monotonic() - started
+    assert received == b""
+    # Still open and in order.
+    await loop.sock_sendall(sock, frame(1, b"after"))
+    n = await asyncio.wait_for(loop.sock_recv_into(sock, buffer), 5)
+    assert bytes(buffer[:n]) == b"\x81\x05after"
+    sock.close()
+    return pongs, elapsed, memory
 
 
 # --- length headers announcing huge frames --------------------------------------------
@@ -441,18 +457,8 @@ async def test_ping_flood_from_a_reading_client(log, count):
     pings. While the flood keeps the server's write buffer over write_limit,
     pongs are coalesced into one for the most recent ping (RFC 6455 section
     5.5.3), so a client that reads more slowly than it pings gets fewer pongs."""
-    attack = b"".join(frame(PING_OP, b"%06d" % i) for i in range(count))
-    loop = asyncio.get_running_loop()
     async with server(echo, compression=None) as (srv, uri):
-        sock = await raw_socket(uri)
-        buffer = bytearray(256 * KiB)
-        with traced() as memory:
-            started = time.monotonic()
-            sender = asyncio.ensure_future(loop.sock_sendall(sock, attack))
-            received, pongs = await read_pongs(sock, buffer, count)
-            await sender
-            elapsed = time.monotonic() - started
-        assert received == b""
+        pongs, elapsed, memory = await ping_flood(uri, count)
         assert 1 <= pongs <= count
         assert elapsed < 15, elapsed
         # Per read of the 256 KiB buffer (23 000 pings) the server makes its
@@ -461,11 +467,6 @@ async def test_ping_flood_from_a_reading_client(log, count):
         # retained (100 000 kept Ping events would be 10 MiB).
         assert memory["peak"] < 16 * MiB, memory["peak"]
         assert memory["current"] < 64 * KiB, memory["current"]
-        # Still open and in order.
-        await loop.sock_sendall(sock, frame(1, b"after"))
-        n = await asyncio.wait_for(loop.sock_recv_into(sock, buffer), 5)
-        assert bytes(buffer[:n]) == b"\x81\x05after"
-        sock.close()
         await until(lambda: not srv.connections)
     assert_no_traceback(log)
 
