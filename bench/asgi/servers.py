@@ -5,8 +5,9 @@
 Listens on 127.0.0.1:PORT (0: a free port), prints ``READY <port>`` on stdout
 once connections are accepted, and serves until SIGTERM or SIGINT, or until its
 standard input reaches end of file, whichever comes first (as
-:mod:`bench.echo.servers`, whose stdin watcher it uses). ``--profile FILE`` runs
-the server under cProfile and writes the stats to FILE on the way out.
+:mod:`bench.echo.servers`, whose serving loop and command line it uses).
+``--profile FILE`` runs the server under cProfile and writes the stats to FILE
+on the way out.
 
 The app is the same for every ASGI server (:func:`starlette_app`): a Starlette
 ``WebSocketRoute`` at ``/`` that accepts, then sends each message back as it came
@@ -22,16 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import socket
 import sys
-import threading
 import time
 from typing import Any, Awaitable, Callable, Dict, Optional, Tuple
 
 from bench.echo import HOST, MAX_SIZE
 from bench.echo.servers import STARTERS as ECHO_STARTERS
-from bench.echo.servers import _watch_stdin, server_main
+from bench.echo.servers import serve_until_stopped, server_main
 
 from . import BACKENDS, FASTWS_WS
 
@@ -244,27 +243,7 @@ assert set(STARTERS) == set(BACKENDS)
 
 
 async def serve(backend: str, port: int) -> None:
-    loop = asyncio.get_running_loop()
-    stop: asyncio.Future = loop.create_future()
-
-    def stop_with(reason: str) -> None:
-        if not stop.done():
-            stop.set_result(reason)
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        # uvicorn installs its own handlers while it serves: a signal then ends
-        # its task, which ends this process too (below).
-        loop.add_signal_handler(sig, stop_with, sig.name)
-    bound, close, task = await STARTERS[backend](port)
-    if task is not None:
-        task.add_done_callback(lambda _: stop_with("server stopped"))
-    threading.Thread(target=_watch_stdin, args=(loop, stop), daemon=True).start()
-    print(f"READY {bound}", flush=True)
-    await stop
-    try:
-        await asyncio.wait_for(close(), 3)
-    except Exception:  # noqa: BLE001 - shutting down anyway
-        pass
+    await serve_until_stopped(STARTERS[backend], port, 3)
 
 
 def main(argv: Optional[list] = None) -> int:

@@ -187,19 +187,38 @@ def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Future) -> None:
         pass
 
 
-async def serve(stack: str, port: int) -> None:
+async def serve_until_stopped(start: Callable[[int], Awaitable[tuple]], port: int, close_timeout: float) -> None:
+    """Start a server with ``start(port)``, which returns (bound port, async
+    closer) or (bound port, async closer, the task that serves or None), print
+    ``READY <port>``, and serve until SIGTERM or SIGINT, the end of standard
+    input, or the end of that task; then close it (within ``close_timeout``).
+    A server that installs its own signal handlers (uvicorn) ends its task on
+    a signal instead, which ends this too."""
     loop = asyncio.get_running_loop()
     stop: asyncio.Future = loop.create_future()
+
+    def stop_with(reason: str) -> None:
+        if not stop.done():
+            stop.set_result(reason)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda s=sig: stop.done() or stop.set_result(s.name))
-    bound, close = await STARTERS[stack](port)
+        loop.add_signal_handler(sig, stop_with, sig.name)
+    started = await start(port)
+    bound, close = started[0], started[1]
+    task = started[2] if len(started) > 2 else None
+    if task is not None:
+        task.add_done_callback(lambda _: stop_with("server stopped"))
     threading.Thread(target=_watch_stdin, args=(loop, stop), daemon=True).start()
     print(f"READY {bound}", flush=True)
     await stop
     try:
-        await asyncio.wait_for(close(), 2)
+        await asyncio.wait_for(close(), close_timeout)
     except Exception:  # noqa: BLE001 - shutting down anyway
         pass
+
+
+async def serve(stack: str, port: int) -> None:
+    await serve_until_stopped(STARTERS[stack], port, 2)
 
 
 def server_main(
