@@ -269,5 +269,7 @@ async def test_daphne_with_and_without_patch_autobahn():
     for status in statuses:
         (connection,) = status["connections"]
         assert connection["protocol"] == "daphne.ws_protocol.WebSocketProtocol"
-        assert connection["utf8validator"].startswith("autobahn."), connection
-        assert connection["masker"].startswith("autobahn."), connection
+        # Autobahn's own classes, or wsaccel's where autobahn picks them up itself
+        # (autobahn 24.4, what Python 3.9 gets, does when wsaccel is installed).
+        assert connection["utf8validator"].startswith(("autobahn.", "wsaccel.")), connection
+        assert connection["masker"].startswith(("autobahn.", "wsaccel.")), connection
