@@ -179,10 +179,8 @@ class WebSocketProtocol(Connection):
         # Resolved when the handshake is over (answered, or the client left):
         # wakes a receive() that waited during it.
         self._answered: asyncio.Future[None] = self.loop.create_future()
-        self._app_task: Optional[asyncio.Task[None]] = None
         self._denial: Optional[Tuple[int, Headers, List[bytes]]] = None
         self._disconnect: Optional[_Message] = None  # fixed once known
-        self._shutting_down = False
 
     # --- what uvicorn's tooling reads ----------------------------------------------
 
@@ -246,8 +244,8 @@ class WebSocketProtocol(Connection):
         The socket is read during the handshake, so that a client that leaves
         is noticed at once; one that sends frames before the 101 (RFC 6455
         section 4.1 says to wait) is no longer read past ``EARLY_DATA_LIMIT``
-        bytes, until the application answers."""
-        if self.asgi_state == HANDSHAKE and self.scope:
+        bytes, until the application answers (or its denial response is out)."""
+        if self.scope and self.asgi_state in (HANDSHAKE, DENIAL):
             self._early_data += len(data)
             if self._early_data > EARLY_DATA_LIMIT and not self._reading_paused:
                 self._reading_paused = True
@@ -257,7 +255,6 @@ class WebSocketProtocol(Connection):
     def shutdown(self) -> None:
         """uvicorn is stopping: 1012 (service restart) to an open connection,
         500 to one whose application has not answered its handshake yet."""
-        self._shutting_down = True
         protocol = self.protocol
         if self._keepalive is not None:
             self._keepalive.cancel()
@@ -296,7 +293,7 @@ class WebSocketProtocol(Connection):
             protocol.send_response(response)
             return
         self.scope = self._build_scope(request)
-        task = self._app_task = self.loop.create_task(self.run_asgi())
+        task = self.loop.create_task(self.run_asgi())
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
