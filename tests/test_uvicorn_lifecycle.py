@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+import socket
 import time
+import tracemalloc
 from typing import Any, Awaitable, Callable, Dict, List
 
 import pytest
@@ -155,3 +157,47 @@ async def test_shutdown_aborts_a_client_that_does_not_read_after_close_timeout()
         await eventually(lambda: not srv.state.connections, timeout=3)
         assert time.monotonic() - started < 2
         writer.close()
+
+
+@run
+async def test_frames_during_a_denial_response_are_not_buffered_without_bound() -> None:
+    """The application streams a denial response slowly while the client,
+    which never got a 101, floods frames: the server stops reading past
+    EARLY_DATA_LIMIT instead of holding them, and the denial still goes out."""
+    from fastws.uvicorn import EARLY_DATA_LIMIT
+
+    release = asyncio.Event()
+
+    async def app(scope: Any, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "websocket.http.response.start", "status": 403, "headers": []})
+        await send({"type": "websocket.http.response.body", "body": b"no", "more_body": True})
+        await release.wait()
+        await send({"type": "websocket.http.response.body", "body": b" entry"})
+
+    flood = (b"\x82\xfe\x03\xe8\x00\x00\x00\x00" + bytes(1000)) * 20_000  # masked 1000-byte frames: 20 MB
+    loop = asyncio.get_running_loop()
+    async with uvicorn_server(app, ws=BACKENDS["fastws"]) as srv:
+        sock = socket.socket()
+        sock.setblocking(False)
+        await loop.sock_connect(sock, ("127.0.0.1", srv.port))
+        await loop.sock_sendall(sock, REQUEST)
+        await asyncio.sleep(0.1)  # the request alone first: uvicorn's HTTP layer drops what follows it
+        tracemalloc.start()
+        try:
+            sender = asyncio.ensure_future(loop.sock_sendall(sock, flood))  # no copy: the server's memory
+            await asyncio.sleep(0.5)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert not sender.done()  # the server stopped reading
+        assert peak < EARLY_DATA_LIMIT + 2 * 1024 * 1024, peak
+        release.set()
+        response = b""
+        while not response.endswith(b"no entry"):
+            chunk = await asyncio.wait_for(loop.sock_recv(sock, 65536), 3)
+            assert chunk, response
+            response += chunk
+        sender.cancel()
+        sock.close()
+    assert response.startswith(b"HTTP/1.1 403 "), response
