@@ -66,7 +66,10 @@ try:
     from uvicorn.protocols.utils import (
         ClientDisconnected,
         get_client_addr,
+        get_local_addr,
         get_path_with_query_string,
+        get_remote_addr,
+        is_ssl,
     )
 except ImportError as exc:  # pragma: no cover - this module is for uvicorn
     raise ImportError("fastws.uvicorn needs uvicorn: pip install uvicorn") from exc
@@ -90,14 +93,6 @@ CLOSED_BY_APP = "closed"  # the application sent websocket.close, or its denial 
 GONE = "gone"  # the server ended the handshake (a bad request, a shutdown): the client is gone
 
 _Message = Dict[str, Any]
-
-
-def _addr(transport: Any, name: str) -> Optional[Tuple[str, int]]:
-    """uvicorn's (host, port) for ``sockname`` or ``peername``; None for a Unix socket."""
-    info = transport.get_extra_info(name)
-    if isinstance(info, (list, tuple)) and len(info) >= 2:
-        return (str(info[0]), int(info[1]))
-    return None
 
 
 class WebSocketProtocol(Connection):
@@ -167,7 +162,7 @@ class WebSocketProtocol(Connection):
             write_limit=WRITE_LIMIT,
         )
         self.scope: Dict[str, Any] = {}
-        self.server: Optional[Tuple[str, int]] = None
+        self.server: Optional[Tuple[str, Optional[int]]] = None
         self.client: Optional[Tuple[str, int]] = None
         self.scheme = "ws"
         #: Where the ASGI exchange is: "handshake", "denial", "accepted", "closed" or "gone".
@@ -215,9 +210,10 @@ class WebSocketProtocol(Connection):
             self._writelines = self._write_each  # see Connection.connection_made
         else:
             self._writelines = transport.writelines
-        self.server = _addr(transport, "sockname")
-        self.client = _addr(transport, "peername")
-        self.scheme = "wss" if transport.get_extra_info("sslcontext") else "ws"
+        # uvicorn's own helpers: the scope's client and server as its backends give them.
+        self.server = get_local_addr(transport)
+        self.client = get_remote_addr(transport)
+        self.scheme = "wss" if is_ssl(transport) else "ws"
         self.connections.add(self)
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
