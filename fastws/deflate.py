@@ -69,7 +69,14 @@ from __future__ import annotations
 import zlib
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
-from .exceptions import NegotiationError, PayloadTooBig, ProtocolError
+from .exceptions import (
+    DuplicateParameter,
+    InvalidParameterName,
+    InvalidParameterValue,
+    NegotiationError,
+    PayloadTooBig,
+    ProtocolError,
+)
 from .extensions import (
     ClientExtensionFactory,
     Extension,
@@ -283,10 +290,10 @@ def _parse_params(params: ExtensionParams, *, offer: bool) -> Dict[str, Union[bo
     seen: Dict[str, Union[bool, int]] = {}
     for name, value in params:
         if name in seen:
-            raise NegotiationError(f"{NAME}: duplicate parameter {name}")
+            raise DuplicateParameter(name, f"{NAME}: duplicate parameter {name}")
         if name in ("server_no_context_takeover", "client_no_context_takeover"):
             if value is not None:
-                raise NegotiationError(f"{NAME}: {name} takes no value, got {value!r}")
+                raise InvalidParameterValue(name, value, f"{NAME}: {name} takes no value, got {value!r}")
             seen[name] = True
         elif name in ("server_max_window_bits", "client_max_window_bits"):
             if value is None and offer and name == "client_max_window_bits":
@@ -294,13 +301,15 @@ def _parse_params(params: ExtensionParams, *, offer: bool) -> Dict[str, Union[bo
                 continue
             bits = _BITS.get(value) if value is not None else None
             if bits is None:
-                raise NegotiationError(
+                raise InvalidParameterValue(
+                    name,
+                    value,
                     f"{NAME}: {name} must be from 8 to 15, got "
-                    + ("no value" if value is None else repr(value))
+                    + ("no value" if value is None else repr(value)),
                 )
             seen[name] = bits
         else:
-            raise NegotiationError(f"{NAME}: unknown parameter {name!r}")
+            raise InvalidParameterName(name, f"{NAME}: unknown parameter {name!r}")
     return seen
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 __all__ = [
     "FastWSError",
+    "WebSocketException",
     "ProtocolError",
     "PayloadTooBig",
     "InvalidUTF8",
@@ -17,7 +18,15 @@ __all__ = [
 
 
 class FastWSError(Exception):
-    """Base class for every exception fastws raises on purpose."""
+    """Base class for every exception fastws raises on purpose.
+
+    ``WebSocketException`` is the same class, under the name the ``websockets``
+    library gives its base class.
+    """
+
+
+#: The ``websockets`` name of :class:`FastWSError`.
+WebSocketException = FastWSError
 
 
 class ProtocolError(FastWSError):
@@ -85,6 +94,22 @@ class InvalidURI(FastWSError, ValueError):
         self.reason = reason
 
 
+class InvalidProxy(FastWSError, ValueError):
+    """A proxy URL that cannot be used (not ``http://``, ``https://``,
+    ``socks4://``, ``socks4a://``, ``socks5://`` or ``socks5h://``, no host...),
+    or a SOCKS proxy without the optional ``python-socks`` package.
+
+    Attributes:
+        proxy (str): The proxy URL as given (credentials hidden).
+        reason (str): Why it cannot be used.
+    """
+
+    def __init__(self, proxy: str, reason: str) -> None:
+        super().__init__(f"{proxy!r} isn't a valid proxy: {reason}")
+        self.proxy = proxy
+        self.reason = reason
+
+
 class MultipleValuesError(FastWSError, LookupError):
     """A header that must appear at most once appears several times.
 
@@ -128,6 +153,38 @@ def _rebuild(cls, args, state):
     exc.args = args
     exc.__dict__.update(state)
     return exc
+
+
+class SecurityError(InvalidHandshake):
+    """The handshake was stopped because going on would be unsafe: a redirect
+    from ``wss://`` to ``ws://``, or a response past a security limit."""
+
+
+class ProxyError(InvalidHandshake):
+    """Connecting through the proxy failed (see its subclasses)."""
+
+
+class InvalidProxyMessage(ProxyError):
+    """The proxy's answer to CONNECT cannot be parsed, or breaks a limit."""
+
+
+class InvalidProxyStatus(ProxyError):
+    """The proxy refused to open the tunnel: it answered CONNECT with a status
+    other than 2xx (407 when it wants credentials).
+
+    Args:
+        response: The proxy's response.
+
+    Attributes:
+        response (~fastws.http11.Response): The whole response.
+    """
+
+    def __init__(self, response) -> None:
+        super().__init__(
+            f"proxy rejected the connection: HTTP {response.status_code}"
+            + (f" {response.reason_phrase}" if response.reason_phrase else "")
+        )
+        self.response = response
 
 
 class InvalidMessage(InvalidHandshake):
@@ -174,6 +231,17 @@ class InvalidHeader(InvalidHandshake):
         self.reason = reason
 
 
+class InvalidHeaderFormat(InvalidHeader):
+    """A header's value does not follow its grammar (a list of tokens, the
+    extension syntax...). Takes the arguments of :class:`InvalidHeader`."""
+
+
+class InvalidHeaderValue(InvalidHeader):
+    """A header's value follows its grammar but is refused (a key that is not the
+    base64 of 16 bytes, an accept key that does not match...). Takes the
+    arguments of :class:`InvalidHeader`."""
+
+
 class InvalidUpgrade(InvalidHeader):
     """The ``Upgrade`` or ``Connection`` header does not ask for a WebSocket
     upgrade, or the ``Sec-WebSocket-Version`` is not 13 (426 Upgrade Required)."""
@@ -190,6 +258,57 @@ class InvalidOrigin(InvalidHeader):
 class NegotiationError(InvalidHandshake):
     """Subprotocol or extension negotiation failed: the peer picked something that
     was not offered, or nothing acceptable was offered."""
+
+
+class DuplicateParameter(NegotiationError):
+    """An extension parameter appears twice.
+
+    Args:
+        name: The parameter's name.
+        message: The message, if not the default one.
+
+    Attributes:
+        name (str): The parameter's name.
+    """
+
+    def __init__(self, name: str, message: str | None = None) -> None:
+        super().__init__(message or f"duplicate parameter {name}")
+        self.name = name
+
+
+class InvalidParameterName(NegotiationError):
+    """An extension parameter is unknown.
+
+    Args:
+        name: The parameter's name.
+        message: The message, if not the default one.
+
+    Attributes:
+        name (str): The parameter's name.
+    """
+
+    def __init__(self, name: str, message: str | None = None) -> None:
+        super().__init__(message or f"invalid parameter name {name!r}")
+        self.name = name
+
+
+class InvalidParameterValue(NegotiationError):
+    """An extension parameter has a value it cannot take.
+
+    Args:
+        name: The parameter's name.
+        value: Its value (None: none given).
+        message: The message, if not the default one.
+
+    Attributes:
+        name (str): The parameter's name.
+        value (str | None): Its value.
+    """
+
+    def __init__(self, name: str, value: str | None, message: str | None = None) -> None:
+        super().__init__(message or f"invalid value {value!r} for parameter {name}")
+        self.name = name
+        self.value = value
 
 
 class InvalidStatus(InvalidHandshake):
@@ -229,13 +348,23 @@ class InvalidStatus(InvalidHandshake):
 __all__ += [
     "InvalidState",
     "InvalidURI",
+    "InvalidProxy",
     "MultipleValuesError",
     "InvalidHandshake",
+    "SecurityError",
+    "ProxyError",
+    "InvalidProxyMessage",
+    "InvalidProxyStatus",
     "InvalidMessage",
     "InvalidHeader",
+    "InvalidHeaderFormat",
+    "InvalidHeaderValue",
     "InvalidUpgrade",
     "InvalidOrigin",
     "NegotiationError",
+    "DuplicateParameter",
+    "InvalidParameterName",
+    "InvalidParameterValue",
     "InvalidStatus",
 ]
 

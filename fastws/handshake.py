@@ -20,6 +20,7 @@ from typing import Callable, Optional, Sequence, Tuple
 from .exceptions import (
     InvalidHandshake,
     InvalidHeader,
+    InvalidHeaderValue,
     InvalidOrigin,
     InvalidStatus,
     InvalidUpgrade,
@@ -205,7 +206,7 @@ def validate_response(
     if accept is None:
         raise InvalidHeader("Sec-WebSocket-Accept")
     if accept != accept_key(key):
-        raise InvalidHeader("Sec-WebSocket-Accept", accept, "does not match the key")
+        raise InvalidHeaderValue("Sec-WebSocket-Accept", accept, "does not match the key")
 
     values = headers.get_all("Sec-WebSocket-Protocol")
     if not values:
@@ -323,7 +324,7 @@ def validate_request(request: Request) -> str:
     if key is None:
         raise InvalidHeader("Sec-WebSocket-Key")
     if not _check_key(key):
-        raise InvalidHeader("Sec-WebSocket-Key", key, "not the base64 of 16 bytes")
+        raise InvalidHeaderValue("Sec-WebSocket-Key", key, "not the base64 of 16 bytes")
     return key
 
 

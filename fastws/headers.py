@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
-from .exceptions import InvalidHeader, MultipleValuesError
+from .exceptions import InvalidHeaderFormat, MultipleValuesError
 from .extensions import ExtensionParams
 
 __all__ = [
@@ -202,7 +202,7 @@ def parse_token_list(value: str, name: str = "header", *, allow_slash: bool = Fa
         The tokens, in order.
 
     Raises:
-        ~fastws.exceptions.InvalidHeader: If an element is not a token.
+        ~fastws.exceptions.InvalidHeaderFormat: If an element is not a token.
     """
     tokens = []
     for element in value.split(","):
@@ -211,7 +211,7 @@ def parse_token_list(value: str, name: str = "header", *, allow_slash: bool = Fa
             continue
         parts = element.split("/", 1) if allow_slash else [element]
         if not all(TOKEN.fullmatch(p) for p in parts):
-            raise InvalidHeader(name, value, f"{element!r} is not a token")
+            raise InvalidHeaderFormat(name, value, f"{element!r} is not a token")
         tokens.append(element)
     return tokens
 
@@ -231,7 +231,7 @@ def _parse_quoted(value: str, pos: int, name: str, header: str) -> Tuple[str, in
             char = value[pos]
         out.append(char)
         pos += 1
-    raise InvalidHeader(name, header, "unterminated quoted string")
+    raise InvalidHeaderFormat(name, header, "unterminated quoted string")
 
 
 def parse_extension_list(value: str, name: str = "Sec-WebSocket-Extensions") -> list:
@@ -246,7 +246,7 @@ def parse_extension_list(value: str, name: str = "Sec-WebSocket-Extensions") -> 
         quoted parameter value is unquoted, and must then be a token.
 
     Raises:
-        ~fastws.exceptions.InvalidHeader: If the value does not follow the
+        ~fastws.exceptions.InvalidHeaderFormat: If the value does not follow the
             grammar.
     """
     result: list = []
@@ -261,7 +261,7 @@ def parse_extension_list(value: str, name: str = "Sec-WebSocket-Extensions") -> 
     def read_token(i: int, what: str) -> Tuple[str, int]:
         m = TOKEN.match(value, i)
         if m is None:
-            raise InvalidHeader(name, value, f"expected {what} at position {i}")
+            raise InvalidHeaderFormat(name, value, f"expected {what} at position {i}")
         return m.group(), m.end()
 
     while True:
@@ -278,7 +278,7 @@ def parse_extension_list(value: str, name: str = "Sec-WebSocket-Extensions") -> 
             if pos >= n or value[pos] == ",":
                 break
             if value[pos] != ";":
-                raise InvalidHeader(name, value, f"unexpected {value[pos]!r} at position {pos}")
+                raise InvalidHeaderFormat(name, value, f"unexpected {value[pos]!r} at position {pos}")
             pos = skip_ows(pos + 1)
             param, pos = read_token(pos, "a parameter name")
             pos = skip_ows(pos)
@@ -288,7 +288,7 @@ def parse_extension_list(value: str, name: str = "Sec-WebSocket-Extensions") -> 
                 if pos < n and value[pos] == '"':
                     param_value, pos = _parse_quoted(value, pos, name, value)
                     if not TOKEN.fullmatch(param_value):
-                        raise InvalidHeader(
+                        raise InvalidHeaderFormat(
                             name, value, f"quoted value {param_value!r} is not a token"
                         )
                 else:

@@ -13,6 +13,8 @@ from fastws.events import Close, Ping
 from fastws.exceptions import (
     InvalidHandshake,
     InvalidHeader,
+    InvalidHeaderFormat,
+    InvalidHeaderValue,
     InvalidMessage,
     InvalidOrigin,
     InvalidState,
@@ -372,7 +374,7 @@ BAD_HANDSHAKES = [
         "invalid Upgrade header: 'h2c'",
         {},
     ),
-    ("upgrade-garbage", request_bytes(replace={"Upgrade": "web socket"}), 400, InvalidHeader, "not a token", {}),
+    ("upgrade-garbage", request_bytes(replace={"Upgrade": "web socket"}), 400, InvalidHeaderFormat, "not a token", {}),
     ("no-connection", request_bytes(drop=["Connection"]), 426, InvalidUpgrade, "missing Connection header", {}),
     (
         "connection-keep-alive",
@@ -387,7 +389,7 @@ BAD_HANDSHAKES = [
         "key-not-base64",
         request_bytes(replace={"Sec-WebSocket-Key": "not base64!"}),
         400,
-        InvalidHeader,
+        InvalidHeaderValue,
         "not the base64 of 16 bytes",
         {},
     ),
@@ -395,7 +397,7 @@ BAD_HANDSHAKES = [
         "key-15-bytes",
         request_bytes(replace={"Sec-WebSocket-Key": base64.b64encode(b"x" * 15).decode()}),
         400,
-        InvalidHeader,
+        InvalidHeaderValue,
         "not the base64 of 16 bytes",
         {},
     ),
@@ -403,7 +405,7 @@ BAD_HANDSHAKES = [
         "key-17-bytes",
         request_bytes(replace={"Sec-WebSocket-Key": base64.b64encode(b"x" * 17).decode()}),
         400,
-        InvalidHeader,
+        InvalidHeaderValue,
         "not the base64 of 16 bytes",
         {},
     ),
@@ -411,7 +413,7 @@ BAD_HANDSHAKES = [
         "key-without-padding",
         request_bytes(replace={"Sec-WebSocket-Key": FIREFOX_KEY.rstrip("=")}),
         400,
-        InvalidHeader,
+        InvalidHeaderValue,
         "not the base64",
         {},
     ),
@@ -451,7 +453,7 @@ BAD_HANDSHAKES = [
         "bad-subprotocol-list",
         request_bytes(extra=[("Sec-WebSocket-Protocol", "a b")]),
         400,
-        InvalidHeader,
+        InvalidHeaderFormat,
         "Sec-WebSocket-Protocol",
         {},
     ),
@@ -749,7 +751,7 @@ def client_response_cases():
         (
             "wrong-accept",
             lambda c: good(c).replace(accept_key(c.key).encode(), accept_key(CHROME_KEY).encode()),
-            InvalidHeader,
+            InvalidHeaderValue,
             "does not match the key",
         ),
         (
@@ -912,7 +914,7 @@ def test_server_extension_garbage_is_400():
     server = ServerProtocol(extensions=[ToyServerFactory("x-a")])
     server.receive_data(request_bytes(extra=[("Sec-WebSocket-Extensions", "x-a; =")]))
     assert parse_response(server.data_to_send()).status_code == 400
-    assert type(server.error) is InvalidHeader
+    assert type(server.error) is InvalidHeaderFormat
 
 
 def test_client_extension_negotiation():
