@@ -32,6 +32,7 @@ from .headers import (
     TOKEN,
     Headers,
     HeadersLike,
+    build_authorization_basic,
     build_extension_list,
     parse_extension_list,
     parse_token_list,
@@ -137,13 +138,13 @@ def build_request(
         The request, to send with :meth:`~fastws.http11.Request.serialize`.
 
     Raises:
-        ValueError: If a subprotocol is not a token.
+        ValueError: If a subprotocol is not a token, or the username in the
+            user info contains a colon.
     """
     headers = Headers()
     headers.add("Host", uri.host_header)
     if uri.user_info is not None:
-        credentials = ":".join(uri.user_info).encode("utf-8")
-        headers.add("Authorization", "Basic " + base64.b64encode(credentials).decode("ascii"))
+        headers.add("Authorization", build_authorization_basic(*uri.user_info))
     headers.add("Upgrade", "websocket")
     headers.add("Connection", "Upgrade")
     headers.add("Sec-WebSocket-Key", key)

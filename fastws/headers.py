@@ -1,13 +1,16 @@
 """HTTP header fields (RFC 7230 section 3.2) for the opening handshake: the
-:class:`Headers` container, and the grammars of the handshake's list-valued
-headers (token lists, ``Sec-WebSocket-Extensions``)."""
+:class:`Headers` container, the grammars of the handshake's list-valued
+headers (token lists, ``Sec-WebSocket-Extensions``), and HTTP Basic
+authentication's headers (RFC 7617)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from typing import Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
-from .exceptions import InvalidHeaderFormat, MultipleValuesError
+from .exceptions import InvalidHeaderFormat, InvalidHeaderValue, MultipleValuesError
 from .extensions import ExtensionParams
 
 __all__ = [
@@ -16,6 +19,9 @@ __all__ = [
     "parse_token_list",
     "parse_extension_list",
     "build_extension_list",
+    "parse_authorization_basic",
+    "build_authorization_basic",
+    "build_www_authenticate_basic",
 ]
 
 # RFC 7230 section 3.2.6: token = 1*tchar
@@ -316,3 +322,113 @@ def build_extension_list(extensions: Sequence[Tuple[str, ExtensionParams]]) -> s
             items.append(param if param_value is None else f"{param}={param_value}")
         parts.append("; ".join(items))
     return ", ".join(parts)
+
+
+# --- HTTP Basic authentication (RFC 7617) ---------------------------------------
+
+# RFC 7235 section 2.1: token68 = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+_TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+# What a quoted-string can hold once its quotes and backslashes are escaped.
+_QUOTABLE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+_NEEDS_ESCAPE = re.compile(r'(["\\])')
+
+
+def _quoted_string(value: str, what: str) -> str:
+    if not _QUOTABLE.fullmatch(value):
+        raise ValueError(f"{what} {value!r} cannot be sent in a quoted string")
+    return '"' + _NEEDS_ESCAPE.sub(r"\\\1", value) + '"'
+
+
+def parse_authorization_basic(header: str) -> Tuple[str, str]:
+    """Parse an ``Authorization`` header with the Basic scheme (RFC 7617).
+
+    The scheme's name is case-insensitive. Bytes that are not UTF-8 come out
+    as lone surrogates (the ``surrogateescape`` error handler), so that no
+    credentials are lost or made equal by decoding. The errors do not repeat
+    the credentials: their value shows the scheme followed by ``***``.
+
+    Args:
+        header: The header's value.
+
+    Returns:
+        ``(username, password)``.
+
+    Raises:
+        ~fastws.exceptions.InvalidHeaderFormat: If the value is not a scheme,
+            spaces and a token68.
+        ~fastws.exceptions.InvalidHeaderValue: If the scheme is not Basic, or
+            the credentials are not the base64 of ``username:password``.
+    """
+    name = "Authorization"
+    match = TOKEN.match(header)
+    if match is None:
+        raise InvalidHeaderFormat(name, "***", "expected an authentication scheme")
+    scheme = match.group()
+    if scheme.lower() != "basic":
+        raise InvalidHeaderValue(
+            name, scheme, "unsupported authentication scheme, expected Basic"
+        )
+    shown = f"{scheme} ***"
+    pos = match.end()
+    end = len(header)
+    if pos == end or header[pos] != " ":
+        raise InvalidHeaderFormat(
+            name, shown, "expected a space, then credentials, after the scheme"
+        )
+    while pos < end and header[pos] == " ":
+        pos += 1
+    match = _TOKEN68.fullmatch(header, pos)
+    if match is None:
+        raise InvalidHeaderFormat(name, shown, "credentials are not a token68")
+    try:
+        decoded = base64.b64decode(match.group().encode("ascii"), validate=True)
+    except binascii.Error:
+        raise InvalidHeaderValue(name, shown, "credentials are not base64") from None
+    username, colon, password = decoded.decode("utf-8", "surrogateescape").partition(":")
+    if not colon:
+        raise InvalidHeaderValue(
+            name, shown, "credentials have no colon between username and password"
+        )
+    return username, password
+
+
+def build_authorization_basic(username: str, password: str) -> str:
+    """The value of an ``Authorization`` header with the Basic scheme (RFC 7617).
+
+    The credentials are encoded in UTF-8; lone surrogates, as
+    :func:`parse_authorization_basic` gives them, stand for the bytes they
+    came from.
+
+    Args:
+        username: The username; it cannot contain a colon.
+        password: The password.
+
+    Returns:
+        ``"Basic "`` followed by the base64 of ``username:password``.
+
+    Raises:
+        ValueError: If ``username`` contains a colon.
+    """
+    if ":" in username:
+        raise ValueError(
+            f"username {username!r} contains a colon, which Basic authentication cannot send"
+        )
+    credentials = f"{username}:{password}".encode("utf-8", "surrogateescape")
+    return "Basic " + base64.b64encode(credentials).decode("ascii")
+
+
+def build_www_authenticate_basic(realm: str) -> str:
+    """The value of a ``WWW-Authenticate`` header that asks for Basic
+    credentials in UTF-8 (RFC 7617 section 2.1).
+
+    Args:
+        realm: The protection space, shown by browsers; keep it ASCII (RFC 7235
+            section 2.2 leaves other characters' encoding undefined).
+
+    Returns:
+        ``Basic realm="...", charset="UTF-8"``.
+
+    Raises:
+        ValueError: If ``realm`` contains a control character such as CR or LF.
+    """
+    return f'Basic realm={_quoted_string(realm, "realm")}, charset="UTF-8"'
