@@ -15,7 +15,8 @@ import base64
 import binascii
 import hashlib
 import os
-from typing import Callable, Optional, Sequence, Tuple
+import re
+from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
 from .exceptions import (
     InvalidHandshake,
@@ -53,6 +54,7 @@ __all__ = [
     "validate_response",
     "negotiate_client_extensions",
     "validate_request",
+    "check_origins",
     "check_origin",
     "select_subprotocol",
     "offered_subprotocols",
@@ -329,24 +331,73 @@ def validate_request(request: Request) -> str:
     return key
 
 
-def check_origin(request: Request, origins: Optional[Sequence[Optional[str]]]) -> Optional[str]:
+#: An item of a server's ``origins``: an exact ``Origin`` value, a compiled
+#: regular expression that must match a whole ``Origin`` value, or None for a
+#: request without one.
+OriginRule = Union[str, re.Pattern[str], None]
+
+
+def check_origins(origins: Optional[Iterable[OriginRule]]) -> Optional[List[OriginRule]]:
+    """Check a server's ``origins`` option before any request arrives.
+
+    Args:
+        origins: The allowed origins, as for :func:`check_origin`.
+
+    Returns:
+        ``origins`` as a list, or None.
+
+    Raises:
+        TypeError: If ``origins`` is a string (a list of one is meant), or an
+            item is neither a string, a compiled ``str`` regular expression nor
+            None.
+    """
+    if origins is None:
+        return None
+    if isinstance(origins, (str, bytes)):
+        raise TypeError(
+            f"origins must be a list of origins, not the {type(origins).__name__} {origins!r}"
+        )
+    rules = list(origins)
+    for rule in rules:
+        if rule is None or isinstance(rule, str):
+            continue
+        if isinstance(rule, re.Pattern) and isinstance(rule.pattern, str):
+            continue
+        raise TypeError(
+            "origins must hold strings, compiled str regular expressions or None,"
+            f" not {rule!r}"
+        )
+    return rules
+
+
+def check_origin(request: Request, origins: Optional[Sequence[OriginRule]]) -> Optional[str]:
     """Check ``Origin`` against an allow-list.
 
     Args:
         request: The client's request.
-        origins: The allowed origins; put None in it to allow requests without
-            ``Origin`` (non-browser clients). None allows everything.
+        origins: The allowed origins: strings match the header exactly,
+            compiled regular expressions must match all of it
+            (:meth:`re.Pattern.fullmatch`), and None allows requests without
+            ``Origin`` (non-browser clients). None instead of a list allows
+            everything.
 
     Returns:
         The request's ``Origin``, or None.
 
     Raises:
+        ~fastws.exceptions.InvalidHeader: 400, if ``Origin`` is repeated.
         ~fastws.exceptions.InvalidOrigin: 403, if the origin is not allowed.
     """
     origin = _single(request.headers, "Origin")
-    if origins is not None and origin not in origins:
-        raise InvalidOrigin("Origin", origin, "not allowed" if origin is not None else None)
-    return origin
+    if origins is None:
+        return origin
+    for rule in origins:
+        if rule is None or isinstance(rule, str):
+            if rule == origin:
+                return origin
+        elif origin is not None and rule.fullmatch(origin) is not None:
+            return origin
+    raise InvalidOrigin("Origin", origin, "not allowed" if origin is not None else None)
 
 
 def select_subprotocol(offered: Sequence[str], supported: Optional[Sequence[str]]) -> Optional[str]:

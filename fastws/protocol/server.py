@@ -6,8 +6,10 @@ from typing import Any, Callable, Optional, Sequence, Tuple
 
 from ..exceptions import InvalidHandshake, InvalidMessage, InvalidState
 from ..handshake import (
+    OriginRule,
     build_response,
     check_origin,
+    check_origins,
     error_response,
     negotiate_server_extensions,
     offered_subprotocols,
@@ -35,8 +37,9 @@ class ServerProtocol(Protocol):
       that the client offered is selected (none if no match);
     - ``select_subprotocol(request, offered) -> str | None`` replaces that choice
       (raise :class:`~fastws.exceptions.NegotiationError` to refuse with 400);
-    - ``origins``: allowed ``Origin`` values (``None`` in the list allows requests
-      without one); others get 403;
+    - ``origins``: allowed ``Origin`` values, as strings (exact match) or
+      compiled regular expressions (whole match); ``None`` in the list allows
+      requests without one; others get 403;
     - ``process_request(request) -> Response | None``: runs first, on every
       request; a Response is sent instead of the handshake (404 for an unknown
       path, 401, a health check...); None continues with the handshake;
@@ -59,7 +62,7 @@ class ServerProtocol(Protocol):
         *,
         subprotocols: Optional[Sequence[str]] = None,
         select_subprotocol: Optional[Callable[[Request, Sequence[str]], Optional[str]]] = None,
-        origins: Optional[Sequence[Optional[str]]] = None,
+        origins: Optional[Sequence[OriginRule]] = None,
         process_request: Optional[Callable[[Request], Optional[Response]]] = None,
         extensions: Optional[Sequence[Any]] = None,
         extra_headers: Optional[HeadersLike] = None,
@@ -75,7 +78,7 @@ class ServerProtocol(Protocol):
         )
         self.subprotocols = list(subprotocols) if subprotocols is not None else None
         self.select_subprotocol = select_subprotocol
-        self.origins = list(origins) if origins is not None else None
+        self.origins = check_origins(origins)
         self.process_request = process_request
         self.extension_factories = list(extensions or ())
         self.extra_headers = extra_headers
