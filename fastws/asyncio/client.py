@@ -52,7 +52,6 @@ from ..exceptions import InvalidHandshake, InvalidMessage, SecurityError
 from ..headers import HeadersLike
 from ..http11 import Response
 from ..protocol import DEFAULT_MAX_SIZE, ClientProtocol
-from ..proxy import parse_proxy
 from ..uri import parse_uri
 from .compression import extension_factories
 from .connection import Connection, Listener
@@ -279,6 +278,8 @@ class connect:
         if ssl is not None and not self.uri.secure:
             raise ValueError("connect() got an ssl context for a ws:// URI; use wss://")
         if isinstance(proxy, str):
+            from ..proxy import parse_proxy  # TODO: at the top once fastws.proxy is committed
+
             parse_proxy(proxy)  # InvalidProxy at once
         elif proxy is not None and proxy is not True and proxy is not False:
             raise TypeError(f"proxy must be True, None or a URL, not {type(proxy).__name__}")
