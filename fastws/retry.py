@@ -165,7 +165,7 @@ def redirect_uri(uri: Union[str, WebSocketURI], exc: BaseException) -> Optional[
     """Where a redirect answer to the opening handshake points.
 
     A relative ``Location`` is resolved against ``uri``; an ``http://`` or
-    ``https://`` one becomes ``ws://`` or ``wss://``.
+    ``https://`` one becomes ``ws://`` or ``wss://``; a fragment is dropped.
 
     Args:
         uri: The URI the client connected to.
@@ -193,7 +193,8 @@ def redirect_uri(uri: Union[str, WebSocketURI], exc: BaseException) -> Optional[
     old = parse_uri(base) if isinstance(uri, str) else uri
     target = urllib.parse.urlsplit(urllib.parse.urljoin(base, location.strip()))
     scheme = _SCHEMES.get(target.scheme.lower(), target.scheme)
-    new_uri = urllib.parse.urlunsplit(target._replace(scheme=scheme))
+    # A fragment means nothing to a WebSocket server (and parse_uri refuses it).
+    new_uri = urllib.parse.urlunsplit(target._replace(scheme=scheme, fragment=""))
     new = parse_uri(new_uri)  # InvalidURI for anything but ws:// and wss://
     if old.secure and not new.secure:
         raise SecurityError(f"cannot follow a redirect from wss:// down to {new_uri}")
