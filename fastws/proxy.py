@@ -300,6 +300,10 @@ class ConnectResponseParser(_HeadParser[Tuple[str, int, str]]):
         """
         if self.response is not None or self._error is not None:
             raise RuntimeError("the proxy's answer was parsed already")
+        if not self._buf and self._start is None and bytes(data[:1]) in (b"\x15", b"\x16"):
+            # A TLS record (alert, handshake): the proxy speaks TLS.
+            self._error = InvalidMessage("TLS")
+            raise InvalidProxyMessage("the proxy answered with TLS: is it an https:// proxy?")
         try:
             done = self._feed_head(data)
         except InvalidMessage as exc:
