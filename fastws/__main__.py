@@ -208,7 +208,7 @@ async def _send_lines(websocket, lines: asyncio.Queue[Optional[str]]) -> None:
 async def _barrier(websocket, others: set) -> None:
     """Wait for a pong to a new ping, the end of one of ``others``, or PONG_WAIT."""
     try:
-        pong = websocket.ping()
+        pong = await websocket.ping()
     except ConnectionClosed:
         return
     try:

@@ -448,9 +448,32 @@ class ConcurrencyError(FastWSError, RuntimeError):
     """Two coroutines did what only one at a time may do, for example ``recv()``."""
 
 
+class BroadcastError(FastWSError):
+    """What ``broadcast(..., raise_exceptions=True)`` raises before Python 3.11,
+    which has no :class:`ExceptionGroup` (raised from 3.11 on): the message,
+    and one exception per connection skipped.
+
+    Args:
+        message: What happened.
+        exceptions: The exceptions.
+
+    Attributes:
+        exceptions (tuple): The exceptions, as ``ExceptionGroup.exceptions``.
+    """
+
+    def __init__(self, message: str, exceptions: list[Exception]) -> None:
+        super().__init__(f"{message} ({len(exceptions)} sub-exception{'s' if len(exceptions) != 1 else ''})")
+        self.message = message
+        self.exceptions = tuple(exceptions)
+
+    def __reduce__(self):
+        return (type(self), (self.message, list(self.exceptions)))
+
+
 __all__ += [
     "ConnectionClosed",
     "ConnectionClosedOK",
     "ConnectionClosedError",
     "ConcurrencyError",
+    "BroadcastError",
 ]

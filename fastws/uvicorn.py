@@ -52,7 +52,6 @@ breaks the protocol is logged in one line at INFO with the close code.
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any, Dict, List, Optional, Tuple, Union
 from urllib.parse import unquote
 
@@ -125,7 +124,6 @@ class WebSocketProtocol(Connection):
             config.load()
         self.config = config
         self.app = config.loaded_app
-        self.logger = logging.getLogger("uvicorn.error")
         self.root_path: str = config.root_path
         self.asgi_version: str = config.asgi_version
         self.app_state: Dict[str, Any] = app_state if app_state is not None else {}
@@ -160,6 +158,7 @@ class WebSocketProtocol(Connection):
             close_timeout=10.0,
             max_queue=config.ws_max_queue,
             write_limit=WRITE_LIMIT,
+            logger="uvicorn.error",  # where uvicorn's own backends log
         )
         self.scope: Dict[str, Any] = {}
         self.server: Optional[Tuple[str, Optional[int]]] = None
@@ -204,7 +203,7 @@ class WebSocketProtocol(Connection):
         # Not every transport uvicorn's tooling hands over has these.
         set_limits = getattr(transport, "set_write_buffer_limits", None)
         if set_limits is not None:
-            set_limits(high=self.write_limit, low=self.write_limit // 4)
+            set_limits(high=self.write_limit, low=self.write_limit_low)
         writelines = getattr(type(transport), "writelines", None)
         if writelines is None or getattr(writelines, "__module__", "").startswith("asyncio."):
             self._writelines = self._write_each  # see Connection.connection_made

@@ -187,10 +187,16 @@ async def test_ping_resolves_with_the_latency():
 
     async with server(silent) as (_, uri):
         async with fastws.connect(uri) as websocket:
-            latency = await websocket.ping()
+            # websockets' shape: awaiting ping() sends it and gives the waiter.
+            pong_waiter = await websocket.ping()
+            assert isinstance(pong_waiter, asyncio.Future) and not pong_waiter.done()
+            latency = await pong_waiter
             assert latency >= 0
             assert websocket.latency == latency
-            assert await websocket.ping(b"custom") >= 0
+            assert await (await websocket.ping(b"custom")) >= 0
+            assert await (await websocket.ping("text is sent in UTF-8")) >= 0
+            with pytest.raises(TypeError, match="ping data must be str or bytes-like, not int"):
+                await websocket.ping(42)  # type: ignore[arg-type]
 
 
 @run

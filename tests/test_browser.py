@@ -182,7 +182,7 @@ def make_server(compression, peer: Peer):
             await websocket.close(4001, "server says bye")
             return
         # Chromium answers a ping by itself.
-        peer.latency = await asyncio.wait_for(websocket.ping(b"probe"), 10)
+        peer.latency = await asyncio.wait_for(await websocket.ping(b"probe"), 10)
         try:
             async for message in websocket:
                 peer.echoed.append((type(message).__name__, len(message)))

@@ -76,7 +76,7 @@ async def fastws_commands(websocket, seen: Seen) -> None:
                 await websocket.send(["frag", "ment", "ed"])
                 await websocket.send([b"\x00", b"\x01\x02", b""])
             elif message == "cmd:ping":
-                await asyncio.wait_for(websocket.ping(b"from fastws"), STEP)
+                await asyncio.wait_for(await websocket.ping(b"from fastws"), STEP)
                 await websocket.send("pong received")
             elif message == "cmd:close":
                 await websocket.close(4001, "server bye")
@@ -336,7 +336,7 @@ async def test_fastws_client_fragmented_messages_with_websockets_server():
 async def test_fastws_client_pings_both_ways_with_websockets_server():
     async with websockets_server() as (uri, _):
         async with _connect(uri) as websocket:
-            assert await asyncio.wait_for(websocket.ping(b"from fastws"), STEP) >= 0
+            assert await asyncio.wait_for(await websocket.ping(b"from fastws"), STEP) >= 0
             await websocket.send("cmd:ping")  # websockets pings; fastws answers by itself
             assert await _recv(websocket) == "pong received"
 

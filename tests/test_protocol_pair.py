@@ -111,7 +111,7 @@ def test_stream_byte_by_byte_both_ways(codec):
     pump(client, server, split=byte_by_byte)
     assert server.events_received()[:-1] == EXPECTED_AT_SERVER[:-1]
     # The server answered the ping and echoed the close, the client got both.
-    assert client.events_received() == [Pong(b"between"), Close(1000, "")]
+    assert client.events_received() == [Pong(b"between"), Close(1000, "done")]
     assert server.state is CLOSED and client.state is CLOSING and client.close_expected()
     client.receive_eof()  # the server closed TCP
     assert client.state is CLOSED and client.close_code == 1000
@@ -126,7 +126,7 @@ def test_close_initiated_by_the_client(codec):
     assert server.events_received() == [Close(1001, "bye")]
     assert server.state is CLOSED and server.should_close_transport()
     client.receive_data(server.data_to_send())
-    assert client.events_received() == [Close(1001, "")]
+    assert client.events_received() == [Close(1001, "bye")]
     # RFC 6455 7.1.1: the client waits for the server to close TCP.
     assert client.state is CLOSING and not client.should_close_transport()
     client.receive_eof()
@@ -145,7 +145,7 @@ def test_close_initiated_by_the_server(codec):
     assert client.events_received() == ["last words", Close(1000, "maintenance")]
     assert client.state is CLOSING
     server.receive_data(client.data_to_send())
-    assert server.events_received() == [Close(1000, "")]
+    assert server.events_received() == [Close(1000, "maintenance")]
     assert server.state is CLOSED and server.should_close_transport()
     client.receive_eof()
     assert client.state is CLOSED and client.events_received() == []

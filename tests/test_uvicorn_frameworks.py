@@ -789,7 +789,7 @@ async def test_fastws_client(logs: Any, deflate: bool) -> None:
             for message in MESSAGES:
                 await websocket.send(message)
                 assert await asyncio.wait_for(websocket.recv(), 5) == message
-            latency = await asyncio.wait_for(websocket.ping(b"probe"), 5)
+            latency = await asyncio.wait_for(await websocket.ping(b"probe"), 5)
             assert latency >= 0
             await websocket.send("after the ping")
             assert await websocket.recv() == "after the ping"

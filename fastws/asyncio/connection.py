@@ -38,15 +38,18 @@ sent them in good faith expects.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import functools
 import logging
 import os
 import time
+import uuid
 import weakref
-from typing import Any, AsyncIterable, Iterable, Optional, Union, cast
+from typing import Any, AsyncIterable, AsyncIterator, Iterable, List, Optional, Union, cast
 
 from ..events import Close, Ping, Pong
 from ..exceptions import (
+    BroadcastError,
     ConcurrencyError,
     ConnectionClosed,
     ConnectionClosedError,
@@ -54,18 +57,55 @@ from ..exceptions import (
     InvalidState,
 )
 from ..frames import CloseCode
-from ..protocol import CLOSING, CONNECTING, OPEN, Protocol, State
+from ..limits import LoggerLike, QueueLimit, WriteLimit, queue_limits, resolve_logger, write_limits
+from ..protocol import CLIENT, CLOSING, CONNECTING, OPEN, SERVER, Protocol, State
 from . import fastpath
 from .fastpath import FastPath
 
-__all__ = ["Connection", "Listener", "broadcast", "Data"]
+__all__ = ["Connection", "Listener", "broadcast", "Data", "queue_limits", "write_limits"]
 
 logger = logging.getLogger("fastws")
+#: The loggers of connections that are given none: children of ``fastws``.
+_SIDE_LOGGERS = {SERVER: "fastws.server", CLIENT: "fastws.client"}
 
 Data = Union[str, bytes]
 
 _CLOSED = object()  # resolves a waiting recv() when the connection ends
 _OK_CODES = frozenset({CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY, CloseCode.NO_STATUS_RCVD})
+
+
+class _TextBytes:
+    """Bytes to send in a text frame: ``send(message, text=True)``."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+
+
+def _retype_one(fragment: Any, text: bool) -> Any:
+    if isinstance(fragment, str):
+        return fragment if text else fragment.encode("utf-8")
+    if text and isinstance(fragment, (bytes, bytearray, memoryview)):
+        return _TextBytes(fragment)
+    return fragment  # bytes-like for binary as it is; anything else fails in send()
+
+
+async def _retype_async(fragments: AsyncIterable[Any], text: bool) -> AsyncIterator[Any]:
+    async for fragment in fragments:
+        yield _retype_one(fragment, text)
+
+
+def _retype(message: Any, text: bool) -> Any:
+    """``message`` (or each of its fragments) as ``send(message, text=text)``
+    sends it: ``str`` encoded for binary, bytes-like marked for text."""
+    if isinstance(message, (str, bytes, bytearray, memoryview, dict)):
+        return _retype_one(message, text)
+    if hasattr(message, "__aiter__"):
+        return _retype_async(message, text)
+    if hasattr(message, "__iter__"):
+        return (_retype_one(fragment, text) for fragment in message)
+    return message
 
 
 class Listener:
@@ -124,16 +164,24 @@ class Connection(FastPath, asyncio.BufferedProtocol):
         ping_interval: Optional[float] = 20,
         ping_timeout: Optional[float] = 20,
         close_timeout: Optional[float] = 10,
-        max_queue: Optional[int] = 16,
-        write_limit: int = 32768,
+        max_queue: QueueLimit = 16,
+        write_limit: WriteLimit = 32768,
         listener: Optional[Listener] = None,
+        logger: LoggerLike = None,
     ) -> None:
-        if max_queue is not None and max_queue < 1:
-            raise ValueError(f"max_queue must be >= 1 or None, got {max_queue}")
-        if write_limit < 0:
-            raise ValueError(f"write_limit must be >= 0, got {write_limit}")
+        queue_high, queue_low = queue_limits(max_queue)
+        write_high, write_low = write_limits(write_limit)
         self.loop = asyncio.get_running_loop()
-        self._init_fast_path(protocol, listener, max_queue, _read_buffer(self.loop))
+        self._init_fast_path(protocol, listener, queue_high, _read_buffer(self.loop))
+        self._queue_low = 0 if queue_low is None else queue_low
+        #: A unique identifier of the connection, for logs.
+        self.id: uuid.UUID = uuid.uuid4()
+        #: The connection's logger: a :class:`logging.LoggerAdapter` whose
+        #: records carry the connection as ``websocket``; on the ``fastws.server``
+        #: or ``fastws.client`` logger unless ``logger`` names another.
+        self.logger: logging.LoggerAdapter[Any] = logging.LoggerAdapter(
+            resolve_logger(logger, _SIDE_LOGGERS[protocol.side]), {"websocket": self}
+        )
         # Messages are handed over asynchronously: a failure waits for them.
         protocol.defer_failure = True
         # Frames that come in the same read as the opening handshake go through
@@ -142,7 +190,10 @@ class Connection(FastPath, asyncio.BufferedProtocol):
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.close_timeout = close_timeout
-        self.write_limit = write_limit
+        #: The transport's buffer size above which ``send()`` waits.
+        self.write_limit = write_high
+        #: The size it must drain below for ``send()`` to go on.
+        self.write_limit_low = write_low
         #: Round-trip time of the last ping answered, in seconds.
         self.latency = 0.0
         self._writelines: Any = None  # set with the transport
@@ -204,7 +255,7 @@ class Connection(FastPath, asyncio.BufferedProtocol):
 
     def connection_made(self, transport) -> None:
         self.transport = transport
-        transport.set_write_buffer_limits(high=self.write_limit, low=self.write_limit // 4)
+        transport.set_write_buffer_limits(high=self.write_limit, low=self.write_limit_low)
         writelines = type(transport).writelines
         if getattr(writelines, "__module__", "").startswith("asyncio."):
             # asyncio's own writelines() joins the chunks (before 3.12: a copy
@@ -352,7 +403,7 @@ class Connection(FastPath, asyncio.BufferedProtocol):
         with 1011. True if that failed the connection (it was OPEN): nothing
         received after the failure is processed any more (RFC 6455 section
         7.1.7)."""
-        logger.error("listener %s failed", name, exc_info=exc)
+        self.logger.error("listener %s failed", name, exc_info=exc)
         if self.protocol.state is OPEN:
             self.protocol.fail(CloseCode.INTERNAL_ERROR, "")
             self._flush()
@@ -441,20 +492,40 @@ class Connection(FastPath, asyncio.BufferedProtocol):
             if not waiter.done():
                 waiter.set_result(value)
 
-    async def recv(self) -> Data:
+    async def recv(self, decode: Optional[bool] = None) -> Data:
         """The next message: ``str`` for text, ``bytes`` for binary.
 
-        Raises :class:`ConnectionClosedOK` or :class:`ConnectionClosedError` once
-        the connection is closed and every message received before was read, and
-        :class:`ConcurrencyError` if another coroutine is already waiting in recv().
+        Args:
+            decode: None (the default) returns text as ``str`` and binary as
+                ``bytes``; True returns both as ``str`` (binary decoded as
+                UTF-8); False returns both as ``bytes`` (text encoded back to
+                UTF-8).
+
+        Returns:
+            The message.
+
+        Raises:
+            ConnectionClosedOK: Once the connection closed normally and every
+                message received before was read.
+            ConnectionClosedError: The same, after an abnormal close.
+            ConcurrencyError: If another coroutine is already waiting in recv().
+            UnicodeDecodeError: With ``decode=True``, for a binary message that
+                is not UTF-8.
         """
+        if decode is None:
+            return await self._recv()
+        message = await self._recv()
+        if isinstance(message, str):
+            return message if decode else message.encode("utf-8")
+        return message.decode("utf-8") if decode else message
+
+    async def _recv(self) -> Data:
         messages = self._messages
         if messages:
             message = messages.popleft()
             if not messages and self.protocol.pending_failure is not None:
                 self._schedule_failure()
-            max_queue = self.max_queue
-            if self._reading_paused and max_queue is not None and len(messages) <= max_queue // 4:
+            if self._reading_paused and self.max_queue is not None and len(messages) <= self._queue_low:
                 self._reading_paused = False
                 if not self._closed.done():
                     self.transport.resume_reading()
@@ -475,6 +546,22 @@ class Connection(FastPath, asyncio.BufferedProtocol):
             raise self._closed_exc()
         return message
 
+    async def recv_streaming(self, decode: Optional[bool] = None) -> AsyncIterator[Data]:
+        """The next message, as an asynchronous iterator of its fragments.
+
+        fastws assembles messages in the protocol (bounded by ``max_size``),
+        so the whole message comes as one fragment; the shape is the one of
+        ``websockets``' ``recv_streaming()``, for code written against it.
+
+        Args:
+            decode: As for :meth:`recv`.
+
+        Raises:
+            ConnectionClosed: As :meth:`recv`.
+            ConcurrencyError: As :meth:`recv`.
+        """
+        yield await self.recv(decode)
+
     def __aiter__(self) -> Connection:
         return self
 
@@ -482,7 +569,7 @@ class Connection(FastPath, asyncio.BufferedProtocol):
         """``async for message in connection`` ends on a normal close and raises
         :class:`ConnectionClosedError` on an abnormal one."""
         try:
-            return await self.recv()
+            return await self._recv()
         except ConnectionClosedOK:
             raise StopAsyncIteration from None
 
@@ -491,19 +578,36 @@ class Connection(FastPath, asyncio.BufferedProtocol):
     # send_nowait(): see FastPath.
 
     async def send(
-        self, message: Union[Data, Iterable[Data], AsyncIterable[Data]]
+        self,
+        message: Union[Data, Iterable[Data], AsyncIterable[Data]],
+        text: Optional[bool] = None,
     ) -> None:
         """Send a message: ``str`` as text, bytes-like as binary, or an iterable
         (sync or async) of such fragments, sent as one fragmented message.
 
-        Returns once the message is handed to the transport, waiting first if the
-        transport's buffer is above ``write_limit``. Raises
-        :class:`ConnectionClosed` once the connection is closing or closed.
+        Args:
+            message: The message, or its fragments.
+            text: None (the default) sends ``str`` as text and bytes-like as
+                binary; True sends bytes-like as text (the caller vouches that
+                it is UTF-8: the peer fails the connection otherwise); False
+                sends ``str`` as binary (encoded in UTF-8).
+
+        Returns once the message is handed to the transport, waiting first if
+        the transport's buffer is above ``write_limit``.
+
+        Raises:
+            ConnectionClosed: Once the connection is closing or closed.
+            TypeError: If the message is not ``str``, bytes-like or an
+                iterable of them.
         """
+        if text is not None:
+            message = _retype(message, text)
         if self._send_lock is not None:
             await self._wait_send_lock()
         if isinstance(message, (str, bytes, bytearray, memoryview)):
             self.send_nowait(message)
+        elif isinstance(message, _TextBytes):
+            self._send_text_bytes(message.data)
         elif isinstance(message, dict):
             raise TypeError("message must be str, bytes-like or an iterable of them, not dict")
         elif hasattr(message, "__aiter__") or hasattr(message, "__iter__"):
@@ -516,6 +620,13 @@ class Connection(FastPath, asyncio.BufferedProtocol):
             )
         if self._writing_paused:
             await self._drain()
+
+    def _send_text_bytes(self, data: Any) -> None:
+        try:
+            self.protocol.send_text(bytes(data))
+        except InvalidState:
+            raise self._closed_exc() from None
+        self._flush()
 
     async def _wait_send_lock(self) -> None:
         while self._send_lock is not None:
@@ -551,7 +662,9 @@ class Connection(FastPath, asyncio.BufferedProtocol):
     async def _send_fragment(self, kind, fragment):
         protocol = self.protocol
         is_text = type(fragment) is str
-        if not is_text and not isinstance(fragment, (bytes, bytearray, memoryview)):
+        if type(fragment) is _TextBytes:
+            is_text, fragment = True, bytes(fragment.data)
+        elif not is_text and not isinstance(fragment, (bytes, bytearray, memoryview)):
             raise TypeError(f"fragments must be str or bytes-like, not {type(fragment).__name__}")
         try:
             if kind is None:
@@ -593,18 +706,42 @@ class Connection(FastPath, asyncio.BufferedProtocol):
 
     # --- ping / pong -----------------------------------------------------------------
 
-    def ping(self, data: Optional[Data] = None) -> asyncio.Future[float]:
-        """Send a ping; returns a future that resolves to the round-trip time in
-        seconds when the matching pong arrives (``await ws.ping()``). ``data``
-        defaults to 4 random bytes."""
+    async def ping(self, data: Optional[Data] = None) -> asyncio.Future[float]:
+        """Send a ping.
+
+        ::
+
+            pong_waiter = await websocket.ping()
+            latency = await pong_waiter  # only to wait for the pong
+
+        Args:
+            data: The payload: ``str`` (sent in UTF-8) or bytes-like, at most
+                125 bytes. None (the default): 4 random bytes.
+
+        Returns:
+            A future that resolves to the round-trip time in seconds when the
+            matching pong arrives (a pong also answers every ping sent before
+            it). :attr:`latency` keeps the last one.
+
+        Raises:
+            ConnectionClosed: Once the connection is closing or closed.
+            ConcurrencyError: If a ping with the same payload is still waiting
+                for its pong.
+            TypeError: If ``data`` is neither ``str`` nor bytes-like.
+        """
+        return self._ping(data)
+
+    def _ping(self, data: Optional[Data] = None) -> asyncio.Future[float]:
         if data is None:
             data = os.urandom(4)
             while data in self._pings:
                 data = os.urandom(4)
         elif isinstance(data, str):
             data = data.encode("utf-8")
-        else:
+        elif isinstance(data, (bytes, bytearray, memoryview)):
             data = bytes(data)
+        else:
+            raise TypeError(f"ping data must be str or bytes-like, not {type(data).__name__}")
         if data in self._pings:
             raise ConcurrencyError("a ping with the same data is already waiting for its pong")
         try:
@@ -646,7 +783,7 @@ class Connection(FastPath, asyncio.BufferedProtocol):
         self._keepalive = None
         if self.protocol.state is not OPEN:
             return
-        future = self.ping()
+        future = self._ping()
         if self.ping_timeout is not None:
             self._keepalive = self.loop.call_later(self.ping_timeout, self._keepalive_timed_out, future)
         future.add_done_callback(self._keepalive_pong)
@@ -666,7 +803,7 @@ class Connection(FastPath, asyncio.BufferedProtocol):
         self._keepalive = None
         if future.done() or self.protocol.state is not OPEN:
             return
-        logger.info("keepalive ping timed out after %.1f s; failing the connection", self.ping_timeout)
+        self.logger.info("keepalive ping timed out after %.1f s; failing the connection", self.ping_timeout)
         self.protocol.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
         self._flush()
 
@@ -724,37 +861,86 @@ def connection_class(*, pure: bool) -> type[Connection]:
     return cast("type[Connection]", type("Connection", (twin, asyncio.BufferedProtocol), methods))
 
 
-def broadcast(connections: Iterable[Connection], message: Data) -> None:
+def broadcast(
+    connections: Iterable[Connection],
+    message: Data,
+    *,
+    text: Optional[bool] = None,
+    raise_exceptions: bool = False,
+) -> None:
     """Send ``message`` to every open connection, without waiting.
 
     The frame is built once for all server-side connections and the same bytes
-    are written to each; a connection whose write buffer is above its
-    ``write_limit`` is skipped (and logged), so one slow reader never holds up
-    the others. Client-side connections mask each frame with their own key.
+    are written to each; client-side connections mask each frame with their
+    own key. Connections that are not open are skipped silently. A connection
+    that cannot take the message is skipped too, and the others still get it:
+    one whose write buffer is above its ``write_limit`` (so one slow reader
+    never holds up the others, nor fills memory), one in the middle of sending
+    a fragmented message, one whose transport fails the write.
+
+    Args:
+        connections: The connections.
+        message: ``str`` for a text frame, bytes-like for a binary frame.
+        text: True sends bytes-like as text (the caller vouches that it is
+            UTF-8), False sends ``str`` as binary; None goes by the type.
+        raise_exceptions: False (the default) logs each skipped connection on
+            its logger; True raises instead, once every connection was tried,
+            an :class:`ExceptionGroup` (on Python 3.11 and later; a
+            :class:`fastws.exceptions.BroadcastError` with the same
+            ``exceptions`` before) of one exception per skipped connection.
+
+    Raises:
+        TypeError: If ``message`` is neither ``str`` nor bytes-like.
     """
     from ..codec import build_frame
     from ..frames import Opcode
 
     if isinstance(message, str):
-        opcode = Opcode.TEXT
+        opcode = Opcode.BINARY if text is False else Opcode.TEXT
     elif isinstance(message, (bytes, bytearray, memoryview)):
-        opcode = Opcode.BINARY
+        opcode = Opcode.TEXT if text is True else Opcode.BINARY
     else:
         raise TypeError(f"message must be str or bytes-like, not {type(message).__name__}")
+    errors: List[Exception] = []
+
+    def skipped(connection: Connection, error: Exception) -> None:
+        if raise_exceptions:
+            errors.append(error)
+        else:
+            connection.logger.warning("skipped broadcast: %s", error)
+
     frame = None
     for connection in connections:
         protocol = connection.protocol
+        if protocol.state is not OPEN:
+            continue
         if not protocol.can_send_frame():
+            skipped(connection, ConcurrencyError(f"{connection!r} is sending a fragmented message"))
             continue
         transport = connection.transport
         if transport.get_write_buffer_size() > connection.write_limit:
-            logger.warning("skipped broadcast: %r is not reading fast enough", connection)
+            skipped(connection, RuntimeError(f"{connection!r} is not reading fast enough"))
             continue
-        if protocol.gates.has_data_to_send:
-            connection._flush()  # what the protocol queued goes first
-        if protocol.mask_frames:
-            transport.write(build_frame(opcode, message, mask=True))
-        else:
-            if frame is None:
-                frame = build_frame(opcode, message)
-            transport.write(frame)
+        try:
+            if protocol.gates.has_data_to_send:
+                connection._flush()  # what the protocol queued goes first
+            if protocol.mask_frames:
+                transport.write(build_frame(opcode, message, mask=True))
+            else:
+                if frame is None:
+                    frame = build_frame(opcode, message)
+                transport.write(frame)
+        except Exception as exc:
+            error = RuntimeError(f"failed to write to {connection!r}: {exc}")
+            error.__cause__ = exc
+            skipped(connection, error)
+    if errors:
+        raise _exception_group("skipped broadcast", errors)
+
+
+def _exception_group(message: str, errors: List[Exception]) -> Exception:
+    """An ExceptionGroup (Python 3.11 and later), else a BroadcastError."""
+    group = getattr(builtins, "ExceptionGroup", None)
+    if group is not None:
+        return cast(Exception, group(message, errors))
+    return BroadcastError(message, errors)

@@ -378,9 +378,10 @@ class Protocol:
         # RFC 6455 section 1.4: after a close frame, discard whatever follows.
         self._stop_reading()
         if closing.receive_close(close):
-            # Section 5.5.1: answer, echoing the code (no code: empty payload).
-            self._writer.control(_CLOSE, b"" if code == _NO_STATUS else self._build_close(code))
-            closing.echo_close(Close(code, ""))
+            # Section 5.5.1: answer, echoing the code and the reason, as the
+            # websockets library does (no code: empty payload).
+            self._writer.control(_CLOSE, b"" if code == _NO_STATUS else self._build_close(code, reason))
+            closing.echo_close(Close(code, reason))
             self._writer.close()
         closing.done()
         return False
