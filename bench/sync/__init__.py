@@ -1,0 +1,1 @@
+"""The synchronous client benchmark: ``python -m bench.sync`` (see README.md)."""
