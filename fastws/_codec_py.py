@@ -51,17 +51,27 @@ _OP_BINARY = Opcode.BINARY
 
 
 def _as_bytes_view(data, what: str) -> memoryview:
+    """``data`` as a one-dimensional view of unsigned bytes: a view of its own
+    memory when it is C-contiguous, else of a copy in C order (the bytes that
+    ``bytes(data)`` gives); TypeError naming the type if it is not bytes-like."""
     try:
         view = memoryview(data)
     except TypeError:
         raise TypeError(
             f"{what} must be a bytes-like object, not {type(data).__name__}"
         ) from None
-    if not view.c_contiguous:
-        raise TypeError(f"{what} must be a contiguous bytes-like object")
-    if view.ndim != 1 or view.itemsize != 1:
-        view = view.cast("B")
-    return view
+    if view.format == "B" and view.ndim == 1 and view.c_contiguous:
+        return view
+    return _cast_bytes(view)
+
+
+def _cast_bytes(view: memoryview) -> memoryview:
+    """_as_bytes_view's slow path: a buffer of another format or shape, seen
+    as bytes where it is C-contiguous (any format casts to bytes), copied
+    where it is not."""
+    if view.c_contiguous:
+        return view.cast("B")
+    return memoryview(_rules.contiguous_copy(view))
 
 
 def _check_mask(mask) -> bytes:
@@ -105,15 +115,16 @@ def apply_mask(data, mask) -> bytes:
     same call masks and unmasks.
 
     Args:
-        data: The payload, any contiguous bytes-like object.
+        data: The payload, any bytes-like object (one that is not
+            contiguous, such as ``view[::2]``, is read in C order, as
+            ``bytes(data)`` reads it).
         mask: The masking key, 4 bytes.
 
     Returns:
         A new ``bytes`` object as long as ``data``.
 
     Raises:
-        TypeError: If ``data`` or ``mask`` is not a contiguous bytes-like
-            object.
+        TypeError: If ``data`` or ``mask`` is not a bytes-like object.
         ValueError: If ``mask`` is not 4 bytes long.
     """
     key = _check_mask(mask)
@@ -131,8 +142,9 @@ def apply_mask_inplace(buffer, mask, phase: int = 0) -> int:
     returns the phase that the next piece starts at.
 
     Args:
-        buffer: A writable contiguous bytes-like object (a ``bytearray``, or
-            a ``memoryview`` of one).
+        buffer: A writable bytes-like object (a ``bytearray``, or a
+            ``memoryview`` of one); one that is not contiguous (a strided
+            ``memoryview``) must be one-dimensional.
         mask: The masking key, 4 bytes.
         phase: The key byte that the first byte of ``buffer`` is XOR-ed with,
             0 to 3: the number of payload bytes before it, modulo 4.
@@ -141,25 +153,34 @@ def apply_mask_inplace(buffer, mask, phase: int = 0) -> int:
         ``(phase + n) % 4``, ``n`` being the number of bytes in ``buffer``.
 
     Raises:
-        TypeError: If ``buffer`` is read-only or not a contiguous bytes-like
-            object, if ``mask`` is not a contiguous bytes-like object, or if
-            ``phase`` is not an integer.
+        TypeError: If ``buffer`` is read-only, not a bytes-like object, or
+            neither contiguous nor one-dimensional, if ``mask`` is not a
+            bytes-like object, or if ``phase`` is not an integer.
         ValueError: If ``mask`` is not 4 bytes long or ``phase`` is not 0 to 3.
     """
     key = _check_mask(mask)
     phase = operator.index(phase)
     if not 0 <= phase <= 3:
         raise ValueError(f"phase must be 0 to 3, got {phase}")
-    view = _as_bytes_view(buffer, "buffer")
+    try:
+        view = memoryview(buffer)
+    except TypeError:
+        raise TypeError(
+            f"buffer must be a bytes-like object, not {type(buffer).__name__}"
+        ) from None
     if view.readonly:
         raise TypeError("buffer must be writable")
     n = view.nbytes
     if n:
+        key = key[phase:] + key[:phase]
         if type(buffer) is bytearray:
             view.release()  # a bytearray with an export refuses slice assignment
-            _mask_in(buffer, key[phase:] + key[:phase])
+            _mask_in(buffer, key)
+        elif view.c_contiguous:
+            data = _cast_bytes(view)
+            data[:] = _xor(data, key)
         else:
-            view[:] = _xor(view, key[phase:] + key[:phase])
+            _rules.write_back(view, _xor(_rules.contiguous_copy(view), key))
     return (phase + n) & 3
 
 
@@ -173,13 +194,13 @@ def validate_utf8(data) -> bool:
     and a sequence cut short by the end of ``data`` are all invalid.
 
     Args:
-        data: Any contiguous bytes-like object.
+        data: Any bytes-like object.
 
     Returns:
         True if ``data`` is valid UTF-8, False otherwise.
 
     Raises:
-        TypeError: If ``data`` is not a contiguous bytes-like object.
+        TypeError: If ``data`` is not a bytes-like object.
     """
     try:
         str(_as_bytes_view(data, "data"), "utf-8")
@@ -265,7 +286,7 @@ class Utf8Validator:
         """Validate the next bytes of the text.
 
         Args:
-            data: The next bytes, any contiguous bytes-like object (not looked
+            data: The next bytes, any bytes-like object (not looked
                 at once the text is invalid).
 
         Returns:
@@ -273,7 +294,7 @@ class Utf8Validator:
             beginning of valid UTF-8; False once it cannot, and from then on.
 
         Raises:
-            TypeError: If ``data`` is not a contiguous bytes-like object.
+            TypeError: If ``data`` is not a bytes-like object.
         """
         if not self._valid:
             return False
@@ -492,7 +513,7 @@ class FrameParser:
         """Parse the next bytes of the stream.
 
         Args:
-            data: The bytes received, any contiguous bytes-like object.
+            data: The bytes received, any bytes-like object.
 
         Returns:
             The frames that these bytes complete, in order (often none, or
@@ -504,7 +525,7 @@ class FrameParser:
                 ``max_size``), its ``frames`` attribute holding the frames
                 that ``data`` completed before the error; then again, with
                 no frames, on every later call.
-            TypeError: If ``data`` is not a contiguous bytes-like object.
+            TypeError: If ``data`` is not a bytes-like object.
         """
         if self._error is not None:
             raise _rules.repeat_error(self._error)
@@ -656,7 +677,7 @@ def build_frame(opcode, payload, *, fin: bool = True, rsv1: bool = False, mask=N
 
     Args:
         opcode: The opcode, an :class:`~fastws.frames.Opcode` or its value.
-        payload: Any contiguous bytes-like object, or a ``str`` (sent as
+        payload: Any bytes-like object, or a ``str`` (sent as
             UTF-8).
         fin: The FIN bit: False on all but the last frame of a fragmented
             message.
@@ -674,7 +695,7 @@ def build_frame(opcode, payload, *, fin: bool = True, rsv1: bool = False, mask=N
             frame that is not text or binary, a control frame is fragmented
             or longer than 125 bytes, or ``mask`` is not 4 bytes long.
         TypeError: If ``opcode`` is not an integer, or ``payload`` or
-            ``mask`` is not a contiguous bytes-like object.
+            ``mask`` is not a bytes-like object.
         UnicodeEncodeError: If ``payload`` is a ``str`` that UTF-8 cannot
             encode (a lone surrogate).
     """
@@ -729,7 +750,7 @@ def parse_close(payload) -> tuple:
     """Parse a close frame's payload (RFC 6455 section 5.5.1).
 
     Args:
-        payload: The close frame's payload, any contiguous bytes-like object.
+        payload: The close frame's payload, any bytes-like object.
 
     Returns:
         ``(code, reason)``: the code as a :class:`~fastws.frames.CloseCode`
@@ -741,7 +762,7 @@ def parse_close(payload) -> tuple:
         ProtocolError: If the payload is 1 byte or more than 125 bytes long,
             or its code may not be sent in a close frame.
         InvalidUTF8: If the reason is not valid UTF-8.
-        TypeError: If ``payload`` is not a contiguous bytes-like object.
+        TypeError: If ``payload`` is not a bytes-like object.
     """
     view = _as_bytes_view(payload, "payload")
     n = view.nbytes
@@ -794,7 +815,7 @@ def scan_utf8(data, pending=b"") -> tuple:
     and say where it fails.
 
     Args:
-        data: The next bytes of the text, any contiguous bytes-like object.
+        data: The next bytes of the text, any bytes-like object.
         pending: The incomplete sequence that the text so far ends with, 0 to
             3 bytes: ``b""`` at the start of a text, else what the previous
             call returned.
@@ -809,8 +830,7 @@ def scan_utf8(data, pending=b"") -> tuple:
     Raises:
         ValueError: If ``pending`` is not the beginning of a UTF-8 sequence,
             cut short.
-        TypeError: If ``data`` or ``pending`` is not a contiguous bytes-like
-            object.
+        TypeError: If ``data`` or ``pending`` is not a bytes-like object.
     """
     head = _as_bytes_view(pending, "pending").tobytes()
     m = len(head)

@@ -8,6 +8,8 @@ runs per frame on the compiled path, only when a frame is invalid.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .exceptions import InvalidUTF8, PayloadTooBig, ProtocolError
 from .frames import CloseCode, Opcode
 
@@ -162,3 +164,43 @@ def frame_repr(frame) -> str:
 def close_code(code: int):
     """A CloseCode member for a named code, the int itself otherwise."""
     return CLOSE_CODES.get(code, code)
+
+
+# --- buffers that are not one contiguous run of bytes -------------------------------
+# Both twins read a contiguous buffer in place. The rare others (a strided
+# memoryview such as ``view[::2]``, a Fortran-ordered array) go through here, so
+# that both twins treat them alike.
+
+
+def contiguous_copy(view: memoryview) -> bytes:
+    """The bytes of a buffer that is not C-contiguous, in C order: what
+    ``bytes(view)`` and ``view.tobytes()`` give, whatever its shape and format."""
+    return view.tobytes()
+
+
+def write_back(view: memoryview, data: bytes) -> None:
+    """Write ``data`` (``view.nbytes`` bytes, C order) into the writable,
+    non-contiguous buffer ``view``, byte for byte: apply_mask_inplace's last
+    step for such a buffer.
+
+    Raises:
+        TypeError: If ``view`` has more than one dimension, or a format
+            that memoryview cannot cast bytes to (not a native one): its
+            bytes cannot be addressed from Python, so neither twin writes
+            into it.
+    """
+    if not data:
+        return
+    if view.ndim != 1:
+        raise TypeError(
+            "buffer must be contiguous or one-dimensional to be masked in place,"
+            f" not {view.ndim}-dimensional and strided"
+        )
+    fmt: Any = view.format  # (any str: memoryview says which ones it casts to)
+    try:
+        items = memoryview(data).cast(fmt)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"buffer of format {view.format!r} must be contiguous to be masked in place"
+        ) from None
+    view[:] = items  # slice assignment copies the raw items, not their values

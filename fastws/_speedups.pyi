@@ -30,15 +30,16 @@ def apply_mask(data: _BytesLike, mask: _BytesLike) -> bytes:
     same call masks and unmasks.
 
     Args:
-        data: The payload, any contiguous bytes-like object.
+        data: The payload, any bytes-like object (one that is not
+            contiguous, such as ``view[::2]``, is read in C order, as
+            ``bytes(data)`` reads it).
         mask: The masking key, 4 bytes.
 
     Returns:
         A new ``bytes`` object as long as ``data``.
 
     Raises:
-        TypeError: If ``data`` or ``mask`` is not a contiguous bytes-like
-            object.
+        TypeError: If ``data`` or ``mask`` is not a bytes-like object.
         ValueError: If ``mask`` is not 4 bytes long.
     """
 
@@ -51,8 +52,9 @@ def apply_mask_inplace(
     returns the phase that the next piece starts at.
 
     Args:
-        buffer: A writable contiguous bytes-like object (a ``bytearray``, or
-            a ``memoryview`` of one).
+        buffer: A writable bytes-like object (a ``bytearray``, or a
+            ``memoryview`` of one); one that is not contiguous (a strided
+            ``memoryview``) must be one-dimensional.
         mask: The masking key, 4 bytes.
         phase: The key byte that the first byte of ``buffer`` is XOR-ed with,
             0 to 3: the number of payload bytes before it, modulo 4.
@@ -61,9 +63,9 @@ def apply_mask_inplace(
         ``(phase + n) % 4``, ``n`` being the number of bytes in ``buffer``.
 
     Raises:
-        TypeError: If ``buffer`` is read-only or not a contiguous bytes-like
-            object, if ``mask`` is not a contiguous bytes-like object, or if
-            ``phase`` is not an integer.
+        TypeError: If ``buffer`` is read-only, not a bytes-like object, or
+            neither contiguous nor one-dimensional, if ``mask`` is not a
+            bytes-like object, or if ``phase`` is not an integer.
         ValueError: If ``mask`` is not 4 bytes long or ``phase`` is not 0 to 3.
     """
 
@@ -74,13 +76,13 @@ def validate_utf8(data: _BytesLike) -> bool:
     and a sequence cut short by the end of ``data`` are all invalid.
 
     Args:
-        data: Any contiguous bytes-like object.
+        data: Any bytes-like object.
 
     Returns:
         True if ``data`` is valid UTF-8, False otherwise.
 
     Raises:
-        TypeError: If ``data`` is not a contiguous bytes-like object.
+        TypeError: If ``data`` is not a bytes-like object.
     """
 
 class Utf8Validator:
@@ -97,7 +99,7 @@ class Utf8Validator:
         """Validate the next bytes of the text.
 
         Args:
-            data: The next bytes, any contiguous bytes-like object (not looked
+            data: The next bytes, any bytes-like object (not looked
                 at once the text is invalid).
 
         Returns:
@@ -105,7 +107,7 @@ class Utf8Validator:
             beginning of valid UTF-8; False once it cannot, and from then on.
 
         Raises:
-            TypeError: If ``data`` is not a contiguous bytes-like object.
+            TypeError: If ``data`` is not a bytes-like object.
         """
     @property
     def valid(self) -> bool:
@@ -201,7 +203,7 @@ class FrameParser:
         """Parse the next bytes of the stream.
 
         Args:
-            data: The bytes received, any contiguous bytes-like object.
+            data: The bytes received, any bytes-like object.
 
         Returns:
             The frames that these bytes complete, in order (often none, or
@@ -213,7 +215,7 @@ class FrameParser:
                 ``max_size``), its ``frames`` attribute holding the frames
                 that ``data`` completed before the error; then again, with
                 no frames, on every later call.
-            TypeError: If ``data`` is not a contiguous bytes-like object.
+            TypeError: If ``data`` is not a bytes-like object.
         """
     def pending(self) -> tuple[Opcode, bool, bool, int] | None:
         """The frame whose payload is arriving, while it is incomplete.
@@ -273,7 +275,7 @@ def build_frame(
 
     Args:
         opcode: The opcode, an :class:`~fastws.frames.Opcode` or its value.
-        payload: Any contiguous bytes-like object, or a ``str`` (sent as
+        payload: Any bytes-like object, or a ``str`` (sent as
             UTF-8).
         fin: The FIN bit: False on all but the last frame of a fragmented
             message.
@@ -291,7 +293,7 @@ def build_frame(
             frame that is not text or binary, a control frame is fragmented
             or longer than 125 bytes, or ``mask`` is not 4 bytes long.
         TypeError: If ``opcode`` is not an integer, or ``payload`` or
-            ``mask`` is not a contiguous bytes-like object.
+            ``mask`` is not a bytes-like object.
         UnicodeEncodeError: If ``payload`` is a ``str`` that UTF-8 cannot
             encode (a lone surrogate).
     """
@@ -328,7 +330,7 @@ def parse_close(payload: _BytesLike) -> tuple[CloseCode | int, str]:
     """Parse a close frame's payload (RFC 6455 section 5.5.1).
 
     Args:
-        payload: The close frame's payload, any contiguous bytes-like object.
+        payload: The close frame's payload, any bytes-like object.
 
     Returns:
         ``(code, reason)``: the code as a :class:`~fastws.frames.CloseCode`
@@ -340,7 +342,7 @@ def parse_close(payload: _BytesLike) -> tuple[CloseCode | int, str]:
         ProtocolError: If the payload is 1 byte or more than 125 bytes long,
             or its code may not be sent in a close frame.
         InvalidUTF8: If the reason is not valid UTF-8.
-        TypeError: If ``payload`` is not a contiguous bytes-like object.
+        TypeError: If ``payload`` is not a bytes-like object.
     """
 
 def build_close(code: int, reason: str = "") -> bytes:
@@ -368,7 +370,7 @@ def scan_utf8(data: _BytesLike, pending: _BytesLike = b"") -> tuple[int, bytes]:
     and say where it fails.
 
     Args:
-        data: The next bytes of the text, any contiguous bytes-like object.
+        data: The next bytes of the text, any bytes-like object.
         pending: The incomplete sequence that the text so far ends with, 0 to
             3 bytes: ``b""`` at the start of a text, else what the previous
             call returned.
@@ -383,8 +385,7 @@ def scan_utf8(data: _BytesLike, pending: _BytesLike = b"") -> tuple[int, bytes]:
     Raises:
         ValueError: If ``pending`` is not the beginning of a UTF-8 sequence,
             cut short.
-        TypeError: If ``data`` or ``pending`` is not a contiguous bytes-like
-            object.
+        TypeError: If ``data`` or ``pending`` is not a bytes-like object.
     """
 
 # Compiled twin only: the byte kernels in use, and a switch for tests.

@@ -104,13 +104,16 @@ else:
 
 
 cdef int _acquire(object obj, Py_buffer *view, str what) except -1:
-    """Get a contiguous buffer, with the same errors as the pure twin."""
+    """Get ``obj``'s bytes as one contiguous buffer, with the same errors as
+    the pure twin: its own memory when it is C-contiguous (whatever its shape
+    and format), else a copy in C order (what ``bytes(obj)`` gives), which the
+    view holds until it is released."""
     try:
         PyObject_GetBuffer(obj, view, PyBUF_SIMPLE)
     except TypeError:
         raise TypeError(f"{what} must be a bytes-like object, not {type(obj).__name__}") from None
-    except BufferError:
-        raise TypeError(f"{what} must be a contiguous bytes-like object") from None
+    except BufferError:  # not C-contiguous: a strided memoryview, a Fortran-ordered array
+        PyObject_GetBuffer(_rules.contiguous_copy(memoryview(obj)), view, PyBUF_SIMPLE)
     return 0
 
 
@@ -162,15 +165,16 @@ def apply_mask(data, mask):
     same call masks and unmasks.
 
     Args:
-        data: The payload, any contiguous bytes-like object.
+        data: The payload, any bytes-like object (one that is not
+            contiguous, such as ``view[::2]``, is read in C order, as
+            ``bytes(data)`` reads it).
         mask: The masking key, 4 bytes.
 
     Returns:
         A new ``bytes`` object as long as ``data``.
 
     Raises:
-        TypeError: If ``data`` or ``mask`` is not a contiguous bytes-like
-            object.
+        TypeError: If ``data`` or ``mask`` is not a bytes-like object.
         ValueError: If ``mask`` is not 4 bytes long.
     """
     cdef uint8_t key[4]
@@ -201,8 +205,9 @@ def apply_mask_inplace(buffer, mask, phase=0):
     returns the phase that the next piece starts at.
 
     Args:
-        buffer: A writable contiguous bytes-like object (a ``bytearray``, or
-            a ``memoryview`` of one).
+        buffer: A writable bytes-like object (a ``bytearray``, or a
+            ``memoryview`` of one); one that is not contiguous (a strided
+            ``memoryview``) must be one-dimensional.
         mask: The masking key, 4 bytes.
         phase: The key byte that the first byte of ``buffer`` is XOR-ed with,
             0 to 3: the number of payload bytes before it, modulo 4.
@@ -211,9 +216,9 @@ def apply_mask_inplace(buffer, mask, phase=0):
         ``(phase + n) % 4``, ``n`` being the number of bytes in ``buffer``.
 
     Raises:
-        TypeError: If ``buffer`` is read-only or not a contiguous bytes-like
-            object, if ``mask`` is not a contiguous bytes-like object, or if
-            ``phase`` is not an integer.
+        TypeError: If ``buffer`` is read-only, not a bytes-like object, or
+            neither contiguous nor one-dimensional, if ``mask`` is not a
+            bytes-like object, or if ``phase`` is not an integer.
         ValueError: If ``mask`` is not 4 bytes long or ``phase`` is not 0 to 3.
     """
     cdef uint8_t key[4]
@@ -234,7 +239,18 @@ def apply_mask_inplace(buffer, mask, phase=0):
         _mask_maybe_nogil(<const uint8_t *>PyByteArray_AS_STRING(buffer),
                           <uint8_t *>PyByteArray_AS_STRING(buffer), n, key)
         return (phase + n) & 3
-    _acquire(buffer, &view, "buffer")
+    try:
+        PyObject_GetBuffer(buffer, &view, PyBUF_SIMPLE)
+    except TypeError:
+        raise TypeError(f"buffer must be a bytes-like object, not {type(buffer).__name__}") from None
+    except BufferError:  # not C-contiguous: masked in a copy, written back
+        strided = memoryview(buffer)
+        if strided.readonly:
+            raise TypeError("buffer must be writable") from None
+        n = strided.nbytes
+        _rules.write_back(strided, apply_mask(_rules.contiguous_copy(strided),
+                                              PyBytes_FromStringAndSize(<const char *>key, 4)))
+        return (phase + n) & 3
     try:
         if view.readonly:
             raise TypeError("buffer must be writable")
@@ -264,13 +280,13 @@ def validate_utf8(data):
     and a sequence cut short by the end of ``data`` are all invalid.
 
     Args:
-        data: Any contiguous bytes-like object.
+        data: Any bytes-like object.
 
     Returns:
         True if ``data`` is valid UTF-8, False otherwise.
 
     Raises:
-        TypeError: If ``data`` is not a contiguous bytes-like object.
+        TypeError: If ``data`` is not a bytes-like object.
     """
     cdef Py_buffer view
     cdef bint ok
@@ -385,7 +401,7 @@ cdef class Utf8Validator:
         """Validate the next bytes of the text.
 
         Args:
-            data: The next bytes, any contiguous bytes-like object (not looked
+            data: The next bytes, any bytes-like object (not looked
                 at once the text is invalid).
 
         Returns:
@@ -393,7 +409,7 @@ cdef class Utf8Validator:
             beginning of valid UTF-8; False once it cannot, and from then on.
 
         Raises:
-            TypeError: If ``data`` is not a contiguous bytes-like object.
+            TypeError: If ``data`` is not a bytes-like object.
         """
         cdef Py_buffer view
         if not self._valid:
@@ -762,7 +778,7 @@ cdef class FrameParser:
         """Parse the next bytes of the stream.
 
         Args:
-            data: The bytes received, any contiguous bytes-like object.
+            data: The bytes received, any bytes-like object.
 
         Returns:
             The frames that these bytes complete, in order (often none, or
@@ -774,7 +790,7 @@ cdef class FrameParser:
                 ``max_size``), its ``frames`` attribute holding the frames
                 that ``data`` completed before the error; then again, with
                 no frames, on every later call.
-            TypeError: If ``data`` is not a contiguous bytes-like object.
+            TypeError: If ``data`` is not a bytes-like object.
         """
         cdef Py_buffer view
         if self._error is not None:  # before the argument is looked at, as in the pure twin
@@ -950,7 +966,7 @@ def build_frame(opcode, payload, *, bint fin=True, bint rsv1=False, mask=None):
 
     Args:
         opcode: The opcode, an :class:`~fastws.frames.Opcode` or its value.
-        payload: Any contiguous bytes-like object, or a ``str`` (sent as
+        payload: Any bytes-like object, or a ``str`` (sent as
             UTF-8).
         fin: The FIN bit: False on all but the last frame of a fragmented
             message.
@@ -968,7 +984,7 @@ def build_frame(opcode, payload, *, bint fin=True, bint rsv1=False, mask=None):
             frame that is not text or binary, a control frame is fragmented
             or longer than 125 bytes, or ``mask`` is not 4 bytes long.
         TypeError: If ``opcode`` is not an integer, or ``payload`` or
-            ``mask`` is not a contiguous bytes-like object.
+            ``mask`` is not a bytes-like object.
         UnicodeEncodeError: If ``payload`` is a ``str`` that UTF-8 cannot
             encode (a lone surrogate).
     """
@@ -1070,7 +1086,7 @@ def parse_close(payload):
     """Parse a close frame's payload (RFC 6455 section 5.5.1).
 
     Args:
-        payload: The close frame's payload, any contiguous bytes-like object.
+        payload: The close frame's payload, any bytes-like object.
 
     Returns:
         ``(code, reason)``: the code as a :class:`~fastws.frames.CloseCode`
@@ -1082,7 +1098,7 @@ def parse_close(payload):
         ProtocolError: If the payload is 1 byte or more than 125 bytes long,
             or its code may not be sent in a close frame.
         InvalidUTF8: If the reason is not valid UTF-8.
-        TypeError: If ``payload`` is not a contiguous bytes-like object.
+        TypeError: If ``payload`` is not a bytes-like object.
     """
     cdef Py_buffer view
     cdef const uint8_t *p
@@ -1145,7 +1161,7 @@ def scan_utf8(data, pending=b""):
     and say where it fails.
 
     Args:
-        data: The next bytes of the text, any contiguous bytes-like object.
+        data: The next bytes of the text, any bytes-like object.
         pending: The incomplete sequence that the text so far ends with, 0 to
             3 bytes: ``b""`` at the start of a text, else what the previous
             call returned.
@@ -1160,8 +1176,7 @@ def scan_utf8(data, pending=b""):
     Raises:
         ValueError: If ``pending`` is not the beginning of a UTF-8 sequence,
             cut short.
-        TypeError: If ``data`` or ``pending`` is not a contiguous bytes-like
-            object.
+        TypeError: If ``data`` or ``pending`` is not a bytes-like object.
     """
     cdef Py_buffer view
     cdef Py_buffer pview

@@ -793,8 +793,9 @@ def test_max_size_must_be_an_int(codec, max_size):
         codec.FrameParser(mask_required=True, max_size=max_size)
 
 
-@pytest.mark.parametrize("data", [None, 5, "text", memoryview(b"\x81\x00\x81\x00")[::2]])
-def test_feed_refuses_what_is_not_contiguous_bytes(codec, data):
+@pytest.mark.parametrize("data", [None, 5, "text"])
+def test_feed_refuses_what_is_not_bytes_like(codec, data):
+    # (a strided memoryview is bytes-like: tests/test_buffers.py)
     parser = codec.FrameParser(mask_required=False)
-    with pytest.raises(TypeError, match=r"data must be a (contiguous )?bytes-like object"):
+    with pytest.raises(TypeError, match=f"^data must be a bytes-like object, not {type(data).__name__}$"):
         parser.feed(data)

@@ -131,8 +131,17 @@ class MessageWriter:
         else:
             if isinstance(data, str):
                 data = data.encode("utf-8")
+            elif type(data) is not bytes:
+                # The extension takes bytes: those of any buffer, in C order
+                # (bytes() of an int would be zeros, not a TypeError).
+                try:
+                    data = memoryview(data).tobytes()
+                except TypeError:
+                    raise TypeError(
+                        f"payload must be a bytes-like object, not {type(data).__name__}"
+                    ) from None
             first = opcode != _CONT
-            payload, rsv1 = ext.encode(bytes(data), first=first, fin=fin)
+            payload, rsv1 = ext.encode(data, first=first, fin=fin)
             self._out.append(
                 self._build_frame(
                     opcode, payload, fin=fin, rsv1=bool(rsv1) and first, mask=self._mask

@@ -39,6 +39,20 @@ _ACCEPT = 0
 _REJECT = 1
 
 
+def _bytes_like_error(obj: object) -> TypeError:
+    # what wsaccel's typed memoryview arguments raise
+    return TypeError(f"a bytes-like object is required, not {type(obj).__name__!r}")
+
+
+def _nbytes(buf: object) -> int:
+    """The number of bytes in a buffer (any shape or format: indexes count
+    bytes, as in ``bytes(buf)``)."""
+    try:
+        return memoryview(buf).nbytes  # type: ignore[arg-type]
+    except TypeError:
+        raise _bytes_like_error(buf) from None
+
+
 class Utf8Validator:
     """Incremental strict UTF-8 validator with wsaccel's interface.
 
@@ -107,20 +121,17 @@ class Utf8Validator:
         """Validate the next chunk: ``(valid, endsOnCodePoint, currentIndex,
         totalIndex)``. When invalid, ``currentIndex`` is the index in ``buf``
         of the byte that made it so and ``totalIndex`` its index in everything
-        validated since :meth:`reset`; else they are ``len(buf)`` and the total
-        length."""
+        validated since :meth:`reset`; else they are the number of bytes in
+        ``buf`` and the total length. Any buffer is read as its bytes, in C
+        order (a ``memoryview(b)[::2]`` too)."""
         if self._rejected:
-            try:
-                n = len(memoryview(buf))
-            except TypeError:
-                raise TypeError(f"a bytes-like object is required, not {type(buf).__name__!r}") from None
-            return n == 0, False, 0, self.i
+            return _nbytes(buf) == 0, False, 0, self.i
         try:
             bad, pending = _scan_utf8(buf, self._pending)
         except TypeError:
-            raise TypeError(f"a bytes-like object is required, not {type(buf).__name__!r}") from None
+            raise _bytes_like_error(buf) from None
         if bad < 0:
-            n = len(buf)
+            n = len(buf) if type(buf) is bytes else _nbytes(buf)
             self._pending = pending
             self.i += n
             return True, not pending, n, self.i
