@@ -10,6 +10,7 @@ import socket
 import sys
 
 import pytest
+from proxy_helpers import Certificates, ProxyServer, fake_proxy
 
 import fastws
 from fastws.asyncio import proxy as asyncio_proxy
@@ -19,7 +20,6 @@ from fastws.proxy import parse_proxy
 from fastws.uri import parse_uri
 
 from asyncio_helpers import HANDSHAKE, run
-from proxy_helpers import Certificates, ProxyServer, fake_proxy
 
 pytest.importorskip("pproxy")
 pytest.importorskip("python_socks")
@@ -244,7 +244,7 @@ async def test_socks_without_python_socks(monkeypatch):
 @pytest.mark.skipif(TLS_IN_TLS, reason="TLS inside TLS works from Python 3.11")
 @run
 async def test_wss_through_https_proxy_before_311(certs):
-    with pytest.raises(InvalidProxy, match="needs Python 3.11"):
+    with pytest.raises(InvalidProxy, match=r"needs Python 3\.11"):
         await open_raw("https://127.0.0.1:1", "wss://example.com/", ssl=certs.client)
 
 
