@@ -62,7 +62,7 @@ def run_fastws_asyncio(uri: str, payload: bytes, duration: float, warmup: float)
     async def main() -> float:
         async with fastws.connect(uri, compression=None, ping_interval=None, max_size=None) as ws:
             send, recv = ws.send, ws.recv
-            for phase, seconds in (("warmup", warmup), ("measure", duration)):
+            for _phase, seconds in (("warmup", warmup), ("measure", duration)):
                 count = 0
                 start = time.perf_counter()
                 end = start + seconds
@@ -104,7 +104,7 @@ RUNNERS: Dict[str, Callable[[str, bytes, float, float], float]] = {
 }
 
 
-def start_server() -> "tuple[subprocess.Popen, int]":
+def start_server() -> tuple[subprocess.Popen, int]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
     server = subprocess.Popen(
@@ -129,7 +129,7 @@ def stop_server(server: subprocess.Popen) -> None:
         server.wait()
 
 
-def quartiles(values: List[float]) -> "tuple[float, float]":
+def quartiles(values: List[float]) -> tuple[float, float]:
     if len(values) < 2:
         return values[0], values[0]
     q = statistics.quantiles(values, n=4, method="inclusive")

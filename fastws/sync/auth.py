@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional, Tuple, Union
 
 from ..http11 import Request, Response
 
@@ -78,6 +78,7 @@ def basic_auth(
     if (credentials is None) == (check_credentials is None):
         raise TypeError("basic_auth() needs either credentials or check_credentials")
     if credentials is not None:
+        pairs: List[Any]
         if _is_credentials(credentials):
             pairs = [credentials]
         elif isinstance(credentials, Iterable):
@@ -87,7 +88,7 @@ def basic_auth(
                     raise TypeError(f"credentials must be (username, password) pairs of str, got {pair!r}")
         else:
             raise TypeError(f"credentials must be (username, password) pairs of str, got {credentials!r}")
-        passwords = dict(pairs)  # type: ignore[arg-type]
+        passwords = dict(pairs)
 
         def check(username: str, password: str) -> bool:
             expected = passwords.get(username)

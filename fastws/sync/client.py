@@ -22,16 +22,18 @@ import ssl as ssl_module
 import time
 import traceback
 import urllib.parse
-from typing import Any, Callable, Iterator, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple, Union
 
 from ..asyncio.compression import extension_factories
 from ..exceptions import InvalidMessage, InvalidStatus, SecurityError
 from ..headers import Headers
 from ..http11 import HeadersLike
 from ..protocol import CONNECTING, OPEN, ClientProtocol
+from ..proxy import Proxy, parse_proxy, resolve_proxy
 from ..uri import parse_uri
 from ..version import __version__
 from .connection import Connection, LoggerLike
+from .proxy import connect_through_proxy
 
 __all__ = [
     "connect",
@@ -184,7 +186,7 @@ class reconnect:
         logger: Union[LoggerLike, str, None] = None,
         create_connection: Optional[Callable[..., ClientConnection]] = None,
         unix: bool = False,
-        path: Union[str, os.PathLike, None] = None,  # type: ignore[type-arg]
+        path: Union[str, os.PathLike[str], None] = None,
         address: Optional[Tuple[str, int]] = None,
         source_address: Optional[Tuple[str, int]] = None,
     ) -> None:
@@ -194,6 +196,8 @@ class reconnect:
             raise ValueError("ssl argument is incompatible with a ws:// URI")
         if proxy is not True and proxy is not None and not isinstance(proxy, str):
             raise TypeError(f"proxy must be True, None or a proxy URL, not {proxy!r}")
+        if isinstance(proxy, str):
+            parse_proxy(proxy)  # InvalidProxy at once, before any I/O
         if unix and path is None and sock is None:
             raise TypeError("unix=True needs a path")
         self.factories = extension_factories(compression, extensions, server=False)
@@ -214,7 +218,7 @@ class reconnect:
         self.unix, self.path = unix, path
         self.address, self.source_address = address, source_address
         self.create_connection = create_connection or ClientConnection
-        self.connection_options = dict(
+        self.connection_options: Dict[str, Any] = dict(
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
             close_timeout=close_timeout,
@@ -259,39 +263,30 @@ class reconnect:
             raise
         return sock
 
-    def _proxy(self) -> Optional[str]:
-        """The proxy to go through: ``proxy=`` or, with True, the environment's."""
-        if self.proxy is None or self.unix:
+    def _proxy(self) -> Optional[Proxy]:
+        """The proxy to go through: ``proxy=``, or with True the environment's."""
+        if self.unix:
             return None
-        if self.proxy is True:
-            try:
-                from ..proxy import get_proxy  # type: ignore[import-not-found,unused-ignore]
-            except ImportError:  # fastws.proxy has not landed: no proxy from the environment
-                return None
-            found: Optional[str] = get_proxy(self.ws_uri)
-            return found
-        return self.proxy  # type: ignore[return-value]
+        return resolve_proxy(self.proxy, self.ws_uri)
 
-    def _connect_through_proxy(self, proxy: str, deadline: Optional[float]) -> socket.socket:
-        try:
-            from .proxy import connect_through_proxy  # type: ignore[import-not-found,unused-ignore]
-        except ImportError:
-            raise NotImplementedError(f"cannot connect through proxy {proxy}: fastws.sync.proxy is missing") from None
-        sock: socket.socket = connect_through_proxy(
+    def _connect_through_proxy(self, proxy: Proxy, deadline: Optional[float]) -> socket.socket:
+        kwargs: Dict[str, Any] = {}
+        if self.source_address is not None:
+            kwargs["source_address"] = self.source_address
+        return connect_through_proxy(
             proxy,
             self.ws_uri,
             timeout=_remaining(deadline),
+            proxy_ssl=self.proxy_ssl,
+            proxy_server_hostname=self.proxy_server_hostname,
             user_agent_header=self.user_agent_header,
-            ssl=self.proxy_ssl,
-            server_hostname=self.proxy_server_hostname,
-            source_address=self.source_address,
+            **kwargs,
         )
-        return sock
 
     def _open_connection(self, deadline: Optional[float]) -> ClientConnection:
         sock = self._open_socket(deadline)
         try:
-            options: dict = dict(
+            options: Dict[str, Any] = dict(
                 origin=self.origin,
                 subprotocols=self.subprotocols,
                 extensions=self.factories,
@@ -337,7 +332,7 @@ class reconnect:
                         if name.lower() not in ("authorization", "cookie", "proxy-authorization")
                     ]
                 )
-        return new_uri
+        return str(new_uri)
 
     def connect(self) -> ClientConnection:
         """Open one connection, following redirects (at most
@@ -435,7 +430,7 @@ def connect(
     logger: Union[LoggerLike, str, None] = None,
     create_connection: Optional[Callable[..., ClientConnection]] = None,
     unix: bool = False,
-    path: Union[str, os.PathLike, None] = None,  # type: ignore[type-arg]
+    path: Union[str, os.PathLike[str], None] = None,
     address: Optional[Tuple[str, int]] = None,
     source_address: Optional[Tuple[str, int]] = None,
     legacy: Optional[bool] = None,
@@ -530,7 +525,7 @@ def connect(
 
 
 def unix_connect(
-    path: Union[str, os.PathLike, None] = None,  # type: ignore[type-arg]
+    path: Union[str, os.PathLike[str], None] = None,
     uri: Optional[str] = None,
     **options: Any,
 ) -> ClientConnection:
@@ -544,7 +539,7 @@ def unix_connect(
 
 
 def unix_reconnect(
-    path: Union[str, os.PathLike, None] = None,  # type: ignore[type-arg]
+    path: Union[str, os.PathLike[str], None] = None,
     uri: Optional[str] = None,
     **options: Any,
 ) -> reconnect:

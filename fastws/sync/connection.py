@@ -34,7 +34,7 @@ import ssl
 import threading
 import time
 import uuid
-from typing import Any, Callable, Deque, Dict, Iterable, Iterator, Optional, Tuple, Union
+from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 from ..codec import build_frame
 from ..events import Close, Pong
@@ -51,7 +51,7 @@ from ..protocol import CLOSING, OPEN, PASS_THROUGH_SIZE, Protocol, State
 __all__ = ["Connection", "Data", "IDLE_TAKEOVER"]
 
 Data = Union[str, bytes]
-LoggerLike = Union[logging.Logger, logging.LoggerAdapter]  # type: ignore[type-arg]
+LoggerLike = Union[logging.Logger, "logging.LoggerAdapter[Any]"]
 
 #: Seconds without a thread in ``recv()`` after which the background thread
 #: reads the socket itself (to answer pings and see a close frame).
@@ -68,12 +68,14 @@ def _queue_limits(max_queue: Union[int, None, Tuple[Optional[int], Optional[int]
     """The (high, low) water marks of ``max_queue``."""
     if max_queue is None:
         return None, 0
+    low: Optional[int] = None
     if isinstance(max_queue, int):
-        high, low = max_queue, None
+        high = max_queue
     else:
-        high, low = max_queue
-        if high is None:
+        top, low = max_queue
+        if top is None:
             return None, 0
+        high = top
     if high < 1:
         raise ValueError(f"max_queue must be >= 1 or None, got {high}")
     if low is None:
@@ -140,7 +142,7 @@ class Connection:
             logger = self._default_logger
         if isinstance(logger, str):
             logger = logging.getLogger(logger)
-        self.logger: logging.LoggerAdapter = logging.LoggerAdapter(logger, {"websocket": self})  # type: ignore[type-arg]
+        self.logger: logging.LoggerAdapter[Any] = logging.LoggerAdapter(logger, {"websocket": self})
         self.latency = 0.0
         # Protocol calls and socket writes, in one order.
         self._lock = threading.Lock()
@@ -420,7 +422,7 @@ class Connection:
             return bool(poll.poll(timeout * 1000.0))
         return bool(select.select([self.socket], [], [], timeout)[0])
 
-    def _handle_events(self, events: list) -> None:
+    def _handle_events(self, events: List[Any]) -> None:
         append = self._messages.append
         for event in events:
             kind = type(event)
@@ -508,6 +510,7 @@ class Connection:
                 fragments are of mixed types (the connection is then failed
                 with 1011 if fragments went out).
         """
+        payload: Any
         if isinstance(message, str):
             if text is False:
                 opcode, payload = 2, message.encode("utf-8")
@@ -540,9 +543,9 @@ class Connection:
                     self._abort()
             elif protocol.state is OPEN:
                 if opcode == 1:
-                    protocol.send_text(payload)  # type: ignore[arg-type]
+                    protocol.send_text(payload)
                 else:
-                    protocol.send_binary(payload)  # type: ignore[arg-type]
+                    protocol.send_binary(payload)
                 self._flush_locked()
                 if self._connection_exc is None:
                     return

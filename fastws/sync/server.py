@@ -338,7 +338,7 @@ def serve(
     logger: Union[LoggerLike, str, None] = None,
     create_connection: Optional[Callable[..., ServerConnection]] = None,
     unix: bool = False,
-    path: Union[str, os.PathLike, None] = None,  # type: ignore[type-arg]
+    path: Union[str, os.PathLike[str], None] = None,
     backlog: Optional[int] = None,
     reuse_port: bool = False,
     family: int = socket.AF_INET,
@@ -478,7 +478,7 @@ def serve(
 
 def unix_serve(
     handler: Callable[[ServerConnection], Any],
-    path: Union[str, os.PathLike, None] = None,  # type: ignore[type-arg]
+    path: Union[str, os.PathLike[str], None] = None,
     **options: Any,
 ) -> Server:
     """:func:`serve` on the Unix socket ``path``; the other options are those
