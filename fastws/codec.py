@@ -12,11 +12,28 @@ pure-Python twin (:mod:`fastws._codec_py`) otherwise. Environment variables:
 
 from __future__ import annotations
 
+import importlib
 import os
 
 
 def _flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _missing_extension(module: str, error: ImportError) -> ImportError:
+    """The error for a compiled module that FASTWS_REQUIRE_EXTENSIONS requires
+    and that cannot be imported: which one, why, and what to do."""
+    if isinstance(error, ModuleNotFoundError) and error.name == module:
+        why = "is not built"
+    else:
+        why = f"cannot be imported ({error})"
+    return ImportError(
+        f"fastws: FASTWS_REQUIRE_EXTENSIONS is set but the compiled module {module} {why}:"
+        " install a fastws wheel, or build the extensions (a C compiler and Cython, then"
+        " `pip install .` or `python setup.py build_ext --inplace` in a source checkout);"
+        " unset FASTWS_REQUIRE_EXTENSIONS to run on the pure-Python twin",
+        name=module,
+    )
 
 
 if _flag("FASTWS_NO_EXTENSIONS"):
@@ -29,10 +46,12 @@ if _flag("FASTWS_NO_EXTENSIONS"):
     IMPLEMENTATION = "python"
 else:
     try:
-        from . import _speedups as _impl  # type: ignore[no-redef]
-    except ImportError:
+        # (importlib, not ``from . import``: a missing module then reads as
+        # missing, not as a circular import of the half-initialized package)
+        _impl = importlib.import_module("fastws._speedups")
+    except ImportError as exc:
         if _flag("FASTWS_REQUIRE_EXTENSIONS"):
-            raise
+            raise _missing_extension("fastws._speedups", exc) from exc
         from . import _codec_py as _impl
 
         IMPLEMENTATION = "python"
