@@ -238,10 +238,7 @@ class PerMessageDeflate(Extension):
             raise ProtocolError(f"invalid compressed data: {exc}", 1007) from None
         if limit and len(data) >= limit:
             self._decoder = None  # frees the window and the pending input
-            raise PayloadTooBig(
-                f"compressed message exceeds max_size once inflated: a frame inflates"
-                f" to more than the {max_size} bytes left"
-            )
+            raise PayloadTooBig(f"message exceeds max_size: more than the {max_size} bytes left")
         if decoder.eof and decoder.unused_data:
             # Data after a final block: only the tail this side appended may be there.
             if not (fin and decoder.unused_data == _TAIL):

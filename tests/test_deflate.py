@@ -820,6 +820,26 @@ def test_max_size_across_fragments(codec, max_size):
             assert type(server.error) is PayloadTooBig
 
 
+@pytest.mark.parametrize("fragments", [1, 3])
+def test_max_size_message_names_the_limit_not_the_compression(codec, fragments):
+    """The error says what the user configured, max_size, as for a message
+    that came uncompressed; compression (on by default) is not named."""
+    max_size = 1000
+    client, server = connect(codec, server_kwargs={"max_size": max_size})
+    client.send_binary(b"x" * 400, fin=fragments == 1)
+    for i in range(1, fragments):
+        client.send_continuation(b"x" * 400, fin=i == fragments - 1)
+    if fragments == 1:
+        client.send_binary(b"x" * 5000)
+    server.receive_data(client.data_to_send())
+    error = server.error
+    assert type(error) is PayloadTooBig and error.close_code == 1009
+    assert str(error) == f"message of at least {max_size + 1} bytes exceeds max_size of {max_size} bytes"
+    client.receive_data(server.data_to_send())
+    close = client.events_received()[-1]
+    assert (close.code, close.reason) == (1009, str(error))
+
+
 def test_max_size_none_means_no_limit(codec):
     client, server = connect(codec, server_kwargs={"max_size": None})
     server.receive_data(make_frame(BINARY, compress_raw(bytes(5 << 20)), rsv1=True))

@@ -186,7 +186,17 @@ class MessageAssembler:
         max_size = self.max_size
         if self._decoded:
             remaining = None if max_size is None else max_size - self._size
-            payload = self._ext.decode(payload, first=first, fin=fin, max_size=remaining)
+            try:
+                payload = self._ext.decode(payload, first=first, fin=fin, max_size=remaining)
+            except PayloadTooBig:
+                if max_size is None:  # (an extension's own limit: its message)
+                    raise
+                # The extension stops decoding one byte past the limit: said
+                # with the user's max_size, as for a message sent as it is.
+                raise PayloadTooBig(
+                    f"message of at least {max_size + 1} bytes"
+                    f" exceeds max_size of {max_size} bytes"
+                ) from None
         size = self._size + len(payload)
         if max_size is not None and size > max_size:
             raise PayloadTooBig(
