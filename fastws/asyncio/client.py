@@ -27,6 +27,7 @@ longer than ``open_timeout``, and OS errors such as
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import logging
 import ssl as ssl_module
@@ -45,6 +46,7 @@ from typing import (
     Type,
     TypedDict,
     Union,
+    cast,
 )
 
 from .. import retry
@@ -52,9 +54,11 @@ from ..exceptions import InvalidHandshake, InvalidMessage, SecurityError
 from ..headers import HeadersLike
 from ..http11 import Response
 from ..protocol import DEFAULT_MAX_SIZE, ClientProtocol
+from ..proxy import parse_proxy, resolve_proxy
 from ..uri import parse_uri
 from .compression import extension_factories
 from .connection import Connection, Listener
+from .proxy import create_connection_through_proxy
 
 __all__ = ["connect", "unix_connect", "connect_listener", "ClientConnection"]
 
@@ -278,8 +282,6 @@ class connect:
         if ssl is not None and not self.uri.secure:
             raise ValueError("connect() got an ssl context for a ws:// URI; use wss://")
         if isinstance(proxy, str):
-            from ..proxy import parse_proxy  # TODO: at the top once fastws.proxy is committed
-
             parse_proxy(proxy)  # InvalidProxy at once
         elif proxy is not None and proxy is not True and proxy is not False:
             raise TypeError(f"proxy must be True, None or a URL, not {type(proxy).__name__}")
@@ -347,11 +349,25 @@ class connect:
         elif "sock" in kwargs:
             _, connection = await loop.create_connection(self._make_connection, **kwargs)
         else:
-            # TODO: through the proxy resolve_proxy(self._proxy, uri) names,
-            # once fastws.asyncio.proxy lands; proxy= is checked and ignored.
             host = self._host if self._host is not None else uri.host
             port = self._port if self._port is not None else uri.port
-            _, connection = await loop.create_connection(self._make_connection, host, port, **kwargs)
+            proxy = resolve_proxy(self._proxy, uri)
+            if proxy is None:
+                _, connection = await loop.create_connection(self._make_connection, host, port, **kwargs)
+            else:
+                if self._proxy_ssl is not None:
+                    kwargs["proxy_ssl"] = self._proxy_ssl
+                if self._proxy_server_hostname is not None:
+                    kwargs["proxy_server_hostname"] = self._proxy_server_hostname
+                if "user_agent" in self._protocol_options:
+                    kwargs["user_agent_header"] = self._protocol_options["user_agent"]
+                # The tunnel goes to host and port; the URI still names the
+                # server for TLS (server_hostname, set above for wss://).
+                target = dataclasses.replace(uri, host=host, port=port)
+                _, protocol = await create_connection_through_proxy(
+                    loop, self._make_connection, proxy, target, **kwargs
+                )
+                connection = cast(ClientConnection, protocol)
         self.connection = connection
         await connection._opened
         return connection
