@@ -76,9 +76,13 @@ class ProxyServer:
 
 
 @contextlib.contextmanager
-def fake_proxy(answer: Callable[[bytes], bytes]) -> Iterator[dict]:
-    """A one-connection TCP server that reads a request head and writes
-    ``answer(head)``, then closes. Yields ``{"port": ..., "heads": [...]}``."""
+def fake_proxy(
+    answer: Callable[[bytes], Optional[bytes]], ssl_context: Optional[ssl.SSLContext] = None
+) -> Iterator[dict]:
+    """A one-connection TCP server (TLS with ``ssl_context``) that reads a
+    request head and writes ``answer(head)``, then closes; if ``answer``
+    returns None, it waits for the client to close first. Yields
+    ``{"port": ..., "heads": [...]}``."""
     listener = socket.create_server(("127.0.0.1", 0))
     state: dict = {"port": listener.getsockname()[1], "heads": []}
 
@@ -86,6 +90,8 @@ def fake_proxy(answer: Callable[[bytes], bytes]) -> Iterator[dict]:
         with listener:
             try:
                 conn, _ = listener.accept()
+                if ssl_context is not None:
+                    conn = ssl_context.wrap_socket(conn, server_side=True)
             except OSError:
                 return
             with conn:
@@ -96,7 +102,13 @@ def fake_proxy(answer: Callable[[bytes], bytes]) -> Iterator[dict]:
                         return
                     head += data
                 state["heads"].append(head)
-                conn.sendall(answer(head))
+                data = answer(head)
+                if data is None:
+                    with contextlib.suppress(OSError):
+                        while conn.recv(4096):
+                            pass
+                else:
+                    conn.sendall(data)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
