@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["Opcode", "CloseCode", "DATA_OPCODES", "CONTROL_OPCODES"]
+__all__ = [
+    "Opcode",
+    "CloseCode",
+    "DATA_OPCODES",
+    "CONTROL_OPCODES",
+    "CTRL_OPCODES",
+    "OK_CLOSE_CODES",
+    "OP_CONT",
+    "OP_TEXT",
+    "OP_BINARY",
+    "OP_CLOSE",
+    "OP_PING",
+    "OP_PONG",
+]
 
 
 class Opcode(enum.IntEnum):
@@ -22,6 +35,15 @@ class Opcode(enum.IntEnum):
 DATA_OPCODES = frozenset({Opcode.CONTINUATION, Opcode.TEXT, Opcode.BINARY})
 #: The opcodes of control frames: close, ping and pong.
 CONTROL_OPCODES = frozenset({Opcode.CLOSE, Opcode.PING, Opcode.PONG})
+
+# The names the websockets library gives them in its ``frames`` module.
+OP_CONT = Opcode.CONTINUATION
+OP_TEXT = Opcode.TEXT
+OP_BINARY = Opcode.BINARY
+OP_CLOSE = Opcode.CLOSE
+OP_PING = Opcode.PING
+OP_PONG = Opcode.PONG
+CTRL_OPCODES = CONTROL_OPCODES
 
 
 class CloseCode(enum.IntEnum):
@@ -45,3 +67,8 @@ class CloseCode(enum.IntEnum):
     TRY_AGAIN_LATER = 1013
     BAD_GATEWAY = 1014
     TLS_HANDSHAKE = 1015
+
+
+#: The close codes of a clean closure: ``ConnectionClosedOK`` when both close
+#: frames carry one of them (no code counts as 1005).
+OK_CLOSE_CODES = frozenset({CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY, CloseCode.NO_STATUS_RCVD})

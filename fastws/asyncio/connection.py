@@ -56,7 +56,7 @@ from ..exceptions import (
     ConnectionClosedOK,
     InvalidState,
 )
-from ..frames import CloseCode
+from ..frames import OK_CLOSE_CODES, CloseCode
 from ..limits import LoggerLike, QueueLimit, WriteLimit, queue_limits, resolve_logger, write_limits
 from ..protocol import CLIENT, CLOSING, CONNECTING, OPEN, SERVER, Protocol, State
 from . import fastpath
@@ -71,7 +71,7 @@ _SIDE_LOGGERS = {SERVER: "fastws.server", CLIENT: "fastws.client"}
 Data = Union[str, bytes]
 
 _CLOSED = object()  # resolves a waiting recv() when the connection ends
-_OK_CODES = frozenset({CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY, CloseCode.NO_STATUS_RCVD})
+_OK_CODES = OK_CLOSE_CODES
 
 
 class _TextBytes:
