@@ -351,6 +351,7 @@ class Frame:
 
     Raises:
         ValueError: If ``opcode`` is not an opcode of RFC 6455.
+        TypeError: If ``payload`` is not a bytes-like object.
     """
 
     __slots__ = ("fin", "opcode", "payload", "rsv1", "rsv2", "rsv3")
@@ -373,7 +374,7 @@ class Frame:
     ) -> None:
         setattr_ = object.__setattr__
         setattr_(self, "opcode", Opcode(opcode))
-        setattr_(self, "payload", payload if type(payload) is bytes else bytes(payload))
+        setattr_(self, "payload", payload if type(payload) is bytes else _rules.as_bytes(payload, "payload"))
         setattr_(self, "fin", bool(fin))
         setattr_(self, "rsv1", bool(rsv1))
         setattr_(self, "rsv2", bool(rsv2))

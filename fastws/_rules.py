@@ -172,6 +172,15 @@ def close_code(code: int):
 # that both twins treat them alike.
 
 
+def as_bytes(obj, what: str) -> bytes:
+    """The bytes of any bytes-like object (``bytes(obj)`` without its other
+    meanings: an int is a TypeError, not that many zeros)."""
+    try:
+        return memoryview(obj).tobytes()
+    except TypeError:
+        raise TypeError(f"{what} must be a bytes-like object, not {type(obj).__name__}") from None
+
+
 def contiguous_copy(view: memoryview) -> bytes:
     """The bytes of a buffer that is not C-contiguous, in C order: what
     ``bytes(view)`` and ``view.tobytes()`` give, whatever its shape and format."""

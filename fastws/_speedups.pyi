@@ -144,6 +144,7 @@ class Frame:
 
     Raises:
         ValueError: If ``opcode`` is not an opcode of RFC 6455.
+        TypeError: If ``payload`` is not a bytes-like object.
     """
     @property
     def opcode(self) -> Opcode: ...

@@ -473,13 +473,14 @@ cdef class Frame:
 
     Raises:
         ValueError: If ``opcode`` is not an opcode of RFC 6455.
+        TypeError: If ``payload`` is not a bytes-like object.
     """
 
     # Fields: opcode, payload, fin, rsv1, rsv2, rsv3 (declared in _speedups.pxd).
 
     def __init__(self, opcode, payload=b"", fin=True, rsv1=False, rsv2=False, rsv3=False):
         self.opcode = Opcode(opcode)
-        self.payload = payload if type(payload) is bytes else bytes(payload)
+        self.payload = payload if type(payload) is bytes else _rules.as_bytes(payload, "payload")
         self.fin = fin
         self.rsv1 = rsv1
         self.rsv2 = rsv2

@@ -546,3 +546,10 @@ async def test_websockets_patched_sends_a_strided_memoryview():
             finally:
                 acc.unpatch_all()
     assert received == [(DATA[::2], DATA[::2][::-1])] * 3
+
+
+@pytest.mark.parametrize("value, type_name", NOT_BYTES_LIKE, ids=[n for _, n in NOT_BYTES_LIKE])
+def test_frame_payload_must_be_bytes_like(codec, value, type_name):
+    # bytes(5) would be five zeros
+    with pytest.raises(TypeError, match=f"^payload must be a bytes-like object, not {type_name}$"):
+        codec.Frame(2, value)
