@@ -38,18 +38,16 @@ sent them in good faith expects.
 from __future__ import annotations
 
 import asyncio
-import builtins
 import functools
 import logging
 import os
 import time
 import uuid
 import weakref
-from typing import Any, AsyncIterable, AsyncIterator, Iterable, List, Optional, Union, cast
+from typing import Any, AsyncIterable, AsyncIterator, Iterable, Optional, Union, cast
 
 from ..events import Close, Ping, Pong
 from ..exceptions import (
-    BroadcastError,
     ConcurrencyError,
     ConnectionClosed,
     ConnectionClosedError,
@@ -60,9 +58,12 @@ from ..frames import OK_CLOSE_CODES, CloseCode
 from ..limits import LoggerLike, QueueLimit, WriteLimit, queue_limits, resolve_logger, write_limits
 from ..protocol import CLIENT, CLOSING, CONNECTING, OPEN, SERVER, Protocol, State
 from . import fastpath
+from .broadcasting import broadcast
 from .fastpath import FastPath
+from .listener import Listener
 
-__all__ = ["Connection", "Listener", "broadcast", "Data", "queue_limits", "write_limits"]
+# Listener and broadcast live in their own modules; imported from here too.
+__all__ = ["Connection", "Listener", "broadcast", "Data"]
 
 logger = logging.getLogger("fastws")
 #: The loggers of connections that are given none: children of ``fastws``.
@@ -106,30 +107,6 @@ def _retype(message: Any, text: bool) -> Any:
     if hasattr(message, "__iter__"):
         return (_retype_one(fragment, text) for fragment in message)
     return message
-
-
-class Listener:
-    """Callback interface: subclass it and override what you need.
-
-    Methods are called from the event loop as events happen, with no task
-    switch, so they must not block; send with ``connection.send_nowait()``.
-    An exception in a callback is logged and fails the connection with 1011.
-    """
-
-    def on_open(self, connection: Connection) -> None:
-        """The opening handshake succeeded."""
-
-    def on_message(self, connection: Connection, message: Data) -> None:
-        """A whole message arrived: ``str`` for text, ``bytes`` for binary."""
-
-    def on_ping(self, connection: Connection, data: bytes) -> None:
-        """A ping arrived (the pong is sent automatically)."""
-
-    def on_pong(self, connection: Connection, data: bytes) -> None:
-        """A pong arrived."""
-
-    def on_close(self, connection: Connection, code: int, reason: str) -> None:
-        """The connection is closed (TCP included); ``code`` 1006 if no close frame came."""
 
 
 # One read buffer per event loop, shared by all its connections: the loop reads
@@ -859,88 +836,3 @@ def connection_class(*, pure: bool) -> type[Connection]:
         return Connection
     methods = {k: v for k, v in vars(Connection).items() if k not in ("__dict__", "__weakref__")}
     return cast("type[Connection]", type("Connection", (twin, asyncio.BufferedProtocol), methods))
-
-
-def broadcast(
-    connections: Iterable[Connection],
-    message: Data,
-    *,
-    text: Optional[bool] = None,
-    raise_exceptions: bool = False,
-) -> None:
-    """Send ``message`` to every open connection, without waiting.
-
-    The frame is built once for all server-side connections and the same bytes
-    are written to each; client-side connections mask each frame with their
-    own key. Connections that are not open are skipped silently. A connection
-    that cannot take the message is skipped too, and the others still get it:
-    one whose write buffer is above its ``write_limit`` (so one slow reader
-    never holds up the others, nor fills memory), one in the middle of sending
-    a fragmented message, one whose transport fails the write.
-
-    Args:
-        connections: The connections.
-        message: ``str`` for a text frame, bytes-like for a binary frame.
-        text: True sends bytes-like as text (the caller vouches that it is
-            UTF-8), False sends ``str`` as binary; None goes by the type.
-        raise_exceptions: False (the default) logs each skipped connection on
-            its logger; True raises instead, once every connection was tried,
-            an :class:`ExceptionGroup` (on Python 3.11 and later; a
-            :class:`fastws.exceptions.BroadcastError` with the same
-            ``exceptions`` before) of one exception per skipped connection.
-
-    Raises:
-        TypeError: If ``message`` is neither ``str`` nor bytes-like.
-    """
-    from ..codec import build_frame
-    from ..frames import Opcode
-
-    if isinstance(message, str):
-        opcode = Opcode.BINARY if text is False else Opcode.TEXT
-    elif isinstance(message, (bytes, bytearray, memoryview)):
-        opcode = Opcode.TEXT if text is True else Opcode.BINARY
-    else:
-        raise TypeError(f"message must be str or bytes-like, not {type(message).__name__}")
-    errors: List[Exception] = []
-
-    def skipped(connection: Connection, error: Exception) -> None:
-        if raise_exceptions:
-            errors.append(error)
-        else:
-            connection.logger.warning("skipped broadcast: %s", error)
-
-    frame = None
-    for connection in connections:
-        protocol = connection.protocol
-        if protocol.state is not OPEN:
-            continue
-        if not protocol.can_send_frame():
-            skipped(connection, ConcurrencyError(f"{connection!r} is sending a fragmented message"))
-            continue
-        transport = connection.transport
-        if transport.get_write_buffer_size() > connection.write_limit:
-            skipped(connection, RuntimeError(f"{connection!r} is not reading fast enough"))
-            continue
-        try:
-            if protocol.gates.has_data_to_send:
-                connection._flush()  # what the protocol queued goes first
-            if protocol.mask_frames:
-                transport.write(build_frame(opcode, message, mask=True))
-            else:
-                if frame is None:
-                    frame = build_frame(opcode, message)
-                transport.write(frame)
-        except Exception as exc:
-            error = RuntimeError(f"failed to write to {connection!r}: {exc}")
-            error.__cause__ = exc
-            skipped(connection, error)
-    if errors:
-        raise _exception_group("skipped broadcast", errors)
-
-
-def _exception_group(message: str, errors: List[Exception]) -> Exception:
-    """An ExceptionGroup (Python 3.11 and later), else a BroadcastError."""
-    group = getattr(builtins, "ExceptionGroup", None)
-    if group is not None:
-        return cast(Exception, group(message, errors))
-    return BroadcastError(message, errors)

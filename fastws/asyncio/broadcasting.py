@@ -1,0 +1,98 @@
+"""``broadcast()``: one message to many connections, without waiting."""
+
+from __future__ import annotations
+
+import builtins
+from typing import TYPE_CHECKING, Iterable, List, Optional, cast
+
+from ..codec import build_frame
+from ..exceptions import BroadcastError, ConcurrencyError
+from ..frames import Opcode
+from ..protocol import OPEN
+
+if TYPE_CHECKING:
+    from .connection import Connection, Data
+
+__all__ = ["broadcast"]
+
+
+def broadcast(
+    connections: Iterable[Connection],
+    message: Data,
+    *,
+    text: Optional[bool] = None,
+    raise_exceptions: bool = False,
+) -> None:
+    """Send ``message`` to every open connection, without waiting.
+
+    The frame is built once for all server-side connections and the same bytes
+    are written to each; client-side connections mask each frame with their
+    own key. Connections that are not open are skipped silently. A connection
+    that cannot take the message is skipped too, and the others still get it:
+    one whose write buffer is above its ``write_limit`` (so one slow reader
+    never holds up the others, nor fills memory), one in the middle of sending
+    a fragmented message, one whose transport fails the write.
+
+    Args:
+        connections: The connections.
+        message: ``str`` for a text frame, bytes-like for a binary frame.
+        text: True sends bytes-like as text (the caller vouches that it is
+            UTF-8), False sends ``str`` as binary; None goes by the type.
+        raise_exceptions: False (the default) logs each skipped connection on
+            its logger; True raises instead, once every connection was tried,
+            an :class:`ExceptionGroup` (on Python 3.11 and later; a
+            :class:`fastws.exceptions.BroadcastError` with the same
+            ``exceptions`` before) of one exception per skipped connection.
+
+    Raises:
+        TypeError: If ``message`` is neither ``str`` nor bytes-like.
+    """
+    if isinstance(message, str):
+        opcode = Opcode.BINARY if text is False else Opcode.TEXT
+    elif isinstance(message, (bytes, bytearray, memoryview)):
+        opcode = Opcode.TEXT if text is True else Opcode.BINARY
+    else:
+        raise TypeError(f"message must be str or bytes-like, not {type(message).__name__}")
+    errors: List[Exception] = []
+
+    def skipped(connection: Connection, error: Exception) -> None:
+        if raise_exceptions:
+            errors.append(error)
+        else:
+            connection.logger.warning("skipped broadcast: %s", error)
+
+    frame = None
+    for connection in connections:
+        protocol = connection.protocol
+        if protocol.state is not OPEN:
+            continue
+        if not protocol.can_send_frame():
+            skipped(connection, ConcurrencyError(f"{connection!r} is sending a fragmented message"))
+            continue
+        transport = connection.transport
+        if transport.get_write_buffer_size() > connection.write_limit:
+            skipped(connection, RuntimeError(f"{connection!r} is not reading fast enough"))
+            continue
+        try:
+            if protocol.gates.has_data_to_send:
+                connection._flush()  # what the protocol queued goes first
+            if protocol.mask_frames:
+                transport.write(build_frame(opcode, message, mask=True))
+            else:
+                if frame is None:
+                    frame = build_frame(opcode, message)
+                transport.write(frame)
+        except Exception as exc:
+            error = RuntimeError(f"failed to write to {connection!r}: {exc}")
+            error.__cause__ = exc
+            skipped(connection, error)
+    if errors:
+        raise _exception_group("skipped broadcast", errors)
+
+
+def _exception_group(message: str, errors: List[Exception]) -> Exception:
+    """An ExceptionGroup (Python 3.11 and later), else a BroadcastError."""
+    group = getattr(builtins, "ExceptionGroup", None)
+    if group is not None:
+        return cast(Exception, group(message, errors))
+    return BroadcastError(message, errors)
