@@ -156,6 +156,8 @@ ALL = "socks5h://all-proxy:4"
         ({"HTTP_PROXY": H, "NO_PROXY": "localhost,127.0.0.1"}, "ws://127.0.0.1:8765/", None),
         ({"HTTP_PROXY": H, "NO_PROXY": "localhost,127.0.0.1"}, "ws://localhost:8765/", None),
         ({"HTTP_PROXY": H, "NO_PROXY": ""}, "ws://example.com/", H),
+        ({"HTTP_PROXY": H, "NO_PROXY": "::1"}, "ws://[::1]:8080/", None),
+        ({"HTTP_PROXY": H, "NO_PROXY": "::1"}, "ws://[::2]:8080/", H),
     ],
 )
 def test_get_proxy(environ, env, uri, expected):

@@ -225,10 +225,11 @@ async def test_silent_proxy_is_cancelled_cleanly():
         ("http://127.0.0.1:1", {"proxy_ssl": True}, "for https:// proxies, not http://"),
         ("http://127.0.0.1:1", {"proxy_server_hostname": "p"}, "for https:// proxies, not http://"),
         ("socks5://127.0.0.1:1", {"proxy_ssl": True}, "for https:// proxies, not socks5://"),
+        ("http://127.0.0.1:1", {"server_hostname": "example.com"}, "only meaningful with ssl"),
     ],
 )
 @run
-async def test_proxy_tls_options_only_for_https_proxies(proxy_url, options, message):
+async def test_tls_options_need_tls(proxy_url, options, message):
     with pytest.raises(ValueError, match=message):
         await open_raw(proxy_url, "ws://example.com/", **options)
 

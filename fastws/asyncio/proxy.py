@@ -82,13 +82,16 @@ async def create_connection_through_proxy(
         ~fastws.exceptions.InvalidProxyMessage: If the proxy's answer is invalid.
         ~fastws.exceptions.ProxyError: If a SOCKS proxy failed otherwise.
         ValueError: If ``proxy_ssl`` or ``proxy_server_hostname`` is given for
-            a proxy that isn't ``https://``.
+            a proxy that isn't ``https://``, or ``server_hostname`` without
+            ``ssl``.
         OSError: If a connection failed (refused, reset, timed out...).
     """
     if ssl is True:
         ssl = ssl_module.create_default_context()
     elif ssl is False:
         ssl = None
+    if ssl is None and server_hostname is not None:
+        raise ValueError("server_hostname is only meaningful with ssl")
     tls_kwargs: Dict[str, Any] = {}
     if ssl is not None:
         tls_kwargs["server_hostname"] = server_hostname or uri.host
