@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import inspect
-import logging
 import ssl as ssl_module
 import traceback
 from typing import (
@@ -42,7 +41,6 @@ from typing import (
     Iterator,
     Optional,
     Sequence,
-    Tuple,
     Type,
     TypedDict,
     Union,
@@ -53,6 +51,7 @@ from .. import retry
 from ..exceptions import InvalidHandshake, InvalidMessage, SecurityError
 from ..headers import HeadersLike
 from ..http11 import Response
+from ..limits import LoggerLike, QueueLimit, WriteLimit, queue_limits, resolve_logger, write_limits
 from ..protocol import DEFAULT_MAX_SIZE, ClientProtocol
 from ..proxy import parse_proxy, resolve_proxy
 from ..uri import parse_uri
@@ -61,9 +60,6 @@ from .connection import Connection, Listener
 from .proxy import create_connection_through_proxy
 
 __all__ = ["connect", "unix_connect", "connect_listener", "ClientConnection"]
-
-LoggerLike = Union[logging.Logger, "logging.LoggerAdapter[Any]", str]
-Limit = Union[int, Tuple[int, Optional[int]], None]
 
 
 class ClientConnection(Connection):
@@ -97,8 +93,8 @@ class _ConnectionOptions(TypedDict):
     ping_interval: Optional[float]
     ping_timeout: Optional[float]
     close_timeout: Optional[float]
-    max_queue: Limit
-    write_limit: Limit
+    max_queue: QueueLimit
+    write_limit: WriteLimit
 
 
 def _parameters(function: Callable[..., Any]) -> FrozenSet[str]:
@@ -193,12 +189,13 @@ class connect:
             with 1009 before it is buffered. None: no limit.
         max_queue: The most messages received and not yet taken by ``recv()``;
             past it, the socket is not read until the queue drains to a quarter
-            of it. A ``(high, low)`` tuple gives both marks. None: no limit.
+            of it. A ``(high, low)`` tuple gives both marks (the socket is read
+            again once the queue is down to ``low``). None: no limit.
         write_limit: The transport's buffer size, in bytes, above which
             ``send()`` waits for it to drain below a quarter of it. A
             ``(high, low)`` tuple gives both marks.
-        logger: The logger of the connection, or its name; reconnection
-            attempts are logged on it too. By default ``fastws.client``.
+        logger: The connections' logger, or its name; reconnection attempts
+            are logged on it too. By default ``fastws.client``.
         create_connection: The :class:`ClientConnection` subclass to make the
             connection with, to customize it.
         ssl: An :class:`ssl.SSLContext` for a ``wss://`` URI; by default
@@ -227,8 +224,9 @@ class connect:
             before any I/O).
         ~fastws.exceptions.InvalidProxy: If ``proxy`` is not a valid proxy URL.
         TypeError: If a keyword argument is unknown.
-        ValueError: If ``ssl`` is given with a ``ws://`` URI, or
-            ``compression`` is neither ``"deflate"`` nor None.
+        ValueError: If ``ssl`` is given with a ``ws://`` URI,
+            ``compression`` is neither ``"deflate"`` nor None, or a limit is
+            out of range.
 
     Awaiting it raises :class:`~fastws.exceptions.InvalidStatus` (with the
     HTTP status, headers and body) when the server refuses the upgrade, another
@@ -262,9 +260,9 @@ class connect:
         ping_timeout: Optional[float] = 20,
         close_timeout: Optional[float] = 10,
         max_size: Optional[int] = DEFAULT_MAX_SIZE,
-        max_queue: Limit = 16,
-        write_limit: Limit = 32768,
-        logger: Optional[LoggerLike] = None,
+        max_queue: QueueLimit = 16,
+        write_limit: WriteLimit = 32768,
+        logger: LoggerLike = None,
         create_connection: Optional[Type[ClientConnection]] = None,
         ssl: Any = None,
         server_hostname: Optional[str] = None,
@@ -308,13 +306,13 @@ class connect:
             "max_queue": max_queue,
             "write_limit": write_limit,
         }
-        if isinstance(logger, str):
-            logger = logging.getLogger(logger)
+        # Wrong limits fail here rather than in each connection.
+        queue_limits(max_queue)
+        write_limits(write_limit)
         self._logger = logger
-        #: Where this client logs its reconnection attempts.
-        self.logger: Union[logging.Logger, logging.LoggerAdapter[Any]] = (
-            logger if logger is not None else logging.getLogger("fastws.client")
-        )
+        #: Where this client logs its reconnection attempts: the connections'
+        #: logger.
+        self.logger = resolve_logger(logger, "fastws.client")
         self._create_connection: Type[ClientConnection] = (
             create_connection if create_connection is not None else ClientConnection
         )
@@ -333,6 +331,8 @@ class connect:
         options: Dict[str, Any] = dict(self._connection_options)
         if self._listener is not None:
             options["listener"] = self._listener()
+        if self._logger is not None:
+            options["logger"] = self._logger
         return self._create_connection(protocol, **options)
 
     async def _open(self) -> ClientConnection:
