@@ -11,9 +11,11 @@
 
 The handler runs once per connection, after the opening handshake; the
 connection closes with 1000 when it returns and with 1011 when it raises (the
-exception is logged on the ``fastws`` logger). ``serve_listener()`` runs a
-:class:`~fastws.asyncio.connection.Listener` per connection instead, for servers
-that cannot afford a task switch per message.
+exception is logged on the ``fastws.server`` logger). ``process_request`` and
+``process_response`` see the handshake's request and response, and may answer
+with another response (:func:`basic_auth` makes one such hook).
+``serve_listener()`` runs a :class:`~fastws.asyncio.connection.Listener` per
+connection instead, for servers that cannot afford a task switch per message.
 """
 
 from __future__ import annotations
@@ -21,181 +23,33 @@ from __future__ import annotations
 import asyncio
 import inspect
 import socket
-from typing import Any, Awaitable, Callable, Dict, Generator, Optional, Sequence, Set, Tuple, Union
+from typing import (
+    Any,
+    Awaitable,
+    Callable,
+    Dict,
+    FrozenSet,
+    Generator,
+    Mapping,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+)
 
-from ..exceptions import ConnectionClosed, InvalidHandshake, ProtocolError
 from ..frames import CloseCode
-from ..http11 import HeadersLike, Request, Response
+from ..handshake import OriginRule, check_origins
+from ..http11 import HeadersLike
+from ..limits import LoggerLike, QueueLimit, WriteLimit, queue_limits, resolve_logger, write_limits
 from ..protocol import CONNECTING, DEFAULT_MAX_SIZE, OPEN, ServerProtocol
+from .auth import basic_auth
 from .compression import extension_factories
-from .connection import Connection, Listener, logger
+from .connection import Listener
+from .server_connection import ProcessRequest, ProcessResponse, ServerConnection
 
-__all__ = ["serve", "unix_serve", "serve_listener", "Server", "ServerConnection"]
+__all__ = ["serve", "unix_serve", "serve_listener", "basic_auth", "Server", "ServerConnection"]
 
 Handler = Callable[..., Awaitable[None]]
-ProcessRequest = Callable[["ServerConnection", Request], Union[None, Response, Awaitable[Optional[Response]]]]
-
-
-class ServerConnection(Connection):
-    """A connection accepted by a :class:`Server`.
-
-    The handler receives it; it has everything :class:`Connection` has, and
-    :meth:`respond` for the ``process_request`` hook.
-
-    Attributes:
-        server (Server): The server that accepted it.
-        open_timeout (float | None): Seconds from the TCP accept to the end of
-            the opening handshake.
-        handler_task (asyncio.Task | None): The task running the handler, once
-            the handshake succeeded (None with a :class:`Listener`).
-    """
-
-    protocol: ServerProtocol
-
-    def __init__(self, server: Server, protocol: ServerProtocol, **options: Any) -> None:
-        self.server = server
-        self.open_timeout: Optional[float] = options.pop("open_timeout", 10)
-        super().__init__(protocol, **options)
-        self._open_timer: Optional[asyncio.TimerHandle] = None
-        self._hook_task: Optional[asyncio.Task[None]] = None  # an async process_request
-        self.handler_task: Optional[asyncio.Task[None]] = None
-        self._peer: Any = None  # kept for the log line once the transport is gone
-        self._refusal_logged = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._peer = transport.get_extra_info("peername")
-        super().connection_made(transport)
-        self.server._connections.add(self)
-        if self.open_timeout is not None:
-            self._open_timer = self.loop.call_later(self.open_timeout, self._open_timed_out)
-
-    def connection_lost(self, exc: Optional[BaseException]) -> None:
-        if self._open_timer is not None:
-            self._open_timer.cancel()
-        if self._hook_task is not None:
-            self._hook_task.cancel()  # nobody is left to answer
-        super().connection_lost(exc)
-        self.server._connections.discard(self)
-        error = self.protocol.error
-        if (
-            isinstance(error, InvalidHandshake)
-            and not self._refusal_logged
-            and getattr(self.protocol, "response", None) is not None
-        ):
-            # A request the parser refused (garbage, TLS on a plain port...):
-            # the protocol answered with an HTTP error before any hook ran.
-            logger.info("refused opening handshake from %s: %s", self._peer, error)
-        elif isinstance(error, ProtocolError):
-            # The peer broke the protocol: one line, no traceback (not a server bug).
-            sent = self.protocol.close_sent
-            code = sent.code if sent is not None else error.close_code
-            logger.info("failed connection from %s with %d: %s", self._peer, code, error)
-
-    def _open_timed_out(self) -> None:
-        """A client that opened TCP and never finished its request frees its slot."""
-        self._open_timer = None
-        if self.protocol.state is CONNECTING and self.transport is not None:
-            logger.info("opening handshake from %s timed out", self._peer)
-            self.transport.abort()
-
-    def respond(self, status: int, text: str) -> Response:
-        """An HTTP response with a plain-text body, to return from ``process_request``.
-
-        Args:
-            status: The HTTP status, for example 404.
-            text: The body, sent as ``text/plain`` in UTF-8.
-
-        Returns:
-            The :class:`~fastws.http11.Response`, with ``Connection: close``;
-            returning it from ``process_request`` sends it instead of the
-            handshake, and the connection is closed after it.
-        """
-        return self.protocol.reject(status, text)
-
-    # --- opening handshake ---------------------------------------------------------
-
-    def _handshake_event(self, request: Request) -> None:
-        hook = self.server.process_request
-        if hook is None:
-            self._respond(None)
-            return
-        try:
-            result = hook(self, request)
-        except Exception:
-            logger.error("process_request failed", exc_info=True)
-            self._respond(self.respond(500, "Failed to open a WebSocket connection: internal error.\n"))
-            return
-        if inspect.isawaitable(result):
-            # A client sends nothing before the 101 (RFC 6455 section 4.1): while
-            # the hook runs, the socket is not read, so that one that does cannot
-            # make the server buffer it.
-            self._reading_paused = True
-            self.transport.pause_reading()
-            self._hook_task = self.loop.create_task(self._await_response(result))
-        else:
-            self._respond(result)
-
-    async def _await_response(self, awaitable: Awaitable[Optional[Response]]) -> None:
-        try:
-            response = await awaitable
-        except asyncio.CancelledError:
-            return
-        except Exception:
-            logger.error("process_request failed", exc_info=True)
-            response = self.respond(500, "Failed to open a WebSocket connection: internal error.\n")
-        self._hook_task = None
-        if self._reading_paused and not self._closed.done():
-            self._reading_paused = False
-            self.transport.resume_reading()
-        self._respond(response)
-
-    def _respond(self, response: Optional[Response]) -> None:
-        protocol = self.protocol
-        if protocol.state is not CONNECTING or self._closed.done():
-            return
-        if response is None:
-            response = protocol.accept()
-        protocol.send_response(response)
-        if response.status_code == 101:
-            if self._open_timer is not None:
-                self._open_timer.cancel()
-                self._open_timer = None
-            self._connection_open()
-            if self.listener is None:
-                self.handler_task = self.loop.create_task(self._run_handler())
-                self.server._handlers.add(self.handler_task)
-                self.handler_task.add_done_callback(self.server._handlers.discard)
-            # Frames that came in the same read as the request.
-            self._read_trailing()
-        elif protocol.error is not None:
-            self._refusal_logged = True
-            logger.info("refused opening handshake from %s: %s", self._peer, protocol.error)
-        self._flush()
-
-    async def _run_handler(self) -> None:
-        server = self.server
-        handler = server.handler
-        assert handler is not None  # serve() refuses neither a handler nor a listener
-        try:
-            if server.handler_takes_path:
-                await handler(self, self.request.path)
-            else:
-                await handler(self)
-        except ConnectionClosed as exc:
-            logger.debug("connection handler ended: %s", exc)
-        except Exception:
-            logger.error("connection handler failed", exc_info=True)
-            await self._close_quietly(CloseCode.INTERNAL_ERROR)
-            return
-        await self._close_quietly(CloseCode.NORMAL_CLOSURE)
-
-    async def _close_quietly(self, code: int) -> None:
-        try:
-            await self.close(code)
-        except Exception:  # pragma: no cover - close() does not raise on its own
-            logger.error("closing the connection failed", exc_info=True)
-
-
 def _takes_path(handler: Callable[..., Any]) -> bool:
     """Whether ``handler`` is an old-style ``handler(websocket, path)``."""
     try:
@@ -213,8 +67,9 @@ def _takes_path(handler: Callable[..., Any]) -> bool:
 class Server:
     """A running WebSocket server: what ``await serve(...)`` returns.
 
-    :meth:`close` stops accepting connections, closes every open connection with
-    1001 (going away) and lets handlers finish; :meth:`wait_closed` waits for it.
+    It has the methods of :class:`asyncio.Server`. :meth:`close` stops
+    accepting connections, closes every open connection with 1001 (going
+    away) and lets handlers finish; :meth:`wait_closed` waits for it.
     ``async with server:`` does both at the end of the block.
 
     :func:`serve` creates it; the arguments are those of :func:`serve`.
@@ -222,11 +77,15 @@ class Server:
     Args:
         handler: The connection handler, None with a :class:`Listener`.
         process_request: The ``process_request`` hook, or None.
+        process_response: The ``process_response`` hook, or None.
         close_timeout: Seconds :meth:`close` gives the handlers to return
             before it cancels them; None: no limit.
+        logger: The logger of the server's own lines ("server listening on
+            ..."): a logger, a logger's name, or None for ``fastws.server``.
 
     Attributes:
         server (asyncio.Server | None): The asyncio server that listens.
+        logger (logging.Logger | logging.LoggerAdapter): The server's logger.
     """
 
     def __init__(
@@ -234,20 +93,37 @@ class Server:
         handler: Optional[Handler],
         *,
         process_request: Optional[ProcessRequest] = None,
+        process_response: Optional[ProcessResponse] = None,
         close_timeout: Optional[float] = 10,
+        logger: LoggerLike = None,
     ) -> None:
         self.handler = handler
         self.handler_takes_path = handler is not None and _takes_path(handler)
         self.process_request = process_request
+        self.process_response = process_response
         self.close_timeout = close_timeout
+        self.logger = resolve_logger(logger, "fastws.server")
         self.server: Optional[asyncio.Server] = None
         self._connections: Set[ServerConnection] = set()
         self._handlers: Set[asyncio.Task[None]] = set()
         self._close_task: Optional[asyncio.Task[None]] = None
+        self._done: Optional[asyncio.Future[None]] = None  # set once closed
+
+    def _started(self) -> asyncio.Server:
+        if self.server is None:
+            raise RuntimeError("the server is not started: await serve(...) first")
+        return self.server
 
     @property
     def connections(self) -> Set[ServerConnection]:
-        """The connections open now (including those still in the handshake)."""
+        """The connections that are open: past the opening handshake, and
+        not yet closing (the ones to :func:`broadcast` to)."""
+        return {c for c in self._connections if c.protocol.state is OPEN}
+
+    @property
+    def all_connections(self) -> Set[ServerConnection]:
+        """Every connection the server holds: from the TCP accept, through the
+        opening handshake, until TCP is closed."""
         return set(self._connections)
 
     @property
@@ -255,65 +131,121 @@ class Server:
         """The listening sockets (``server.sockets[0].getsockname()`` gives the port)."""
         return () if self.server is None else tuple(self.server.sockets or ())
 
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the server runs on.
+
+        Raises:
+            RuntimeError: If the server is not started yet.
+        """
+        return self._started().get_loop()
+
     def is_serving(self) -> bool:
         """True while the server accepts connections."""
         return self.server is not None and self.server.is_serving()
 
-    def close(self, close_connections: bool = True) -> None:
+    async def start_serving(self) -> None:
+        """Start accepting connections, after ``serve(..., start_serving=False)``;
+        does nothing if the server accepts them already.
+
+        Raises:
+            RuntimeError: If the server is not started yet.
+        """
+        await self._started().start_serving()
+
+    def close(
+        self,
+        close_connections: bool = True,
+        code: int = CloseCode.GOING_AWAY,
+        reason: str = "server shutting down",
+    ) -> None:
         """Stop accepting connections and close the open ones.
 
-        Every open connection is closed with 1001 (going away), connections
-        still in the opening handshake are dropped, and the handlers get
-        ``close_timeout`` seconds to return before they are cancelled. Returns at
-        once: :meth:`wait_closed` waits for the end. Calling it again does
-        nothing.
+        Open connections are closed with ``code`` and ``reason``; a connection
+        whose request has not fully arrived is dropped; one whose request a
+        hook is still processing is answered 503 (Service Unavailable) when
+        the hook returns. The handlers get ``close_timeout`` seconds to
+        return before they are cancelled. Returns at once: :meth:`wait_closed`
+        waits for the end. Calling it again does nothing.
 
         Args:
             close_connections: False leaves the open connections open: only
                 accepting stops (the handlers still get ``close_timeout``
                 seconds before they are cancelled).
+            code: The close code, 1001 (going away) by default; 1012
+                (service restart) tells clients to come back.
+            reason: The close reason.
+
+        Raises:
+            RuntimeError: If the server is not started yet.
         """
         if self._close_task is None:
-            self._close_task = asyncio.get_running_loop().create_task(
-                self._close(close_connections)
+            self._close_task = self._started().get_loop().create_task(
+                self._close(close_connections, code, reason)
             )
 
-    async def _close(self, close_connections: bool) -> None:
-        assert self.server is not None
-        self.server.close()
-        await asyncio.sleep(0)  # connections accepted just before close() get made
-        if close_connections:
-            for connection in list(self._connections):
-                protocol = connection.protocol
-                if protocol.state is OPEN:
-                    protocol.send_close(CloseCode.GOING_AWAY, "server shutting down")
-                    connection._flush()
-                elif protocol.state is CONNECTING and connection.transport is not None:
-                    connection.transport.close()
-            closing = [c._closed for c in list(self._connections)]
-            if closing:
-                await asyncio.wait(closing)  # each bounded by its close timer
-        if self._handlers:
-            _, pending = await asyncio.wait(set(self._handlers), timeout=self.close_timeout)
-            for task in pending:
-                task.cancel()
-            if pending:
-                logger.warning("cancelled %d handlers still running at shutdown", len(pending))
-                await asyncio.wait(pending)
+    async def _close(self, close_connections: bool, code: int, reason: str) -> None:
+        try:
+            server = self._started()
+            self.logger.info("server closing")
+            server.close()
+            await asyncio.sleep(0)  # connections accepted just before close() get made
+            if close_connections:
+                for connection in list(self._connections):
+                    protocol = connection.protocol
+                    if protocol.state is OPEN:
+                        protocol.send_close(code, reason)
+                        connection._flush()
+                    elif (
+                        protocol.state is CONNECTING
+                        and protocol.request is None
+                        and connection.transport is not None
+                    ):
+                        connection.transport.close()
+                closing = [c._closed for c in list(self._connections)]
+                if closing:
+                    # Each is bounded by its close timer, or its open timer.
+                    await asyncio.wait(closing)
+            if self._handlers:
+                _, pending = await asyncio.wait(set(self._handlers), timeout=self.close_timeout)
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    self.logger.warning(
+                        "cancelled %d handlers still running at shutdown", len(pending)
+                    )
+                    await asyncio.wait(pending)
+            self.logger.info("server closed")
+        finally:
+            done = self._done_future()
+            if not done.done():
+                done.set_result(None)
+
+    def _done_future(self) -> asyncio.Future[None]:
+        if self._done is None:
+            self._done = self._started().get_loop().create_future()
+        return self._done
 
     async def wait_closed(self) -> None:
-        """Wait until the server is closed (after :meth:`close`) and its handlers finished."""
-        if self._close_task is None:
-            assert self.server is not None
-            await self.server.wait_closed()
-            return
-        await asyncio.shield(self._close_task)
+        """Wait until the server is closed: after :meth:`close`, once every
+        connection is closed and every handler returned.
+
+        Raises:
+            RuntimeError: If the server is not started yet.
+        """
+        await asyncio.shield(self._done_future())
 
     async def serve_forever(self) -> None:
-        """Serve until cancelled; cancelling it closes the server, as :meth:`close`."""
-        assert self.server is not None
+        """Accept connections until the server is closed: by :meth:`close`
+        (then it returns), or by cancelling this call (then it closes the
+        server as :meth:`close` does, and raises :class:`asyncio.CancelledError`).
+
+        Raises:
+            RuntimeError: If the server is not started yet.
+        """
         try:
-            await self.server.serve_forever()
+            if self._close_task is None and not self.is_serving():
+                await self.start_serving()
+            await self.wait_closed()
         except asyncio.CancelledError:
             self.close()
             await self.wait_closed()
@@ -327,6 +259,47 @@ class Server:
         await self.wait_closed()
 
 
+#: What serve() passes to create_server() or create_unix_server() itself.
+_PASSED_BY_SERVE = frozenset({"self", "protocol_factory", "host", "port", "path"})
+
+
+def _loop_options(unix: bool) -> Optional[FrozenSet[str]]:
+    """The keyword arguments that the running loop's ``create_server`` (or
+    ``create_unix_server``) takes besides those serve() passes; asyncio's when
+    no loop runs. None when any is taken (``**kwargs``) or its signature is
+    unknown."""
+    name = "create_unix_server" if unix else "create_server"
+    loop: Any
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = asyncio.AbstractEventLoop
+    try:
+        parameters = inspect.signature(getattr(loop, name)).parameters.values()
+    except (AttributeError, TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return None
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return frozenset(p.name for p in parameters if p.kind in named) - _PASSED_BY_SERVE
+
+
+def _check_loop_options(
+    function: str, options: Mapping[str, Any], unix: bool, own: FrozenSet[str] = frozenset()
+) -> None:
+    """Refuse, as Python does, the keyword arguments that neither ``function``
+    (``own``) nor the loop's ``create_server`` takes."""
+    allowed = _loop_options(unix)
+    if allowed is None:
+        return
+    unknown = [name for name in options if name not in allowed and name not in own]
+    if len(unknown) == 1:
+        raise TypeError(f"{function}() got an unexpected keyword argument {unknown[0]!r}")
+    if unknown:
+        names = ", ".join(repr(name) for name in unknown)
+        raise TypeError(f"{function}() got unexpected keyword arguments {names}")
+
+
 class serve:
     """Start a WebSocket server; use with ``await`` or ``async with``.
 
@@ -337,7 +310,7 @@ class serve:
 
     The handler runs once per connection, after the opening handshake: the
     connection closes with 1000 when it returns and with 1011 when it raises
-    (the exception is logged on the ``fastws`` logger).
+    (the exception is logged on the connection's logger).
 
     Args:
         handler: The connection handler, ``async def handler(websocket)``
@@ -352,16 +325,25 @@ class serve:
             instead: it returns one of the client's ``offered`` subprotocols, or
             None for none (a value the client did not offer fails the handshake
             with 500).
-        origins: The allowed values of the ``Origin`` header; put None in it to
-            allow requests without one (non-browser clients). Other requests get
-            403. None (the default) allows every origin.
+        origins: The allowed values of the ``Origin`` header: strings match it
+            exactly, compiled regular expressions (:func:`re.compile`) must
+            match all of it, and None in the list allows requests without one
+            (non-browser clients). Other requests get 403. None (the default)
+            allows every origin.
         process_request: ``process_request(connection, request)``, a function or
             a coroutine function, called with the client's
             :class:`~fastws.http11.Request` before the handshake is answered.
             Returning a :class:`~fastws.http11.Response`, for example
-            ``connection.respond(404, "Not found\\n")``, sends it instead of the
-            handshake; returning None goes on with the handshake. An exception
-            in it is logged and answered with 500.
+            ``connection.respond(http.HTTPStatus.NOT_FOUND, "Not found\\n")``,
+            sends it instead of the handshake; returning None goes on with the
+            handshake. An exception in it is logged and answered with 500.
+            :func:`basic_auth` makes one.
+        process_response: ``process_response(connection, request, response)``,
+            a function or a coroutine function, called with the response about
+            to be sent: the 101, the refusal of a bad request, or what
+            ``process_request`` returned. It may change ``response`` in place
+            and return None, or return another Response to send instead. An
+            exception in it is logged and answered with 500.
         extra_headers: Headers added to the 101 response.
         server_header: The ``Server`` header of the server's responses; None
             for none. By default it names fastws and its version.
@@ -370,22 +352,30 @@ class serve:
         extensions: More extension factories (see :mod:`fastws.extensions`),
             tried after permessage-deflate.
         open_timeout: Seconds from the TCP accept to the end of the opening
-            handshake; a client that takes longer is disconnected. None: no
-            limit.
+            handshake, hooks included; a client that takes longer is
+            disconnected. None: no limit. With ``ssl``, the default
+            ``ssl_handshake_timeout`` too.
         ping_interval: Seconds between keepalive pings. None: no keepalive.
         ping_timeout: Seconds to wait for the pong of a keepalive ping; then
             the connection fails with 1011. None: no limit.
         close_timeout: Seconds the closing handshake may take before TCP is
             closed anyway; also what :meth:`Server.close` gives the handlers to
-            return before it cancels them.
+            return before it cancels them. With ``ssl``, the default
+            ``ssl_shutdown_timeout`` too (where the loop takes one).
         max_size: The largest message received, in bytes, across its
             fragments (after decompression): a larger one fails the connection
             with 1009 before it is buffered. None: no limit.
         max_queue: The most messages received and not yet taken by ``recv()``;
             past it, the socket is not read until the queue drains to a quarter
-            of it. None: no limit.
+            of it, or to ``low`` given ``(high, low)``. None: no limit.
         write_limit: The transport's buffer size, in bytes, above which
-            ``send()`` waits for it to drain below a quarter of it.
+            ``send()`` waits for it to drain below a quarter of it, or below
+            ``low`` given ``(high, low)``.
+        logger: The logger of the server and its connections: a logger, a
+            logger's name, or None for ``fastws.server``.
+        create_connection: What makes each connection: a subclass of
+            :class:`ServerConnection` (or a function with its signature),
+            called as ``create_connection(protocol, server, **options)``.
         listener: A factory of :class:`~fastws.asyncio.Listener` objects, one
             per connection, instead of ``handler`` (see :func:`serve_listener`).
         unix: Listen on the Unix socket ``path`` instead of TCP (see
@@ -394,11 +384,16 @@ class serve:
         **create_server_kwargs: Passed to :meth:`asyncio.loop.create_server`
             (or :meth:`~asyncio.loop.create_unix_server`): ``ssl`` (an
             :class:`ssl.SSLContext`, to serve ``wss://``), ``reuse_port``,
-            ``backlog``, ``sock``...
+            ``backlog``, ``sock``, ``start_serving``...
 
     Raises:
-        TypeError: If neither ``handler`` nor ``listener`` is given.
-        ValueError: If ``compression`` is neither ``"deflate"`` nor None.
+        TypeError: If neither ``handler`` nor ``listener`` is given, if a
+            keyword argument is neither one of these nor one that the event
+            loop's ``create_server`` takes, or if ``max_queue``,
+            ``write_limit``, ``origins`` or ``create_connection`` has the wrong
+            type.
+        ValueError: If ``compression`` is neither ``"deflate"`` nor None, or
+            ``max_queue`` or ``write_limit`` is out of range.
     """
 
     def __init__(
@@ -408,9 +403,12 @@ class serve:
         port: Optional[int] = None,
         *,
         subprotocols: Optional[Sequence[str]] = None,
-        select_subprotocol: Optional[Callable[[ServerConnection, Sequence[str]], Optional[str]]] = None,
-        origins: Optional[Sequence[Optional[str]]] = None,
+        select_subprotocol: Optional[
+            Callable[[ServerConnection, Sequence[str]], Optional[str]]
+        ] = None,
+        origins: Optional[Sequence[OriginRule]] = None,
         process_request: Optional[ProcessRequest] = None,
+        process_response: Optional[ProcessResponse] = None,
         extra_headers: Optional[HeadersLike] = None,
         server_header: Optional[str] = "default",
         compression: Optional[str] = "deflate",
@@ -420,20 +418,50 @@ class serve:
         ping_timeout: Optional[float] = 20,
         close_timeout: Optional[float] = 10,
         max_size: Optional[int] = DEFAULT_MAX_SIZE,
-        max_queue: Optional[int] = 16,
-        write_limit: int = 32768,
+        max_queue: QueueLimit = 16,
+        write_limit: WriteLimit = 32768,
+        logger: LoggerLike = None,
+        create_connection: Optional[Callable[..., ServerConnection]] = None,
         listener: Optional[Callable[[], Listener]] = None,
         unix: bool = False,
         path: Optional[str] = None,
         **create_server_kwargs: Any,
     ) -> None:
+        _check_loop_options("serve", create_server_kwargs, unix)
         factories = extension_factories(compression, extensions, server=True)
         if handler is None and listener is None:
             raise TypeError("serve() needs a handler")
-        self._server = Server(handler, process_request=process_request, close_timeout=close_timeout)
+        # Refused here rather than in every handshake.
+        queue_limits(max_queue)
+        write_limits(write_limit)
+        checked_origins = check_origins(origins)
+        if create_connection is None:
+            create_connection = ServerConnection
+        elif not callable(create_connection):
+            raise TypeError(
+                "create_connection must be a ServerConnection subclass or a function,"
+                f" not {create_connection!r}"
+            )
+        if create_server_kwargs.get("ssl") is not None:
+            # As websockets does: the TLS handshake and shutdown get the
+            # WebSocket ones' timeouts.
+            allowed = _loop_options(unix)
+            for name, value in (
+                ("ssl_handshake_timeout", open_timeout),
+                ("ssl_shutdown_timeout", close_timeout),
+            ):
+                if allowed is None or name in allowed:
+                    create_server_kwargs.setdefault(name, value)
+        self._server = Server(
+            handler,
+            process_request=process_request,
+            process_response=process_response,
+            close_timeout=close_timeout,
+            logger=logger,
+        )
         protocol_options: Dict[str, Any] = dict(
             subprotocols=subprotocols,
-            origins=origins,
+            origins=checked_origins,
             extra_headers=extra_headers,
             extensions=factories,
             max_size=max_size,
@@ -441,24 +469,27 @@ class serve:
         )
         if server_header != "default":
             protocol_options["server_header"] = server_header
-        connection_options = dict(
-            open_timeout=open_timeout,
+        # The keyword arguments websockets passes to create_connection, and
+        # fastws's own ones only when they are used.
+        connection_options: Dict[str, Any] = dict(
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
             close_timeout=close_timeout,
             max_queue=max_queue,
             write_limit=write_limit,
         )
+        if logger is not None:
+            connection_options["logger"] = logger
         server = self._server
+        make = create_connection
 
         def make_connection() -> ServerConnection:
             protocol = ServerProtocol(**protocol_options)
-            connection = ServerConnection(
-                server,
-                protocol,
-                listener=listener() if listener is not None else None,
-                **connection_options,
-            )
+            if listener is None:
+                connection = make(protocol, server, **connection_options)
+            else:
+                connection = make(protocol, server, listener=listener(), **connection_options)
+            connection.open_timeout = open_timeout
             if select_subprotocol is not None:
                 protocol.select_subprotocol = lambda request, offered: select_subprotocol(
                     connection, offered
@@ -479,6 +510,9 @@ class serve:
         else:
             server = await loop.create_server(self._factory, self._host, self._port, **self._kwargs)
         self._server.server = server
+        if server.is_serving():
+            for sock in server.sockets or ():
+                self._server.logger.info("server listening on %s", _socket_name(sock))
         return self._server
 
     def __await__(self) -> Generator[Any, None, Server]:
@@ -492,19 +526,43 @@ class serve:
         await self._server.wait_closed()
 
 
+def _socket_name(sock: Any) -> str:
+    name = sock.getsockname()
+    if sock.family == socket.AF_INET6:
+        return f"[{name[0]}]:{name[1]}"
+    if sock.family == socket.AF_INET:
+        return f"{name[0]}:{name[1]}"
+    return str(name)  # a Unix socket's path
+
+
+#: The keyword arguments serve() takes itself.
+_SERVE_OPTIONS = frozenset(inspect.signature(serve.__init__).parameters) - {
+    "self",
+    "create_server_kwargs",
+}
+
+
 def unix_serve(handler: Handler, path: Optional[str] = None, **options: Any) -> serve:
     """:func:`serve` on a Unix socket.
 
     Args:
         handler: The connection handler, as for :func:`serve`.
         path: The Unix socket's path.
-        **options: The other options of :func:`serve`.
+        **options: The other options of :func:`serve`, and those of
+            :meth:`asyncio.loop.create_unix_server`.
+
+    Raises:
+        TypeError: If a keyword argument is none of these.
     """
+    _check_loop_options("unix_serve", options, True, _SERVE_OPTIONS)
     return serve(handler, unix=True, path=path, **options)
 
 
 def serve_listener(
-    factory: Callable[[], Listener], host: Optional[str] = None, port: Optional[int] = None, **options: Any
+    factory: Callable[[], Listener],
+    host: Optional[str] = None,
+    port: Optional[int] = None,
+    **options: Any,
 ) -> serve:
     """:func:`serve` with the callback interface.
 
@@ -514,6 +572,11 @@ def serve_listener(
             parser loop.
         host: The interface to listen on, as for :func:`serve`.
         port: The TCP port.
-        **options: The other options of :func:`serve`.
+        **options: The other options of :func:`serve`, and those of
+            :meth:`asyncio.loop.create_server`.
+
+    Raises:
+        TypeError: If a keyword argument is none of these.
     """
+    _check_loop_options("serve_listener", options, bool(options.get("unix")), _SERVE_OPTIONS)
     return serve(None, host, port, listener=factory, **options)

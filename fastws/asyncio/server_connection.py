@@ -1,0 +1,272 @@
+"""The connection a :class:`~fastws.asyncio.Server` accepts: the server side of
+the opening handshake (the ``process_request`` and ``process_response``
+hooks), then the handler's task. :mod:`fastws.asyncio.server` exports it."""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import inspect
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, Union
+
+from ..exceptions import ConnectionClosed, InvalidHandshake, ProtocolError
+from ..frames import CloseCode
+from ..http11 import Request, Response
+from ..protocol import CONNECTING, ServerProtocol
+from .connection import Connection
+
+if TYPE_CHECKING:
+    from .server import Server
+
+__all__ = ["ServerConnection", "ProcessRequest", "ProcessResponse"]
+
+#: ``process_request(connection, request)``: a function or a coroutine function.
+ProcessRequest = Callable[
+    ["ServerConnection", Request], Union[None, Response, Awaitable[Optional[Response]]]
+]
+#: ``process_response(connection, request, response)``: a function or a coroutine function.
+ProcessResponse = Callable[
+    ["ServerConnection", Request, Response], Union[None, Response, Awaitable[Optional[Response]]]
+]
+
+_INTERNAL_ERROR = "Failed to open a WebSocket connection: internal error.\n"
+
+
+class ServerConnection(Connection):
+    """A connection accepted by a :class:`Server`.
+
+    The handler receives it; it has everything :class:`Connection` has, and
+    :meth:`respond` for the ``process_request`` and ``process_response``
+    hooks. :func:`serve` makes it as
+    ``create_connection(protocol, server, ping_interval=..., ping_timeout=...,
+    close_timeout=..., max_queue=..., write_limit=...)``, with ``listener=``
+    and ``logger=`` too when they are given, then sets :attr:`open_timeout`.
+
+    Args:
+        protocol: The sans-I/O server protocol, made with ``auto_accept=False``.
+        server: The server that accepted the connection.
+        open_timeout: Seconds from the TCP accept to the end of the opening
+            handshake.
+        **options: The options of :class:`Connection`.
+
+    Attributes:
+        server (Server): The server that accepted it.
+        open_timeout (float | None): Seconds from the TCP accept to the end of
+            the opening handshake.
+        username (str | None): The user that :func:`basic_auth` let in.
+        handler_task (asyncio.Task | None): The task running the handler, once
+            the handshake succeeded (None with a :class:`Listener`).
+    """
+
+    protocol: ServerProtocol
+
+    def __init__(
+        self,
+        protocol: ServerProtocol,
+        server: Server,
+        *,
+        open_timeout: Optional[float] = 10,
+        **options: Any,
+    ) -> None:
+        self.server = server
+        self.open_timeout = open_timeout
+        self.username: Optional[str] = None
+        super().__init__(protocol, **options)
+        self._open_timer: Optional[asyncio.TimerHandle] = None
+        self._hook_task: Optional[asyncio.Task[None]] = None  # an async hook's
+        self.handler_task: Optional[asyncio.Task[None]] = None
+        self._peer: Any = None  # kept for the log line once the transport is gone
+        self._refusal_logged = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._peer = transport.get_extra_info("peername")
+        super().connection_made(transport)
+        self.server._connections.add(self)
+        if self.open_timeout is not None:
+            self._open_timer = self.loop.call_later(self.open_timeout, self._open_timed_out)
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        if self._open_timer is not None:
+            self._open_timer.cancel()
+        if self._hook_task is not None:
+            self._hook_task.cancel()  # nobody is left to answer
+        super().connection_lost(exc)
+        self.server._connections.discard(self)
+        error = self.protocol.error
+        if (
+            isinstance(error, InvalidHandshake)
+            and not self._refusal_logged
+            and self.protocol.response is not None
+        ):
+            # A request the parser refused (garbage, TLS on a plain port...):
+            # the protocol answered with an HTTP error before any hook ran.
+            self.logger.info("refused opening handshake from %s: %s", self._peer, error)
+        elif isinstance(error, ProtocolError):
+            # The peer broke the protocol: one line, no traceback (not a server bug).
+            sent = self.protocol.close_sent
+            code = sent.code if sent is not None else error.close_code
+            self.logger.info("failed connection from %s with %d: %s", self._peer, code, error)
+
+    def _open_timed_out(self) -> None:
+        """A client that opened TCP and never finished its request frees its slot."""
+        self._open_timer = None
+        if self.protocol.state is CONNECTING and self.transport is not None:
+            self.logger.info("opening handshake from %s timed out", self._peer)
+            self.transport.abort()
+
+    def respond(self, status: Union[int, http.HTTPStatus], text: str) -> Response:
+        """An HTTP response with a plain-text body, for ``process_request`` or
+        ``process_response`` to return.
+
+        Args:
+            status: The HTTP status, for example ``http.HTTPStatus.NOT_FOUND``
+                or 404; the reason phrase is the standard one.
+            text: The body, sent as ``text/plain`` in UTF-8.
+
+        Returns:
+            The :class:`~fastws.http11.Response`, with ``Connection: close``;
+            its headers may be changed before it is returned. Returned from a
+            hook, it is sent instead of the handshake, and the connection is
+            closed after it.
+        """
+        return self.protocol.reject(status, text)
+
+    # --- opening handshake ---------------------------------------------------------
+    # process_request, then accept() unless it answered, then process_response,
+    # then the response goes out. A hook that returns an awaitable continues in a
+    # task (_hook_task); synchronous hooks, or none, answer in the same call.
+
+    def _handshake_event(self, request: Request) -> None:
+        hook = self.server.process_request
+        if hook is None:
+            self._process_response(request, None)
+            return
+        try:
+            result = hook(self, request)
+        except Exception:
+            self.logger.error("process_request failed", exc_info=True)
+            result = self.respond(500, _INTERNAL_ERROR)
+        if inspect.isawaitable(result):
+            self._await_hook(self._finish_process_request(request, result))
+        else:
+            self._process_response(request, self._checked("process_request", result))
+
+    async def _finish_process_request(
+        self, request: Request, awaitable: Awaitable[Optional[Response]]
+    ) -> None:
+        try:
+            result: Optional[Response] = await awaitable
+        except asyncio.CancelledError:
+            return
+        except Exception:
+            self.logger.error("process_request failed", exc_info=True)
+            result = self.respond(500, _INTERNAL_ERROR)
+        self._hook_task = None
+        self._process_response(request, self._checked("process_request", result))
+
+    def _process_response(self, request: Request, response: Optional[Response]) -> None:
+        """The response to send, from process_request or accept(), through
+        process_response."""
+        protocol = self.protocol
+        if protocol.state is not CONNECTING or self._closed.done():
+            return  # the client left while process_request ran
+        if response is None:
+            response = protocol.accept()
+        elif protocol.server_header is not None and "Server" not in response.headers:
+            response.headers["Server"] = protocol.server_header
+        hook = self.server.process_response
+        if hook is None:
+            self._respond(response)
+            return
+        try:
+            result = hook(self, request, response)
+        except Exception:
+            self.logger.error("process_response failed", exc_info=True)
+            result = self.respond(500, _INTERNAL_ERROR)
+        if inspect.isawaitable(result):
+            self._await_hook(self._finish_process_response(response, result))
+        else:
+            result = self._checked("process_response", result)
+            self._respond(response if result is None else result)
+
+    async def _finish_process_response(
+        self, response: Response, awaitable: Awaitable[Optional[Response]]
+    ) -> None:
+        try:
+            result: Optional[Response] = await awaitable
+        except asyncio.CancelledError:
+            return
+        except Exception:
+            self.logger.error("process_response failed", exc_info=True)
+            result = self.respond(500, _INTERNAL_ERROR)
+        self._hook_task = None
+        result = self._checked("process_response", result)
+        self._respond(response if result is None else result)
+
+    def _checked(self, name: str, result: Any) -> Optional[Response]:
+        """A hook's result, or a 500 (logged) if it is neither None nor a Response."""
+        if result is None or isinstance(result, Response):
+            return result
+        self.logger.error("%s returned %r; expected a Response or None", name, result)
+        return self.respond(500, _INTERNAL_ERROR)
+
+    def _await_hook(self, coroutine: Any) -> None:
+        # A client sends nothing before the 101 (RFC 6455 section 4.1): while
+        # a hook runs, the socket is not read, so that one that does cannot
+        # make the server buffer it.
+        if not self._reading_paused:
+            self._reading_paused = True
+            self.transport.pause_reading()
+        self._hook_task = self.loop.create_task(coroutine)
+
+    def _respond(self, response: Response) -> None:
+        protocol = self.protocol
+        if protocol.state is not CONNECTING or self._closed.done():
+            return
+        if self._reading_paused:  # paused while a hook ran
+            self._reading_paused = False
+            self.transport.resume_reading()
+        if response.status_code == 101 and not self.server.is_serving():
+            # The server is closing: it opens no more connections.
+            response = self.respond(
+                http.HTTPStatus.SERVICE_UNAVAILABLE, "Server is shutting down.\n"
+            )
+        protocol.send_response(response)
+        if response.status_code == 101:
+            if self._open_timer is not None:
+                self._open_timer.cancel()
+                self._open_timer = None
+            self._connection_open()
+            if self.listener is None:
+                self.handler_task = self.loop.create_task(self._run_handler())
+                self.server._handlers.add(self.handler_task)
+                self.handler_task.add_done_callback(self.server._handlers.discard)
+            # Frames that came in the same read as the request.
+            self._read_trailing()
+        elif protocol.error is not None:
+            self._refusal_logged = True
+            self.logger.info("refused opening handshake from %s: %s", self._peer, protocol.error)
+        self._flush()
+
+    async def _run_handler(self) -> None:
+        server = self.server
+        handler = server.handler
+        assert handler is not None  # serve() refuses neither a handler nor a listener
+        try:
+            if server.handler_takes_path:
+                await handler(self, self.request.path)
+            else:
+                await handler(self)
+        except ConnectionClosed as exc:
+            self.logger.debug("connection handler ended: %s", exc)
+        except Exception:
+            self.logger.error("connection handler failed", exc_info=True)
+            await self._close_quietly(CloseCode.INTERNAL_ERROR)
+            return
+        await self._close_quietly(CloseCode.NORMAL_CLOSURE)
+
+    async def _close_quietly(self, code: int) -> None:
+        try:
+            await self.close(code)
+        except Exception:  # pragma: no cover - close() does not raise on its own
+            self.logger.error("closing the connection failed", exc_info=True)

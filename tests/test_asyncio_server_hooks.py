@@ -1,0 +1,344 @@
+"""serve()'s handshake hooks: process_request and process_response, sync and
+async, what they see, what they may return, their failures; respond() with an
+HTTPStatus; the 503 of a server closing during a hook. Real connections over
+loopback, with fastws's client, websockets' client and raw HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import logging
+
+import pytest
+import websockets.asyncio.client
+
+import fastws
+from fastws import InvalidStatus
+from fastws.http11 import Headers, Response
+
+from asyncio_helpers import HANDSHAKE, port_of, run, server
+
+
+async def hello(websocket):
+    await websocket.send(f"hello {websocket.request.path}")
+
+
+async def refusal(uri: str, **options) -> Response:
+    with pytest.raises(InvalidStatus) as info:
+        async with fastws.connect(uri, **options):
+            pass  # pragma: no cover - the handshake fails
+    return info.value.response
+
+
+async def http_exchange(uri: str, request: bytes) -> bytes:
+    """Send ``request`` over TCP, read the whole answer (the server closes)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port_of(uri))
+    writer.write(request)
+    answer = await reader.read()
+    writer.close()
+    return answer
+
+
+def sync_and_async(hook):
+    """The hook as a function and as a coroutine function."""
+
+    async def async_hook(*args):
+        await asyncio.sleep(0)
+        return hook(*args)
+
+    return pytest.mark.parametrize("hook", [hook, async_hook], ids=["sync", "async"])
+
+
+# --- process_request --------------------------------------------------------------
+
+
+def route(connection, request):
+    if request.path == "/health":
+        return connection.respond(http.HTTPStatus.OK, "OK\n")
+    if request.path != "/chat":
+        return connection.respond(http.HTTPStatus.NOT_FOUND, "Not found\n")
+    return None
+
+
+@sync_and_async(route)
+@run
+async def test_process_request_routes(hook):
+    async with server(hello, process_request=hook) as (_, uri):
+        async with fastws.connect(uri + "chat") as websocket:
+            assert await websocket.recv() == "hello /chat"
+        response = await refusal(uri + "other")
+        assert (response.status_code, response.reason_phrase, response.body) == (404, "Not Found", b"Not found\n")
+        # A health check is a plain GET.
+        answer = await http_exchange(uri, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert b"\r\nContent-Length: 3\r\n" in head + b"\r\n"
+        assert body == b"OK\n"
+
+
+# status given to respond(), status line
+STATUSES = [
+    (http.HTTPStatus.OK, "200 OK"),
+    (http.HTTPStatus.FORBIDDEN, "403 Forbidden"),
+    (http.HTTPStatus.TOO_MANY_REQUESTS, "429 Too Many Requests"),
+    (http.HTTPStatus.SERVICE_UNAVAILABLE, "503 Service Unavailable"),
+    (404, "404 Not Found"),
+    (599, "599 "),  # no standard phrase
+]
+
+
+@pytest.mark.parametrize("status, line", STATUSES)
+@run
+async def test_respond_status_line(status, line):
+    async with server(hello, process_request=lambda c, r: c.respond(status, "text\n")) as (_, uri):
+        answer = await http_exchange(uri, HANDSHAKE)
+        assert answer.startswith(f"HTTP/1.1 {line}\r\n".encode())
+        assert answer.endswith(b"\r\n\r\ntext\n")
+
+
+@run
+async def test_process_request_sees_the_connection_and_request():
+    seen = []
+
+    def hook(connection, request):
+        seen.append((type(connection), connection.state, request.path, request.headers["X-Token"]))
+
+    async with server(hello, process_request=hook) as (_, uri):
+        async with fastws.connect(uri + "a?b=c", additional_headers={"X-Token": "t"}) as websocket:
+            assert await websocket.recv() == "hello /a?b=c"
+    assert seen == [(fastws.ServerConnection, fastws.State.CONNECTING, "/a?b=c", "t")]
+
+
+@run
+async def test_a_response_built_by_hand_gets_the_server_header():
+    def hook(connection, request):
+        return Response(418, headers=Headers([("X-Kind", "teapot")]), body=b"short and stout")
+
+    async with server(hello, process_request=hook) as (_, uri):
+        response = await refusal(uri)
+    assert (response.status_code, response.reason_phrase) == (418, http.HTTPStatus(418).phrase)
+    assert response.headers["X-Kind"] == "teapot"
+    assert response.headers["Server"].startswith("fastws/")
+    assert response.headers["Content-Length"] == "15"
+    assert response.body == b"short and stout"
+    async with server(hello, process_request=hook, server_header="custom") as (_, uri):
+        assert (await refusal(uri)).headers["Server"] == "custom"
+    async with server(hello, process_request=hook, server_header=None) as (_, uri):
+        assert "Server" not in (await refusal(uri)).headers
+
+
+# --- process_response -------------------------------------------------------------
+
+
+def add_header(connection, request, response):
+    response.headers["X-Hooked"] = f"{response.status_code} {request.path}"
+
+
+@sync_and_async(add_header)
+@run
+async def test_process_response_changes_the_101_in_place(hook):
+    async with server(hello, process_response=hook) as (_, uri):
+        async with fastws.connect(uri + "x") as websocket:
+            assert websocket.response.headers["X-Hooked"] == "101 /x"
+            assert await websocket.recv() == "hello /x"
+        # websockets' client sees it too.
+        async with websockets.asyncio.client.connect(uri + "y") as websocket:
+            assert websocket.response.headers["X-Hooked"] == "101 /y"
+            assert await websocket.recv() == "hello /y"
+
+
+def deny_path(connection, request, response):
+    if request.path == "/private":
+        return connection.respond(http.HTTPStatus.FORBIDDEN, "Private\n")
+    return None
+
+
+@sync_and_async(deny_path)
+@run
+async def test_process_response_replaces_the_response(hook):
+    async with server(hello, process_response=hook) as (_, uri):
+        response = await refusal(uri + "private")
+        assert (response.status_code, response.body) == (403, b"Private\n")
+        async with fastws.connect(uri + "public") as websocket:
+            assert await websocket.recv() == "hello /public"
+
+
+@run
+async def test_process_response_sees_every_response():
+    """The 101, the response of process_request, and the refusal of a bad request."""
+    seen = []
+
+    def process_request(connection, request):
+        if request.path == "/gone":
+            return connection.respond(http.HTTPStatus.GONE, "Gone\n")
+        return None
+
+    def process_response(connection, request, response):
+        seen.append((request.path, response.status_code, response.headers["Server"][:7]))
+
+    options = dict(
+        process_request=process_request, process_response=process_response, origins=["https://ok"]
+    )
+    async with server(hello, **options) as (_, uri):
+        async with fastws.connect(uri + "open", origin="https://ok") as websocket:
+            await websocket.recv()
+        assert (await refusal(uri + "gone", origin="https://ok")).status_code == 410
+        assert (await refusal(uri + "evil", origin="https://evil")).status_code == 403
+        assert (await http_exchange(uri, HANDSHAKE.replace(b"13", b"8"))).startswith(b"HTTP/1.1 426")
+    assert seen == [
+        ("/open", 101, "fastws/"),
+        ("/gone", 410, "fastws/"),
+        ("/evil", 403, "fastws/"),
+        ("/", 426, "fastws/"),
+    ]
+
+
+@run
+async def test_process_response_after_an_async_process_request():
+    order = []
+
+    async def process_request(connection, request):
+        await asyncio.sleep(0)
+        order.append("request")
+
+    async def process_response(connection, request, response):
+        await asyncio.sleep(0)
+        order.append("response")
+        response.headers["X-Order"] = ",".join(order)
+
+    options = dict(process_request=process_request, process_response=process_response)
+    async with server(hello, **options) as (_, uri):
+        async with fastws.connect(uri) as websocket:
+            assert websocket.response.headers["X-Order"] == "request,response"
+            assert await websocket.recv() == "hello /"
+
+
+@run
+async def test_frames_sent_during_async_hooks_are_kept():
+    async def slow(*args):
+        await asyncio.sleep(0.01)
+
+    async def echo(websocket):
+        await websocket.send(await websocket.recv())
+
+    async with server(echo, process_request=slow, process_response=slow) as (_, uri):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port_of(uri))
+        writer.write(HANDSHAKE + fastws.build_frame(fastws.Opcode.TEXT, "early", mask=True))
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101")
+        assert await reader.readexactly(7) == b"\x81\x05early"
+        writer.close()
+
+
+# --- failures -----------------------------------------------------------------------
+
+
+def raising(*args):
+    raise RuntimeError("hook bug")
+
+
+async def async_raising(*args):
+    await asyncio.sleep(0)
+    raise RuntimeError("hook bug")
+
+
+def wrong_type(*args):
+    return "not a response"
+
+
+async def async_wrong_type(*args):
+    return 404
+
+
+# hook name, hook, the logged message, whether it has a traceback
+FAILURES = [
+    ("process_request", raising, "process_request failed", True),
+    ("process_request", async_raising, "process_request failed", True),
+    ("process_response", raising, "process_response failed", True),
+    ("process_response", async_raising, "process_response failed", True),
+    ("process_request", wrong_type, "process_request returned 'not a response'; expected a Response or None", False),
+    ("process_request", async_wrong_type, "process_request returned 404; expected a Response or None", False),
+    ("process_response", wrong_type, "process_response returned 'not a response'; expected a Response or None", False),
+    ("process_response", async_wrong_type, "process_response returned 404; expected a Response or None", False),
+]
+
+
+@pytest.mark.parametrize("name, hook, message, traceback", FAILURES)
+@run
+async def test_hook_failure_is_500_and_logged(caplog, name, hook, message, traceback):
+    caplog.set_level(logging.ERROR, logger="fastws")
+    async with server(hello, **{name: hook}) as (_, uri):
+        response = await refusal(uri)
+    assert response.status_code == 500
+    assert response.body == b"Failed to open a WebSocket connection: internal error.\n"
+    (record,) = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert record.name == "fastws.server"
+    assert record.getMessage() == message
+    if traceback:
+        assert record.exc_info[0] is RuntimeError
+    else:
+        assert not record.exc_info
+
+
+# --- a server closing during a hook ------------------------------------------------------
+
+
+@run
+async def test_close_during_an_async_process_request_answers_503():
+    entered = asyncio.Event()
+    release = asyncio.Event()
+
+    async def process_request(connection, request):
+        entered.set()
+        await release.wait()
+
+    async with server(hello, process_request=process_request) as (srv, uri):
+        attempt = asyncio.ensure_future(refusal(uri))
+        await entered.wait()
+        srv.close()
+        await asyncio.sleep(0)
+        assert not srv.is_serving()
+        release.set()
+        response = await attempt
+        await srv.wait_closed()
+    assert (response.status_code, response.body) == (503, b"Server is shutting down.\n")
+
+
+@run
+async def test_close_drops_a_connection_whose_request_is_incomplete():
+    received = asyncio.Event()
+
+    class Signalling(fastws.ServerConnection):
+        def buffer_updated(self, nbytes):
+            super().buffer_updated(nbytes)
+            received.set()
+
+    # No open timeout: only close() can end it.
+    async with server(hello, create_connection=Signalling, open_timeout=None) as (srv, uri):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port_of(uri))
+        writer.write(b"GET / HTTP/1.1\r\n")
+        await received.wait()
+        srv.close()
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        await srv.wait_closed()
+        writer.close()
+
+
+# --- the request object -------------------------------------------------------------------
+
+
+@run
+async def test_handler_routes_on_request_path():
+    async def router(websocket):
+        if websocket.request.path == "/a":
+            await websocket.send("A")
+        else:
+            await websocket.close(1008, "no route")
+
+    async with server(router) as (_, uri):
+        async with fastws.connect(uri + "a") as websocket:
+            assert await websocket.recv() == "A"
+        async with fastws.connect(uri + "b") as websocket:
+            with pytest.raises(fastws.ConnectionClosedError) as info:
+                await websocket.recv()
+            assert info.value.code == 1008
