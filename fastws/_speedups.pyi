@@ -2,11 +2,13 @@
 # and its docstrings, which this stub repeats (tests/test_codec_api.py checks).
 from typing import Literal
 
-from typing_extensions import TypeAlias
+from typing_extensions import Buffer, TypeAlias
 
 from .frames import CloseCode, Opcode
 
-_BytesLike: TypeAlias = bytes | bytearray | memoryview
+# Any object with the buffer protocol (PEP 688): bytes, bytearray, memoryview
+# of any shape, array.array...
+_BytesLike: TypeAlias = Buffer
 
 __all__ = [
     "Frame",
