@@ -12,7 +12,7 @@ import pytest
 
 import fastws
 from fastws import retry
-from fastws.exceptions import InvalidStatus, SecurityError
+from fastws.exceptions import InvalidStatus, InvalidURI, SecurityError
 from fastws.http11 import Response
 
 from asyncio_helpers import run
@@ -250,3 +250,12 @@ async def test_async_for_follows_redirects():
         async for websocket in fastws.connect(base + "/old"):
             assert (await received(websocket))["path"] == "/new"
             break
+
+
+@pytest.mark.parametrize("location", ["ftp://127.0.0.1/file", "ws://bad host/"])
+@run
+async def test_redirect_to_unusable_location(location):
+    async with serving(redirecting({"/old": (302, location)})) as base:
+        with pytest.raises(InvalidURI) as info:
+            await fastws.connect(base + "/old")
+    assert isinstance(info.value.__cause__, InvalidStatus)

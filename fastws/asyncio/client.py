@@ -379,7 +379,7 @@ class connect:
         True; False if it is not one. Raise if it cannot be followed."""
         try:
             new_uri = retry.redirect_uri(self._uri, exc)
-        except SecurityError as error:
+        except Exception as error:  # SecurityError, InvalidURI for a bad Location
             raise error from exc
         if new_uri is None:
             return False
