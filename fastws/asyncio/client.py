@@ -108,7 +108,9 @@ _OWN_LOOP_ARGUMENTS = frozenset({"host", "port", "path", "ssl", "server_hostname
 _TCP_ARGUMENTS = _parameters(asyncio.AbstractEventLoop.create_connection) - _OWN_LOOP_ARGUMENTS
 _UNIX_ARGUMENTS = _parameters(asyncio.AbstractEventLoop.create_unix_connection) - _OWN_LOOP_ARGUMENTS
 # proxy_ssl_handshake_timeout and the like: for the connection to an HTTPS proxy.
-_PROXY_ARGUMENTS = frozenset(f"proxy_{name}" for name in ("ssl_handshake_timeout", "ssl_shutdown_timeout"))
+_PROXY_ARGUMENTS = frozenset(
+    f"proxy_{name}" for name in ("ssl_handshake_timeout", "ssl_shutdown_timeout") if name in _TCP_ARGUMENTS
+)
 
 
 def _check_arguments(function: str, kwargs: Dict[str, Any], unix: bool) -> None:
