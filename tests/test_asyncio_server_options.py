@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import ssl
 import tempfile
 
 import pytest
@@ -274,6 +275,7 @@ BAD_LIMITS = [
     ({"write_limit": (100,)}, ValueError, "write_limit must be an int or a (high, low) tuple"),
     ({"write_limit": None}, TypeError, "NoneType"),
     ({"write_limit": 1.5}, TypeError, "write_limit high must be an int, got float"),
+    ({"max_size": -1}, ValueError, "max_size must be >= 0 or None, got -1"),
 ]
 
 
@@ -470,3 +472,39 @@ async def test_close_without_closing_connections():
             await websocket.send("still open")
             assert await websocket.recv() == "still open"
         await srv.wait_closed()
+
+
+# --- TLS ----------------------------------------------------------------------------------
+
+
+def tls_server_context():
+    trustme = pytest.importorskip("trustme")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    trustme.CA().issue_cert("127.0.0.1").configure_cert(context)
+    return context
+
+
+@run
+async def test_open_timeout_bounds_the_tls_handshake():
+    """A client that opens TCP and never sends its TLS hello is cut at
+    open_timeout (asyncio's own ssl_handshake_timeout is 60 s)."""
+    async with serve(echo, "127.0.0.1", 0, ssl=tls_server_context(), open_timeout=0.2) as srv:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.sockets[0].getsockname()[1])
+        started = asyncio.get_running_loop().time()
+        try:
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+        except ConnectionResetError:
+            pass  # aborted
+        assert asyncio.get_running_loop().time() - started < 2
+        writer.close()
+
+
+@run
+async def test_ssl_handshake_timeout_given_is_kept():
+    async with serve(
+        echo, "127.0.0.1", 0, ssl=tls_server_context(), open_timeout=0.1, ssl_handshake_timeout=30
+    ) as srv:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.sockets[0].getsockname()[1])
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(reader.read(), 0.5)
+        writer.close()

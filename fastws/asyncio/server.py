@@ -67,7 +67,9 @@ def _takes_path(handler: Callable[..., Any]) -> bool:
 class Server:
     """A running WebSocket server: what ``await serve(...)`` returns.
 
-    It has the methods of :class:`asyncio.Server`. :meth:`close` stops
+    Its API follows :class:`asyncio.Server`'s (:meth:`close`,
+    :meth:`wait_closed`, :meth:`get_loop`, :meth:`is_serving`,
+    :meth:`start_serving`, :meth:`serve_forever`, :attr:`sockets`). :meth:`close` stops
     accepting connections, closes every open connection with 1001 (going
     away) and lets handlers finish; :meth:`wait_closed` waits for it.
     ``async with server:`` does both at the end of the block.
@@ -393,7 +395,7 @@ class serve:
             ``write_limit``, ``origins`` or ``create_connection`` has the wrong
             type.
         ValueError: If ``compression`` is neither ``"deflate"`` nor None, or
-            ``max_queue`` or ``write_limit`` is out of range.
+            ``max_queue``, ``write_limit`` or ``max_size`` is out of range.
     """
 
     def __init__(
@@ -469,6 +471,8 @@ class serve:
         )
         if server_header != "default":
             protocol_options["server_header"] = server_header
+        # One made now refuses a bad option (max_size...) at the call.
+        ServerProtocol(**protocol_options)
         # The keyword arguments websockets passes to create_connection, and
         # fastws's own ones only when they are used.
         connection_options: Dict[str, Any] = dict(
