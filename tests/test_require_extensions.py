@@ -23,11 +23,11 @@ SCRIPT = textwrap.dedent(
     """
     import sys
 
-    MODE = sys.argv[1]
+    MODE, HIDDEN, IMPORTED = sys.argv[1:]
 
     class Hide:
         def find_spec(self, name, path=None, target=None):
-            if name != "fastws._speedups" or MODE == "present":
+            if name != HIDDEN or MODE == "present":
                 return None
             if MODE == "missing":
                 raise ModuleNotFoundError(f"No module named {name!r}", name=name)
@@ -35,20 +35,21 @@ SCRIPT = textwrap.dedent(
 
     sys.meta_path.insert(0, Hide())
     try:
-        import fastws
+        import importlib
+        module = importlib.import_module(IMPORTED)
     except ImportError as exc:
         print("ImportError:", exc)
     else:
-        print("imported:", fastws.IMPLEMENTATION)
+        print("imported:", module.IMPLEMENTATION)
     """
 )
 
 
-def run(mode: str, **env: str) -> str:
+def run(mode: str, hidden: str = "fastws._speedups", imported: str = "fastws", **env: str) -> str:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("FASTWS_")}
     environ.update(env)
     result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, mode],
+        [sys.executable, "-c", SCRIPT, mode, hidden, imported],
         cwd=ROOT, env=environ, capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 0, result.stderr
@@ -85,3 +86,15 @@ def test_import(mode, env, expected):
 def test_required_and_present():
     load_speedups()  # skips where the extension is not built (fails under the flag)
     assert run("present", FASTWS_REQUIRE_EXTENSIONS="1") == "imported: cython"
+
+
+def test_required_compiled_fast_path_missing():
+    """The asyncio layer's compiled fast path is required the same way."""
+    load_speedups()
+    assert run(
+        "missing", "fastws.asyncio._fastpath", "fastws.asyncio.fastpath", FASTWS_REQUIRE_EXTENSIONS="1"
+    ) == (
+        "ImportError: fastws: FASTWS_REQUIRE_EXTENSIONS is set but the compiled module"
+        f" fastws.asyncio._fastpath is not built: {ADVICE}"
+    )
+    assert run("missing", "fastws.asyncio._fastpath", "fastws.asyncio.fastpath") == "imported: python"

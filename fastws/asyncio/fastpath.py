@@ -43,9 +43,9 @@ if TYPE_CHECKING:
 elif codec.IMPLEMENTATION == "cython":
     try:
         from ._fastpath import IMPLEMENTATION, FastPath
-    except ImportError:
+    except ImportError as exc:
         if codec._flag("FASTWS_REQUIRE_EXTENSIONS"):
-            raise
+            raise codec._missing_extension("fastws.asyncio._fastpath", exc) from exc
         from ._fastpath_py import IMPLEMENTATION, FastPath
 else:
     from ._fastpath_py import IMPLEMENTATION, FastPath
