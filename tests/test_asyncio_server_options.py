@@ -508,3 +508,24 @@ async def test_ssl_handshake_timeout_given_is_kept():
         with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(reader.read(), 0.5)
         writer.close()
+
+
+# --- names ----------------------------------------------------------------------------------
+
+
+def test_websockets_server_names_exist():
+    """What ``from websockets.asyncio.server import ...`` finds, fastws's
+    module has, and Server has websockets' documented methods."""
+    import websockets.asyncio.server as websockets_server
+
+    import fastws.asyncio.connection
+    import fastws.asyncio.server as fastws_server
+
+    assert [n for n in websockets_server.__all__ if not hasattr(fastws_server, n)] == []
+    assert fastws_server.broadcast is fastws.asyncio.connection.broadcast
+    documented = [
+        "close", "wait_closed", "get_loop", "is_serving", "start_serving", "serve_forever",
+        "sockets", "connections", "__aenter__", "__aexit__",
+    ]
+    assert [n for n in documented if not hasattr(Server, n)] == []
+    assert callable(ServerConnection.respond)

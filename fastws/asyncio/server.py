@@ -44,10 +44,18 @@ from ..limits import LoggerLike, QueueLimit, WriteLimit, queue_limits, resolve_l
 from ..protocol import CONNECTING, DEFAULT_MAX_SIZE, OPEN, ServerProtocol
 from .auth import basic_auth
 from .compression import extension_factories
-from .connection import Listener
+from .connection import Listener, broadcast
 from .server_connection import ProcessRequest, ProcessResponse, ServerConnection
 
-__all__ = ["serve", "unix_serve", "serve_listener", "basic_auth", "Server", "ServerConnection"]
+__all__ = [
+    "serve",
+    "unix_serve",
+    "serve_listener",
+    "basic_auth",
+    "broadcast",
+    "Server",
+    "ServerConnection",
+]
 
 Handler = Callable[..., Awaitable[None]]
 def _takes_path(handler: Callable[..., Any]) -> bool:
