@@ -259,3 +259,25 @@ async def test_redirect_to_unusable_location(location):
         with pytest.raises(InvalidURI) as info:
             await fastws.connect(base + "/old")
     assert isinstance(info.value.__cause__, InvalidStatus)
+
+
+@pytest.mark.parametrize(
+    "location, final",
+    [
+        ("/new", "/new"),  # same origin: followed over the same socket path
+        ("ws://localhost/new", "/new"),
+        ("ws://other.example/new", None),  # another origin: a Unix socket cannot go there
+    ],
+)
+@run
+async def test_redirect_over_unix_socket(tmp_path, location, final):
+    path = str(tmp_path / "ws.sock")
+    process_request = redirecting({"/old": (302, location)})
+    async with fastws.unix_serve(report, path, process_request=process_request, ping_interval=None):
+        if final is None:
+            with pytest.raises(ValueError) as info:
+                await fastws.unix_connect(path, "ws://localhost/old")
+            assert str(info.value) == f"cannot follow a redirect to another origin, {location}, over a Unix socket"
+        else:
+            async with fastws.unix_connect(path, "ws://localhost/old") as websocket:
+                assert (await received(websocket))["path"] == final
