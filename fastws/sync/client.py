@@ -25,14 +25,14 @@ import urllib.parse
 from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple, Union
 
 from ..asyncio.compression import extension_factories
-from ..exceptions import InvalidMessage, InvalidStatus, SecurityError
+from ..exceptions import InvalidHandshake, InvalidMessage, InvalidStatus, SecurityError
 from ..headers import Headers
 from ..http11 import HeadersLike
-from ..protocol import CONNECTING, OPEN, ClientProtocol
+from ..protocol import CONNECTING, ClientProtocol
 from ..proxy import Proxy, parse_proxy, resolve_proxy
 from ..uri import parse_uri
 from ..version import __version__
-from .connection import Connection, LoggerLike
+from .connection import Connection, LoggerLike, _queue_limits
 from .proxy import connect_through_proxy
 
 __all__ = [
@@ -85,7 +85,13 @@ class ClientConnection(Connection):
                 self.socket.close()
                 raise TimeoutError(f"timed out after {timeout} s during the opening handshake")
             self._read_once(remaining)
-        if protocol.state is OPEN:
+        response = protocol.response
+        if (
+            response is not None
+            and response.status_code == 101
+            and not isinstance(protocol.error, InvalidHandshake)
+        ):
+            # Open, or already closing: a close frame may have come with the 101.
             self._start()
             return
         self.socket.close()
@@ -201,6 +207,7 @@ class reconnect:
         if unix and path is None and sock is None:
             raise TypeError("unix=True needs a path")
         self.factories = extension_factories(compression, extensions, server=False)
+        _queue_limits(max_queue)  # ValueError at once
         if isinstance(max_size, tuple):
             max_size = max_size[0]  # (message, fragment): fastws limits messages
         if isinstance(logger, str) or logger is None:
@@ -299,7 +306,11 @@ class reconnect:
         except BaseException:
             sock.close()
             raise
-        connection.handshake(_remaining(deadline))
+        try:
+            connection.handshake(_remaining(deadline))
+        except BaseException:
+            sock.close()
+            raise
         return connection
 
     def _redirect(self, exc: Exception) -> Union[Exception, str]:

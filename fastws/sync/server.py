@@ -30,12 +30,13 @@ import time
 from typing import Any, Callable, Iterable, Optional, Pattern, Sequence, Set, Tuple, Union
 
 from ..asyncio.compression import extension_factories
+from ..exceptions import ConnectionClosed
 from ..frames import CloseCode
 from ..http11 import HeadersLike, Request, Response
 from ..protocol import CONNECTING, OPEN, ServerProtocol
 from ..version import __version__
 from .auth import basic_auth
-from .connection import Connection, LoggerLike
+from .connection import Connection, LoggerLike, _queue_limits
 
 __all__ = ["serve", "unix_serve", "Server", "ServerConnection", "basic_auth", "SERVER"]
 
@@ -121,8 +122,8 @@ class ServerConnection(Connection):
                 self.socket.close()
                 raise TimeoutError(f"timed out after {timeout} s during the opening handshake")
             self._read_once(remaining)
-        if protocol.state is OPEN:
-            self._start()
+        if protocol.response is not None and protocol.response.status_code == 101:
+            self._start()  # open, or closing already if a close frame came with the request
             return
         if protocol.error is not None:
             self.logger.info("opening handshake failed: %s", protocol.error)
@@ -397,6 +398,7 @@ def serve(
         TypeError: An unknown keyword argument.
     """
     factories = extension_factories(compression, extensions, server=True)
+    _queue_limits(max_queue)  # ValueError at once
     if isinstance(max_size, tuple):
         max_size = max_size[0]
     if sock is None:
@@ -459,10 +461,12 @@ def serve(
             except Exception as exc:
                 connection.logger.info("opening handshake failed: %s", exc)
                 return
-            if connection.protocol.state is not OPEN:
+            if connection.response is None or connection.response.status_code != 101:
                 return
             try:
                 handler(connection)
+            except ConnectionClosed as exc:
+                connection.logger.debug("connection handler ended: %s", exc)
             except Exception:
                 connection.logger.error("connection handler failed", exc_info=True)
                 connection.close(CloseCode.INTERNAL_ERROR)
