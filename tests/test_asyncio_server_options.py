@@ -265,7 +265,7 @@ async def test_limits(options, expected):
 
 
 # options, exception, message
-BAD_LIMITS = [
+BAD_OPTIONS = [
     ({"max_queue": 0}, ValueError, "max_queue must be >= 1 or None, got 0"),
     ({"max_queue": (4, 5)}, ValueError, "low-water mark must be between 0 and 4, got 5"),
     ({"max_queue": (4, 1, 0)}, ValueError, "max_queue must be an int or a (high, low) tuple"),
@@ -276,11 +276,15 @@ BAD_LIMITS = [
     ({"write_limit": None}, TypeError, "NoneType"),
     ({"write_limit": 1.5}, TypeError, "write_limit high must be an int, got float"),
     ({"max_size": -1}, ValueError, "max_size must be >= 0 or None, got -1"),
+    ({"subprotocols": "chat"}, TypeError, "subprotocols must be a list of str, not 'chat'"),
+    ({"subprotocols": {"chat"}}, TypeError, "subprotocols must be a list of str, not {'chat'}"),
+    ({"subprotocols": ["chat", "a b"]}, ValueError, "invalid subprotocol 'a b': not a token"),
+    ({"subprotocols": [b"chat"]}, ValueError, "invalid subprotocol b'chat': not a token"),
 ]
 
 
-@pytest.mark.parametrize("options, error, message", BAD_LIMITS)
-def test_bad_limits_refused_at_the_call(options, error, message):
+@pytest.mark.parametrize("options, error, message", BAD_OPTIONS)
+def test_bad_options_refused_at_the_call(options, error, message):
     with pytest.raises(error) as info:
         serve(echo, "127.0.0.1", 0, **options)
     assert message in str(info.value)

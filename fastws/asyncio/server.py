@@ -39,6 +39,7 @@ from typing import (
 
 from ..frames import CloseCode
 from ..handshake import OriginRule, check_origins
+from ..headers import TOKEN
 from ..http11 import HeadersLike
 from ..limits import LoggerLike, QueueLimit, WriteLimit, queue_limits, resolve_logger, write_limits
 from ..protocol import CONNECTING, DEFAULT_MAX_SIZE, OPEN, ServerProtocol
@@ -294,6 +295,16 @@ def _loop_options(unix: bool) -> Optional[FrozenSet[str]]:
     return frozenset(p.name for p in parameters if p.kind in named) - _PASSED_BY_SERVE
 
 
+def _check_subprotocols(subprotocols: Optional[Sequence[str]]) -> None:
+    if subprotocols is None:
+        return
+    if isinstance(subprotocols, (str, bytes)) or not isinstance(subprotocols, Sequence):
+        raise TypeError(f"subprotocols must be a list of str, not {subprotocols!r}")
+    for subprotocol in subprotocols:
+        if not isinstance(subprotocol, str) or not TOKEN.fullmatch(subprotocol):
+            raise ValueError(f"invalid subprotocol {subprotocol!r}: not a token")
+
+
 def _check_loop_options(
     function: str, options: Mapping[str, Any], unix: bool, own: FrozenSet[str] = frozenset()
 ) -> None:
@@ -399,11 +410,12 @@ class serve:
     Raises:
         TypeError: If neither ``handler`` nor ``listener`` is given, if a
             keyword argument is neither one of these nor one that the event
-            loop's ``create_server`` takes, or if ``max_queue``,
-            ``write_limit``, ``origins`` or ``create_connection`` has the wrong
-            type.
-        ValueError: If ``compression`` is neither ``"deflate"`` nor None, or
-            ``max_queue``, ``write_limit`` or ``max_size`` is out of range.
+            loop's ``create_server`` takes, or if ``subprotocols``,
+            ``max_queue``, ``write_limit``, ``origins`` or
+            ``create_connection`` has the wrong type.
+        ValueError: If ``compression`` is neither ``"deflate"`` nor None, a
+            subprotocol is not a token, or ``max_queue``, ``write_limit`` or
+            ``max_size`` is out of range.
     """
 
     def __init__(
@@ -442,6 +454,7 @@ class serve:
         if handler is None and listener is None:
             raise TypeError("serve() needs a handler")
         # Refused here rather than in every handshake.
+        _check_subprotocols(subprotocols)
         queue_limits(max_queue)
         write_limits(write_limit)
         checked_origins = check_origins(origins)
