@@ -342,3 +342,25 @@ async def test_handler_routes_on_request_path():
             with pytest.raises(fastws.ConnectionClosedError) as info:
                 await websocket.recv()
             assert info.value.code == 1008
+
+
+@run
+async def test_open_timeout_bounds_an_async_hook(caplog):
+    caplog.set_level(logging.INFO, logger="fastws")
+    cancelled = asyncio.Event()
+
+    async def forever(connection, request):
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cancelled.set()
+
+    async with server(hello, process_request=forever, open_timeout=0.2) as (srv, uri):
+        with pytest.raises(fastws.InvalidMessage, match="connection closed before the response was complete"):
+            await fastws.connect(uri, open_timeout=5)
+        await asyncio.wait_for(cancelled.wait(), 5)  # the hook's task was cancelled
+        assert srv.all_connections == set()
+    assert any(
+        r.getMessage().startswith("opening handshake from ('127.0.0.1', ") and r.getMessage().endswith(" timed out")
+        for r in caplog.records
+    )
