@@ -59,6 +59,8 @@ __all__ = [
 ]
 
 Handler = Callable[..., Awaitable[None]]
+
+
 def _takes_path(handler: Callable[..., Any]) -> bool:
     """Whether ``handler`` is an old-style ``handler(websocket, path)``."""
     try:
