@@ -13,7 +13,7 @@ import asyncio
 import socket
 import ssl as ssl_module
 import sys
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Union, cast
 
 from ..exceptions import InvalidProxy, InvalidProxyMessage, ProxyError
 from ..proxy import USER_AGENT, ConnectResponseParser, Proxy, prepare_connect_request
@@ -172,9 +172,9 @@ class _Tunnel(asyncio.Protocol):
         self.lost: Optional[BaseException] = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.write(self.request)
+        # A stream transport (uvloop's are not asyncio.Transport subclasses).
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.write(self.request)
 
     def data_received(self, data: bytes) -> None:
         if self.opened.done():  # read before pause_reading() took effect
@@ -225,8 +225,7 @@ def _feed(protocol: asyncio.BaseProtocol, data: bytes) -> None:
             protocol.buffer_updated(n)
             view = view[n:]
     else:
-        assert isinstance(protocol, asyncio.Protocol)
-        protocol.data_received(data)
+        cast(asyncio.Protocol, protocol).data_received(data)
 
 
 def _shown(proxy: Proxy) -> str:
