@@ -160,7 +160,11 @@ async def test_bytes_after_the_answer_reach_the_protocol(protocol):
     # A proxy may send the server's first bytes with its answer: none is lost,
     # whatever kind of protocol takes the transport over.
     with fake_proxy(lambda head: b"HTTP/1.1 200 OK\r\n\r\nfirst bytes of the server") as fake:
-        transport, received = await open_raw(f"http://127.0.0.1:{fake['port']}", "ws://example.com:1234/", protocol)
+        # The protocol sends nothing: the fake proxy, closing, leaves no unread
+        # bytes behind, and the close is a FIN, not a reset.
+        transport, received = await open_raw(
+            f"http://127.0.0.1:{fake['port']}", "ws://example.com:1234/", lambda: protocol(request=b"")
+        )
         assert await received.closed is None  # the fake proxy closes after its answer
         assert bytes(received.received) == b"first bytes of the server"
     assert fake["heads"][0].startswith(b"CONNECT example.com:1234 HTTP/1.1\r\nHost: example.com:1234\r\n")
