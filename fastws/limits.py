@@ -25,7 +25,9 @@ def _split_limit(name: str, value: Any) -> Tuple[int, Optional[int]]:
     else:
         high, low = value, None
     for what, number in (("high", high), ("low", low)):
-        if number is not None and (isinstance(number, bool) or not isinstance(number, int)):
+        if what == "low" and number is None:
+            continue  # the default low-water mark
+        if isinstance(number, bool) or not isinstance(number, int):
             raise TypeError(f"{name} {what} must be an int, got {type(number).__name__}")
     return high, low
 

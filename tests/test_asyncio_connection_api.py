@@ -178,6 +178,8 @@ LIMITS = [
     (write_limits, -1, ValueError, "write_limit must be >= 0, got -1"),
     (write_limits, (100, 200), ValueError, "low-water mark must be between 0 and 100, got 200"),
     (write_limits, True, TypeError, "write_limit high must be an int, got bool"),
+    (write_limits, None, TypeError, "write_limit high must be an int, got NoneType"),
+    (write_limits, (None, 1), TypeError, "write_limit high must be an int, got NoneType"),
 ]
 
 

@@ -1480,6 +1480,10 @@ class _FakeServer:
         self._connections: set = set()
         self._handlers: set = set()
         self.process_request = None
+        self.process_response = None
+
+    def is_serving(self):
+        return True
 
 
 async def _handshake_read(side: str, frames: bytes, listener, same_read: bool):
@@ -1496,8 +1500,8 @@ async def _handshake_read(side: str, frames: bytes, listener, same_read: bool):
         handshake = peer.data_to_send()  # the 101 response
     else:
         conn = ServerConnection(
-            _FakeServer(),
             ServerProtocol(auto_accept=False),
+            _FakeServer(),
             listener=listener,
             ping_interval=None,
             open_timeout=None,

@@ -98,7 +98,7 @@ def log(caplog):
 
 
 def fastws_lines(caplog, level=logging.INFO):
-    return [r.getMessage() for r in caplog.records if r.name == "fastws" and r.levelno == level]
+    return [r.getMessage() for r in caplog.records if r.name.startswith("fastws") and r.levelno == level]
 
 
 def assert_no_traceback(caplog):
@@ -242,7 +242,7 @@ async def test_huge_length_header(log, length, max_size, code):
             writer.write(head + b"payload starts here")
             if code is None:
                 await asyncio.sleep(0.2)
-                (connection,) = srv.connections
+                (connection,) = srv.all_connections
                 assert connection.state is fastws.State.OPEN  # waiting for 2**63 bytes
             else:
                 got, reason = await expect_close(reader)
@@ -252,7 +252,7 @@ async def test_huge_length_header(log, length, max_size, code):
         # mostly the test's own 256 KiB socket reads.
         assert memory["peak"] < 512 * KiB
         writer.transport.abort()
-        await until(lambda: not srv.connections)
+        await until(lambda: not srv.all_connections)
     if code == 1009:
         assert_failure_logged(log, 1009, "exceeds max_size")
     elif code == 1002:
@@ -315,13 +315,13 @@ async def test_slowloris_many_dripping_clients_are_all_cut_at_open_timeout(log):
     async with server(echo, open_timeout=0.3) as (srv, uri):
         started = time.monotonic()
         pairs = [await asyncio.open_connection("127.0.0.1", port_of(uri)) for _ in range(50)]
-        await until(lambda: len(srv.connections) == 50)
+        await until(lambda: len(srv.all_connections) == 50)
         answers = await asyncio.gather(*(drip(r, w) for r, w in pairs))
         elapsed = time.monotonic() - started
         assert answers == [b""] * 50  # hung up on, no response
         # 0.3 s, not the ~4 s the full request takes to drip.
         assert elapsed < 2.5, elapsed
-        await until(lambda: not srv.connections)
+        await until(lambda: not srv.all_connections)
         for _, writer in pairs:
             writer.close()
     timeouts = [line for line in fastws_lines(log) if line.startswith("opening handshake from ('127.0.0.1', ")]
@@ -352,7 +352,7 @@ async def test_garbage_instead_of_a_handshake(log, attack, status, text):
         if response:
             assert response.startswith(b"HTTP/1.1 %d " % status), response[:100]
         assert memory["peak"] < 512 * KiB  # the server never buffers the whole attack
-        await until(lambda: not srv.connections)
+        await until(lambda: not srv.all_connections)
     refused = [line for line in fastws_lines(log) if line.startswith("refused opening handshake from ('127.0.0.1', ")]
     assert len(refused) == 1 and text in refused[0], refused
     assert_no_traceback(log)
@@ -421,7 +421,7 @@ async def test_plain_text_upgrade_to_a_tls_server(log, tls):
         assert time.monotonic() - started < 3
         assert not answer.startswith(b"HTTP")  # at most a TLS alert, then EOF
         writer.close()
-        assert not srv.connections  # the TLS layer refused it before any WebSocket
+        assert not srv.all_connections  # the TLS layer refused it before any WebSocket
         # The server still serves real TLS clients.
         async with fastws.connect(f"wss://localhost:{port}/", ssl=client_ctx) as websocket:
             await websocket.send("still fine")
@@ -440,7 +440,7 @@ async def test_tls_client_hello_to_a_plain_server(log, tls):
         with pytest.raises(ssl.SSLError):
             await fastws.connect(f"wss://localhost:{port}/", ssl=client_ctx, open_timeout=5)
         assert time.monotonic() - started < 3
-        await until(lambda: not srv.connections)
+        await until(lambda: not srv.all_connections)
     refused = [line for line in fastws_lines(log) if line.startswith("refused opening handshake from ('127.0.0.1', ")]
     assert len(refused) == 1, fastws_lines(log)
     assert_no_traceback(log)
@@ -467,7 +467,7 @@ async def test_ping_flood_from_a_reading_client(log, count):
         # retained (100 000 kept Ping events would be 10 MiB).
         assert memory["peak"] < 16 * MiB, memory["peak"]
         assert memory["current"] < 64 * KiB, memory["current"]
-        await until(lambda: not srv.connections)
+        await until(lambda: not srv.all_connections)
     assert_no_traceback(log)
 
 
@@ -481,14 +481,14 @@ async def test_ping_flood_from_a_client_that_never_reads_pongs(log):
     write_limit = 32 * KiB
     async with server(echo, compression=None, write_limit=write_limit, close_timeout=0.5) as (srv, uri):
         sock = await raw_socket(uri)
-        (connection,) = srv.connections
+        (connection,) = srv.all_connections
         sender = asyncio.ensure_future(loop.sock_sendall(sock, attack))
         done, _ = await asyncio.wait([sender], timeout=3)  # blocks once the server stops reading
         # write_limit plus the pongs for one read (256 KiB of pings) at most.
         assert connection.write_buffer_size <= write_limit + 300 * KiB, connection.write_buffer_size
         sender.cancel()
         sock.close()
-        await until(lambda: not srv.connections)
+        await until(lambda: not srv.all_connections)
     assert_no_traceback(log)
 
 
@@ -511,7 +511,7 @@ async def test_flood_of_tiny_fragments_fails_with_1009_at_max_size(log):
         assert reason == f"message of at least {max_size + 1} bytes exceeds max_size of {max_size} bytes"
         assert time.monotonic() - started < 5
         writer.close()
-        await until(lambda: not srv.connections)
+        await until(lambda: not srv.all_connections)
     assert_failure_logged(log, 1009, f"message of at least {max_size + 1} bytes")
 
 
@@ -526,7 +526,7 @@ async def test_fragment_flood_memory_is_bounded_by_max_size(log, payload, count)
     attack = frame(1, b"a", fin=False) + frame(0, payload, fin=False) * count
     async with server(echo, compression=None, max_size=max_size) as (srv, uri):
         sock = await raw_socket(uri)
-        (connection,) = srv.connections
+        (connection,) = srv.all_connections
         with traced() as memory:
             await loop.sock_sendall(sock, attack)
             await loop.sock_sendall(sock, frame(PING_OP, b"sync"))
@@ -540,7 +540,7 @@ async def test_fragment_flood_memory_is_bounded_by_max_size(log, payload, count)
         # frame object each for a moment: bounded by the read, not the message.
         assert memory["peak"] < 16 * MiB, memory["peak"]
         sock.close()
-        await until(lambda: not srv.connections)
+        await until(lambda: not srv.all_connections)
     assert_no_traceback(log)
 
 
@@ -610,7 +610,7 @@ async def test_server_memory_is_bounded_while_a_client_never_reads(log):
             while sent != state["sent"]:  # until the handler is stuck in send()
                 sent = state["sent"]
                 await asyncio.sleep(0.1)
-            (connection,) = srv.connections
+            (connection,) = srv.all_connections
             buffered = connection.transport.get_write_buffer_size()
         assert state["sent"] * size < 20 * MiB  # kernel buffers took some; the rest waits
         frame_size = size + 10
@@ -702,7 +702,7 @@ async def test_invalid_utf8_at_every_position_of_a_fragmented_message(log, piece
         code, reason = await expect_close(reader)
         assert code == 1007 and "middle of a UTF-8 sequence" in reason
         writer.close()
-        await until(lambda: not srv.connections)
+        await until(lambda: not srv.all_connections)
     failures = [line for line in fastws_lines(log) if line.startswith("failed connection from")]
     assert len(failures) == len(positions) + 1
     assert all(" with 1007: invalid UTF-8" in line or " with 1007: text message ends" in line for line in failures)

@@ -4,7 +4,7 @@ the callback interface (:class:`Listener`, :func:`serve_listener`,
 
 from .client import ClientConnection, connect, connect_listener, unix_connect
 from .connection import Connection, Listener, broadcast
-from .server import Server, ServerConnection, serve, serve_listener, unix_serve
+from .server import Server, ServerConnection, basic_auth, serve, serve_listener, unix_serve
 
 __all__ = [
     "serve",
@@ -19,4 +19,5 @@ __all__ = [
     "Connection",
     "Listener",
     "broadcast",
+    "basic_auth",
 ]
