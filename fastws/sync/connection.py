@@ -677,6 +677,10 @@ class Connection:
                 if key == data:
                     self.latency = now - sent
                     break
+        keepalive = self._keepalive
+        if keepalive is not None and keepalive[0].is_set():
+            with self._bg_cond:  # the background thread schedules the next ping
+                self._bg_cond.notify()
 
     # --- closing --------------------------------------------------------------------
 
@@ -857,9 +861,10 @@ class Connection:
                 due = close_deadline
         elif self.protocol.state is OPEN:
             keepalive = self._keepalive
-            if keepalive is not None and self.ping_timeout is not None:
+            if keepalive is not None:
+                # One keepalive ping at a time: the next waits for its pong.
                 event, sent = keepalive
-                if event.is_set():
+                if event.is_set() or self.ping_timeout is None:
                     self._keepalive = None
                 elif now >= sent + self.ping_timeout:
                     self._keepalive = None
@@ -867,7 +872,7 @@ class Connection:
                     return 0.0
                 else:
                     due = sent + self.ping_timeout
-            if self._next_ping is not None and self.ping_interval is not None:
+            if self._keepalive is None and self._next_ping is not None and self.ping_interval is not None:
                 if now >= self._next_ping:
                     self._next_ping = now + self.ping_interval
                     try:
@@ -875,7 +880,7 @@ class Connection:
                     except ConnectionClosed:
                         return 0.0
                     if self.ping_timeout is not None:
-                        due = min(due, now + self.ping_timeout) if due is not None else now + self.ping_timeout
+                        due = now + self.ping_timeout
                 due = self._next_ping if due is None else min(due, self._next_ping)
         return None if due is None else max(due - now, 0.0)
 
