@@ -341,3 +341,32 @@ async def test_connect_invalid_proxy(environ):
     environ.setenv("HTTP_PROXY", "gopher://proxy")
     with pytest.raises(InvalidProxy, match="scheme 'gopher'"):
         await exchange("ws://localhost:1/")
+
+
+@pytest.mark.parametrize(
+    "options, user_agent",
+    [
+        ({}, b"User-Agent: fastws/"),
+        ({"user_agent_header": "probe/1"}, b"User-Agent: probe/1\r\n"),
+        ({"user_agent_header": None}, None),
+    ],
+)
+@run
+async def test_connect_sends_user_agent_and_credentials_to_proxy(environ, options, user_agent):
+    with fake_proxy(lambda head: b"HTTP/1.1 403 Forbidden\r\n\r\n") as fake:
+        with pytest.raises(InvalidProxyStatus, match="403 Forbidden"):
+            await exchange("ws://example.com:8765/", proxy=f"http://u:p@127.0.0.1:{fake['port']}", **options)
+    head = fake["heads"][0]
+    assert head.startswith(b"CONNECT example.com:8765 HTTP/1.1\r\n")
+    assert b"\r\nProxy-Authorization: Basic dTpw\r\n" in head
+    if user_agent is None:
+        assert b"User-Agent" not in head
+    else:
+        assert user_agent in head
+
+
+@run
+async def test_connect_open_timeout_covers_the_proxy(environ):
+    with fake_proxy(lambda head: None) as fake:  # reads CONNECT, never answers
+        with pytest.raises(TimeoutError):
+            await exchange("ws://example.com/", proxy=f"http://127.0.0.1:{fake['port']}", open_timeout=0.3)
