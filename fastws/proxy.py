@@ -56,11 +56,13 @@ DEFAULT_PORTS = {
     "socks5h": 1080,
 }
 
-# user:password@ in a URL, to hide it in error messages.
-_USER_INFO = re.compile(r"(?<=//)[^/?#@]*@")
+# Everything from the authority's start to the last @: the credentials, even
+# when a password holds an unencoded "/", "?", "#" or "@".
+_USER_INFO = re.compile(r"(?<=//).*@", re.DOTALL)
 
 
 def _redact(proxy: str) -> str:
+    """The URL with its credentials replaced by ``***``, for error messages."""
     return _USER_INFO.sub("***@", proxy, count=1)
 
 
@@ -119,11 +121,16 @@ def parse_proxy(proxy: str) -> Proxy:
             credentials replaced by ``***``.
     """
     shown = _redact(proxy)
+    # urllib's messages may quote a piece of the URL, credentials included:
+    # they are not passed on.
     try:
         parsed = urllib.parse.urlsplit(proxy)
+    except ValueError:
+        raise InvalidProxy(shown, "not a valid URL") from None
+    try:
         port = parsed.port
-    except ValueError as exc:
-        raise InvalidProxy(shown, _redact(str(exc))) from None
+    except ValueError:
+        raise InvalidProxy(shown, "invalid port") from None
     scheme = parsed.scheme.lower()
     if scheme not in DEFAULT_PORTS:
         what = f"scheme {scheme!r}" if scheme else "no scheme"
