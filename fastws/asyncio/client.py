@@ -53,6 +53,7 @@ from ..headers import HeadersLike
 from ..http11 import Response
 from ..limits import LoggerLike, QueueLimit, WriteLimit, queue_limits, resolve_logger, write_limits
 from ..protocol import DEFAULT_MAX_SIZE, ClientProtocol
+from ..protocol.types import MaxSize, split_max_size
 from ..proxy import parse_proxy, resolve_proxy
 from ..uri import parse_uri
 from .compression import extension_factories
@@ -188,7 +189,8 @@ class connect:
             closed anyway.
         max_size: The largest message received, in bytes, across its
             fragments (after decompression): a larger one fails the connection
-            with 1009 before it is buffered. None: no limit.
+            with 1009 before it is buffered. None: no limit. A pair
+            ``(message, fragment)`` limits each fragment as received too.
         max_queue: The most messages received and not yet taken by ``recv()``;
             past it, the socket is not read until the queue drains to a quarter
             of it. A ``(high, low)`` tuple gives both marks (the socket is read
@@ -261,7 +263,7 @@ class connect:
         ping_interval: Optional[float] = 20,
         ping_timeout: Optional[float] = 20,
         close_timeout: Optional[float] = 10,
-        max_size: Optional[int] = DEFAULT_MAX_SIZE,
+        max_size: MaxSize = DEFAULT_MAX_SIZE,
         max_queue: QueueLimit = 16,
         write_limit: WriteLimit = 32768,
         logger: LoggerLike = None,
@@ -292,6 +294,7 @@ class connect:
         self._proxy_server_hostname = proxy_server_hostname
         self._host, self._port = host, port
         self._extra_headers = additional_headers if additional_headers is not None else extra_headers
+        split_max_size(max_size)  # a bad value is refused at the call
         protocol_options: Dict[str, Any] = dict(
             origin=origin,
             subprotocols=subprotocols,

@@ -43,6 +43,7 @@ from ..headers import TOKEN
 from ..http11 import HeadersLike
 from ..limits import LoggerLike, QueueLimit, WriteLimit, queue_limits, resolve_logger, write_limits
 from ..protocol import CONNECTING, DEFAULT_MAX_SIZE, OPEN, ServerProtocol
+from ..protocol.types import MaxSize
 from .auth import basic_auth
 from .compression import extension_factories
 from .connection import Listener, broadcast
@@ -387,7 +388,8 @@ class serve:
             ``ssl_shutdown_timeout`` too (where the loop takes one).
         max_size: The largest message received, in bytes, across its
             fragments (after decompression): a larger one fails the connection
-            with 1009 before it is buffered. None: no limit.
+            with 1009 before it is buffered. None: no limit. A pair
+            ``(message, fragment)`` limits each fragment as received too.
         max_queue: The most messages received and not yet taken by ``recv()``;
             past it, the socket is not read until the queue drains to a quarter
             of it, or to ``low`` given ``(high, low)``. None: no limit.
@@ -441,7 +443,7 @@ class serve:
         ping_interval: Optional[float] = 20,
         ping_timeout: Optional[float] = 20,
         close_timeout: Optional[float] = 10,
-        max_size: Optional[int] = DEFAULT_MAX_SIZE,
+        max_size: MaxSize = DEFAULT_MAX_SIZE,
         max_queue: QueueLimit = 16,
         write_limit: WriteLimit = 32768,
         logger: LoggerLike = None,

@@ -54,12 +54,15 @@ class MessageAssembler:
         gates: The protocol's :class:`~fastws.protocol.Gates`.
         max_size: The limit on a message, across its fragments and after the
             extension's decoding (None: no limit).
+        max_fragment: The limit on each fragment, as received (None: no
+            limit); the frame parser enforces it, from 125 bytes on.
     """
 
     __slots__ = (
         "_codec",
         "_gates",
         "max_size",
+        "_max_fragment",
         "plain_message",
         "_limit_in_parser",
         "_reading",
@@ -72,15 +75,20 @@ class MessageAssembler:
         "_checked",
     )
 
-    def __init__(self, codec: Any, gates: Gates, max_size: Optional[int]) -> None:
+    def __init__(
+        self, codec: Any, gates: Gates, max_size: Optional[int], max_fragment: Optional[int] = None
+    ) -> None:
         self._codec = codec
         self._gates = gates
         self.max_size = max_size
+        # A limit on each fragment below 125 bytes is checked here: the frame
+        # parser's limit never goes below 125, for control frames.
+        self._max_fragment = max_fragment if max_fragment is not None and max_fragment < 125 else None
         #: The codec's ``plain_message``: the message a whole plain frame
         #: carries, or None.
         self.plain_message: Callable[[Any], Optional[Message]] = codec.plain_message
         # The frame parser alone enforces max_size from 125 bytes on (see FrameReader).
-        self._limit_in_parser = max_size is None or max_size >= 125
+        self._limit_in_parser = (max_size is None or max_size >= 125) and self._max_fragment is None
         self._reading = False  # between start() and stop()
         self._ext: Any = None  # the extension that decodes RSV1 frames
         # The message in progress: its opcode (None: none), its payloads so far in
@@ -183,6 +191,10 @@ class MessageAssembler:
 
         fin = frame.fin
         payload = frame.payload
+        if self._max_fragment is not None and len(payload) > self._max_fragment:
+            raise PayloadTooBig(
+                f"frame of {len(payload)} bytes exceeds max_size of {self._max_fragment} bytes"
+            )
         max_size = self.max_size
         if self._decoded:
             remaining = None if max_size is None else max_size - self._size

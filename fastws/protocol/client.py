@@ -16,7 +16,7 @@ from ..handshake import (
 from ..http11 import HeadersLike, Request, Response, ResponseParser
 from ..version import __version__
 from .connection import Protocol
-from .types import DEFAULT_MAX_SIZE, Side, State
+from .types import DEFAULT_MAX_SIZE, MaxSize, Side, State
 
 __all__ = ["ClientProtocol"]
 
@@ -49,7 +49,7 @@ class ClientProtocol(Protocol):
         extensions: Optional[Sequence[Any]] = None,
         extra_headers: Optional[HeadersLike] = None,
         user_agent: Optional[str] = _PRODUCT,
-        max_size: Optional[int] = DEFAULT_MAX_SIZE,
+        max_size: MaxSize = DEFAULT_MAX_SIZE,
         codec: Any = None,
         defer_failure: bool = False,
         **http_limits: int,

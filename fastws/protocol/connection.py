@@ -12,7 +12,7 @@ from ..frames import CloseCode
 from .assembler import MessageAssembler
 from .closing import ClosingHandshake
 from .reader import FrameReader
-from .types import DEFAULT_MAX_SIZE, Gates, Side, State
+from .types import DEFAULT_MAX_SIZE, Gates, MaxSize, Side, State, split_max_size
 from .writer import MessageWriter
 
 __all__ = ["Protocol"]
@@ -60,7 +60,8 @@ class Protocol:
         side: Which end of the connection this is.
         state: CONNECTING (the subclasses) or OPEN.
         max_size: The limit on a received message, across its fragments
-            (None: no limit).
+            (None: no limit), or ``(message, fragment)`` to limit each
+            fragment too.
         codec: A module with the codec's names (``FrameParser``,
             ``Utf8Validator``, ``build_frame``, ``build_header``,
             ``plain_message``, ``parse_close``, ``build_close``); default
@@ -86,7 +87,7 @@ class Protocol:
         side: Side,
         *,
         state: State = State.OPEN,
-        max_size: Optional[int] = DEFAULT_MAX_SIZE,
+        max_size: MaxSize = DEFAULT_MAX_SIZE,
         codec: Any = None,
         extensions: Optional[Sequence[Any]] = None,
         subprotocol: Optional[str] = None,
@@ -94,8 +95,7 @@ class Protocol:
     ) -> None:
         if not isinstance(side, Side):
             raise TypeError(f"side must be a Side, not {side!r}")
-        if max_size is not None and max_size < 0:
-            raise ValueError(f"max_size must be >= 0 or None, got {max_size}")
+        max_size, max_fragment = split_max_size(max_size)
         self.side = side
         self._max_size = max_size
         if codec is None:
@@ -106,10 +106,13 @@ class Protocol:
         #: The driver's go-aheads (see :class:`~fastws.protocol.Gates`).
         self.gates = Gates()
         self._closing = ClosingHandshake(side, State(state))
+        frame_limit = max_size
+        if max_fragment is not None and (max_size is None or max_fragment < max_size):
+            frame_limit = max_fragment
         self._reader = FrameReader(
-            codec, self.gates, mask_required=side is SERVER, max_size=max_size
+            codec, self.gates, mask_required=side is SERVER, max_size=frame_limit
         )
-        self._assembler = MessageAssembler(codec, self.gates, max_size)
+        self._assembler = MessageAssembler(codec, self.gates, max_size, max_fragment)
         self._writer = MessageWriter(codec, self.gates, mask=side is CLIENT)
         #: True on the client side, which masks every frame it sends.
         self.mask_frames = side is CLIENT

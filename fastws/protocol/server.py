@@ -20,7 +20,7 @@ from ..handshake import (
 from ..http11 import HeadersLike, Request, RequestParser, Response
 from ..version import __version__
 from .connection import Protocol
-from .types import DEFAULT_MAX_SIZE, Side, State
+from .types import DEFAULT_MAX_SIZE, MaxSize, Side, State
 
 __all__ = ["ServerProtocol"]
 
@@ -68,7 +68,7 @@ class ServerProtocol(Protocol):
         extra_headers: Optional[HeadersLike] = None,
         server_header: Optional[str] = _PRODUCT,
         auto_accept: bool = True,
-        max_size: Optional[int] = DEFAULT_MAX_SIZE,
+        max_size: MaxSize = DEFAULT_MAX_SIZE,
         codec: Any = None,
         defer_failure: bool = False,
         **http_limits: int,

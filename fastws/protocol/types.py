@@ -4,12 +4,55 @@ and :class:`Gates`, the go-aheads a driver reads."""
 from __future__ import annotations
 
 import enum
-from typing import Any
+from typing import Any, Optional, Tuple, Union
 
-__all__ = ["State", "Side", "Gates", "DEFAULT_MAX_SIZE", "PASS_THROUGH_SIZE"]
+__all__ = [
+    "State",
+    "Side",
+    "Gates",
+    "DEFAULT_MAX_SIZE",
+    "PASS_THROUGH_SIZE",
+    "MaxSize",
+    "split_max_size",
+]
 
 #: Default limit on the size of a received message: 1 MiB.
 DEFAULT_MAX_SIZE = 1 << 20
+
+#: ``max_size``: the limit on a message, ``(message, fragment)`` limits, or None.
+MaxSize = Union[int, Tuple[Optional[int], Optional[int]], None]
+
+
+def split_max_size(max_size: MaxSize) -> Tuple[Optional[int], Optional[int]]:
+    """Check ``max_size`` and split it into its message and fragment limits.
+
+    Args:
+        max_size: The limit on a received message, in bytes, across its
+            fragments; or ``(message, fragment)``, where ``fragment`` also
+            limits each frame of a message (as the ``websockets`` library
+            takes it); None for no limit.
+
+    Returns:
+        ``(message, fragment)``, each None for no limit.
+
+    Raises:
+        TypeError: If a limit is not an int or None.
+        ValueError: If a limit is negative, or the tuple is not a pair.
+    """
+    if isinstance(max_size, tuple):
+        if len(max_size) != 2:
+            raise ValueError(f"max_size must be an int, None or a (message, fragment) pair, got {max_size!r}")
+        message, fragment = max_size
+    else:
+        message, fragment = max_size, None
+    for name, value in (("max_size", message), ("max_size fragment limit", fragment)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int or None, got {type(value).__name__}")
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0 or None, got {value}")
+    return message, fragment
 
 #: Payloads from this size on, when they are ``bytes`` and go out unmasked and
 #: unextended, are queued after their header instead of copied into one frame
