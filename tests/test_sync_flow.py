@@ -28,6 +28,7 @@ from fastws.events import Close, Ping
 from fastws.exceptions import (
     ConnectionClosedError,
     ConnectionClosedOK,
+    InvalidMessage,
     InvalidStatus,
     SecurityError,
 )
@@ -178,12 +179,20 @@ def test_max_queue_none_reads_everything() -> None:
         assert [ws.recv() for _ in range(count)] == [str(i) for i in range(count)]
 
 
+def _eof_during_handshake() -> Exception:
+    try:
+        raise InvalidMessage("connection closed during the opening handshake") from EOFError()
+    except InvalidMessage as exc:
+        return exc
+
+
 @pytest.mark.parametrize(
     ("exc", "retry"),
     [
         (ConnectionRefusedError(), True),
         (TimeoutError(), True),
-        (EOFError(), True),
+        (_eof_during_handshake(), True),
+        (InvalidMessage("bad response"), False),
         (InvalidStatus(type("R", (), {"status_code": 503, "reason_phrase": ""})()), True),
         (InvalidStatus(type("R", (), {"status_code": 404, "reason_phrase": ""})()), False),
         (ValueError("bug"), False),
@@ -235,6 +244,35 @@ def test_reconnect_retries_then_connects(caplog: pytest.LogCaptureFixture) -> No
     assert len(attempts) >= 2
     retries = [r for r in caplog.records if r.getMessage().startswith("connect failed; reconnecting in")]
     assert len(retries) >= 2 and "ConnectionRefusedError" in retries[0].getMessage()
+
+
+def test_reconnect_retries_a_server_that_closes_during_the_handshake() -> None:
+    """A server that closes without answering: InvalidMessage from EOFError,
+    which the default policy retries."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    attempts: List[int] = []
+
+    def close_twice() -> None:
+        for i in range(2):
+            sock, _ = listener.accept()
+            attempts.append(1)
+            if i == 1:
+                listener.close()  # before the client sees this attempt fail
+            sock.close()
+
+    thread = threading.Thread(target=close_twice, daemon=True)
+    thread.start()
+    with pytest.raises(ConnectionRefusedError):  # third attempt: nobody listens; give up then
+        for _ in reconnect(
+            f"ws://127.0.0.1:{port}/",
+            proxy=None,
+            reconnect_delays=lambda: iter([0.0, 0.0]),
+            process_exception=lambda exc: exc if isinstance(exc, ConnectionRefusedError) else process_exception(exc),
+        ):
+            pass
+    thread.join(TIMEOUT)
+    assert len(attempts) == 2
 
 
 def test_reconnect_raises_what_process_exception_returns() -> None:
@@ -301,5 +339,5 @@ def test_redirect_from_wss_to_ws_is_refused() -> None:
         hook = _redirecting(plain)
         with running(serve(echo, "127.0.0.1", 0, ssl=server_context, process_request=hook)) as server:
             port = server.socket.getsockname()[1]
-            with pytest.raises(SecurityError, match="non-secure"):
+            with pytest.raises(SecurityError, match="wss://"):
                 connect(f"wss://localhost:{port}/old", ssl=client_context, proxy=None)

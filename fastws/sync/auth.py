@@ -3,45 +3,19 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
 from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional, Tuple, Union
 
+from ..exceptions import InvalidHeader
+from ..headers import build_www_authenticate_basic, parse_authorization_basic
 from ..http11 import Request, Response
 
 if TYPE_CHECKING:  # pragma: no cover
     from .server import ServerConnection
 
-__all__ = ["basic_auth", "parse_authorization_basic", "build_www_authenticate_basic"]
+__all__ = ["basic_auth"]
 
 Credentials = Tuple[str, str]
-
-
-def parse_authorization_basic(value: str) -> Credentials:
-    """The ``(username, password)`` of an ``Authorization: Basic`` header.
-
-    Raises:
-        ValueError: The header is not Basic credentials, or they are malformed
-            (not base64, no colon, not UTF-8).
-    """
-    scheme, _, token = value.strip().partition(" ")
-    if scheme.lower() != "basic":
-        raise ValueError(f"unsupported authorization scheme {scheme!r}")
-    try:
-        decoded = base64.b64decode(token.strip().encode("ascii"), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeError) as exc:
-        raise ValueError(f"malformed Basic credentials: {exc}") from None
-    username, colon, password = decoded.partition(":")
-    if not colon:
-        raise ValueError("malformed Basic credentials: no colon between username and password")
-    return username, password
-
-
-def build_www_authenticate_basic(realm: str) -> str:
-    """The ``WWW-Authenticate`` value asking for Basic credentials in ``realm``."""
-    escaped = realm.replace("\\", "\\\\").replace('"', '\\"')
-    return f'Basic realm="{escaped}", charset="UTF-8"'
 
 
 def _is_credentials(value: Any) -> bool:
@@ -111,7 +85,7 @@ def basic_auth(
             return refuse(connection, "Missing credentials\n")
         try:
             username, password = parse_authorization_basic(header)
-        except ValueError:
+        except InvalidHeader:
             return refuse(connection, "Unsupported credentials\n")
         if not check_credentials(username, password):
             connection.logger.info("invalid credentials for user %r", username)

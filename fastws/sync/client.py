@@ -16,20 +16,25 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import socket
 import ssl as ssl_module
 import time
 import traceback
-import urllib.parse
 from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple, Union
 
 from ..asyncio.compression import extension_factories
-from ..exceptions import InvalidHandshake, InvalidMessage, InvalidStatus, SecurityError
-from ..headers import Headers
+from ..exceptions import InvalidHandshake, InvalidMessage, InvalidURI, SecurityError
 from ..http11 import HeadersLike
 from ..protocol import CONNECTING, ClientProtocol
 from ..proxy import Proxy, parse_proxy, resolve_proxy
+from ..retry import (
+    MAX_REDIRECTS,
+    backoff,
+    process_exception,
+    redirect_uri,
+    same_origin,
+    strip_credentials,
+)
 from ..uri import parse_uri
 from ..version import __version__
 from .connection import Connection, LoggerLike, _queue_limits
@@ -49,11 +54,6 @@ __all__ = [
 
 #: The default ``User-Agent`` header.
 USER_AGENT = f"fastws/{__version__}"
-
-#: The most redirects :func:`connect` follows.
-MAX_REDIRECTS = 10
-
-_REDIRECTS = frozenset({300, 301, 302, 303, 307, 308})
 
 MaxQueue = Union[int, None, Tuple[Optional[int], Optional[int]]]
 
@@ -98,42 +98,11 @@ class ClientConnection(Connection):
         error = protocol.error
         if error is None:
             error = InvalidMessage("connection closed during the opening handshake")
-        if self._connection_exc is not None and error.__cause__ is None:
-            raise error from self._connection_exc
+        if error.__cause__ is None and isinstance(error, InvalidMessage):
+            # The server closed the connection before answering (a retry may
+            # succeed: see fastws.retry.process_exception).
+            raise error from (self._connection_exc or EOFError("connection closed by the server"))
         raise error
-
-
-def process_exception(exc: Exception) -> Optional[Exception]:
-    """The default choice of :func:`reconnect` between retrying and raising.
-
-    Network errors (:class:`OSError`, :class:`TimeoutError`, an
-    :class:`EOFError`), a connection that ended during the handshake and the
-    statuses 500, 502, 503 and 504 are worth retrying: returns None. Anything
-    else is returned, to be raised.
-    """
-    if isinstance(exc, (EOFError, OSError, TimeoutError)):
-        return None
-    if isinstance(exc, InvalidMessage):
-        return None
-    if isinstance(exc, InvalidStatus) and exc.response.status_code in (500, 502, 503, 504):
-        return None
-    return exc
-
-
-def backoff(
-    initial_delay: float = 5.0, min_delay: float = 3.1, max_delay: float = 90.0, factor: float = 1.618
-) -> Iterator[float]:
-    """Delays between attempts to reconnect: a random one up to
-    ``initial_delay`` first (clients that lost the same server do not all come
-    back at once), then from ``min_delay`` growing by ``factor`` up to
-    ``max_delay``."""
-    yield random.random() * initial_delay
-    delay = min_delay
-    while delay < max_delay:
-        yield delay
-        delay *= factor
-    while True:
-        yield max_delay
 
 
 class reconnect:
@@ -316,34 +285,22 @@ class reconnect:
     def _redirect(self, exc: Exception) -> Union[Exception, str]:
         """The URI to go to after ``exc`` if it is a redirect to follow, else
         the exception to raise."""
-        if not (
-            isinstance(exc, InvalidStatus)
-            and exc.response.status_code in _REDIRECTS
-            and "Location" in exc.response.headers
-        ):
+        try:
+            new_uri = redirect_uri(self.ws_uri, exc)
+        except (SecurityError, InvalidURI) as refused:
+            return refused
+        if new_uri is None:
             return exc
-        new_uri = urllib.parse.urljoin(self.uri, exc.response.headers["Location"])
-        new = parse_uri(new_uri)
-        old = self.ws_uri
         if self.sock is not None:
             return ValueError(f"cannot follow redirect to {new_uri} with a preexisting socket")
-        if old.secure and not new.secure:
-            return SecurityError(f"cannot follow redirect to non-secure URI {new_uri}")
-        if (old.secure, old.host, old.port) != (new.secure, new.host, new.port):
+        if not same_origin(self.ws_uri, parse_uri(new_uri)):
             if self.unix:
                 return ValueError(f"cannot follow cross-origin redirect to {new_uri} with a Unix socket")
             if self.address is not None:
                 return ValueError(f"cannot follow cross-origin redirect to {new_uri} with an explicit address")
-            if self.additional_headers is not None:
-                # Credentials stay with the origin they were meant for.
-                self.additional_headers = Headers(
-                    [
-                        (name, value)
-                        for name, value in Headers(self.additional_headers).items()
-                        if name.lower() not in ("authorization", "cookie", "proxy-authorization")
-                    ]
-                )
-        return str(new_uri)
+            # Credentials stay with the origin they were meant for.
+            self.additional_headers = strip_credentials(self.additional_headers)
+        return new_uri
 
     def connect(self) -> ClientConnection:
         """Open one connection, following redirects (at most
