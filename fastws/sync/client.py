@@ -101,7 +101,8 @@ class ClientConnection(Connection):
         if error.__cause__ is None and isinstance(error, InvalidMessage):
             # The server closed the connection before answering (a retry may
             # succeed: see fastws.retry.process_exception).
-            raise error from (self._connection_exc or EOFError("connection closed by the server"))
+            reason = "" if self._connection_exc is None else f": {self._connection_exc}"
+            raise error from EOFError(f"connection closed by the server{reason}")
         raise error
 
 
