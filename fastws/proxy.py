@@ -171,8 +171,13 @@ def get_proxy(uri: WebSocketURI) -> Optional[str]:
     variables, upper or lower case, or the system's settings on macOS and
     Windows). The first that is set wins:
 
-    * ``ws://``: ``WS_PROXY``, ``HTTP_PROXY``, ``SOCKS_PROXY``, ``ALL_PROXY``;
-    * ``wss://``: ``WSS_PROXY``, ``HTTPS_PROXY``, ``SOCKS_PROXY``, ``ALL_PROXY``.
+    * ``ws://``: ``WS_PROXY``, ``SOCKS_PROXY``, ``HTTPS_PROXY``, ``HTTP_PROXY``,
+      ``ALL_PROXY``;
+    * ``wss://``: ``WSS_PROXY``, ``SOCKS_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``.
+
+    That is the order of the websockets library (RFC 6455's "Proxy Usage": a
+    SOCKS proxy first, then the proxy for HTTPS over the one for HTTP), with
+    ``ALL_PROXY`` last, which websockets does not read.
 
     None if ``NO_PROXY`` (through :func:`urllib.request.proxy_bypass`) names the
     host: a host name, a domain suffix, ``host:port``, or ``*`` for every host.
@@ -186,7 +191,7 @@ def get_proxy(uri: WebSocketURI) -> Optional[str]:
     if urllib.request.proxy_bypass(f"{uri.host}:{uri.port}"):
         return None
     proxies = urllib.request.getproxies()
-    keys = ("wss", "https", "socks", "all") if uri.secure else ("ws", "http", "socks", "all")
+    keys = ("wss", "socks", "https", "all") if uri.secure else ("ws", "socks", "https", "http", "all")
     for key in keys:
         proxy = proxies.get(key)
         if proxy:

@@ -124,7 +124,10 @@ async def open_raw(proxy_url, uri, protocol=Recorder, **kwargs):
 @run
 async def test_handshake_through_proxy(certs, scheme, secure):
     if scheme == "https" and secure and not TLS_IN_TLS:
-        pytest.skip("TLS inside TLS needs Python 3.11")
+        # asyncio's start_tls() over a TLS transport came with Python 3.11.
+        with pytest.raises(InvalidProxy, match=r"needs Python 3\.11"):
+            await open_raw("https://127.0.0.1:1", "wss://example.com/", ssl=certs.client)
+        return
     host = "127.0.0.1" if scheme == "socks4" else "localhost"  # socks4 sends an IPv4 address
     protocols = "http" if scheme.startswith("http") else scheme.rstrip("h")
     with ProxyServer(protocols, ssl_context=certs.server if scheme == "https" else None) as proxy:
@@ -246,13 +249,6 @@ async def test_socks_without_python_socks(monkeypatch):
     assert "secret" not in str(exc_info.value)
 
 
-@pytest.mark.skipif(TLS_IN_TLS, reason="TLS inside TLS works from Python 3.11")
-@run
-async def test_wss_through_https_proxy_before_311(certs):
-    with pytest.raises(InvalidProxy, match=r"needs Python 3\.11"):
-        await open_raw("https://127.0.0.1:1", "wss://example.com/", ssl=certs.client)
-
-
 # --- fastws.connect(proxy=...) --------------------------------------------------
 
 
@@ -267,7 +263,11 @@ async def exchange(uri, **options):
 @run
 async def test_connect_through_proxy(environ, certs, scheme, secure):
     if scheme == "https" and secure and not TLS_IN_TLS:
-        pytest.skip("TLS inside TLS needs Python 3.11")
+        with pytest.raises(InvalidProxy, match=r"needs Python 3\.11"):
+            await exchange(
+                "wss://example.com/", proxy="https://127.0.0.1:1", ssl=certs.client, proxy_ssl=certs.client
+            )
+        return
     protocols = "http" if scheme.startswith("http") else "socks5"
     with ProxyServer(protocols, ssl_context=certs.server if scheme == "https" else None) as proxy:
         async with _Serving(certs.server if secure else None) as serving:
