@@ -277,6 +277,23 @@ def test_max_size_fails_with_1009() -> None:
         assert ws.protocol.close_sent.code == 1009
 
 
+def _echo_in_fragments_of_10(ws: ServerConnection) -> None:
+    for message in ws:
+        ws.send([message[i : i + 10] for i in range(0, len(message), 10)])
+
+
+def test_max_size_pair_limits_messages_and_fragments() -> None:
+    with sync_server(_echo_in_fragments_of_10, compression=None) as uri:
+        with connect(uri, proxy=None, compression=None, max_size=(100, 10)) as ws:
+            ws.send(["x" * 10] * 10)  # ten fragments of 10: fine
+            assert ws.recv(timeout=TIMEOUT) == "x" * 100
+        with sync_server(lambda ws: ws.send(["y" * 11, "z"])) as uri2:
+            with connect(uri2, proxy=None, max_size=(100, 10)) as ws:
+                with pytest.raises(ConnectionClosedError):
+                    ws.recv(timeout=TIMEOUT)
+                assert ws.protocol.close_sent.code == 1009
+
+
 @pytest.fixture(scope="module")
 def certificates() -> Any:
     trustme = pytest.importorskip("trustme")
@@ -351,6 +368,8 @@ def test_unknown_keyword_arguments_are_refused_at_the_call(function: str) -> Non
         ({"uri": "ws://127.0.0.1/", "ssl": ssl.create_default_context()}, ValueError),
         ({"uri": "ws://127.0.0.1/", "compression": "zstd"}, ValueError),
         ({"uri": "ws://127.0.0.1/", "max_queue": 0}, ValueError),
+        ({"uri": "ws://127.0.0.1/", "max_size": (1, 2, 3)}, ValueError),
+        ({"uri": "ws://127.0.0.1/", "max_size": -1}, ValueError),
     ],
 )
 def test_connect_refuses_bad_options_before_any_io(kwargs: dict, error: type) -> None:

@@ -26,6 +26,7 @@ from ..asyncio.compression import extension_factories
 from ..exceptions import InvalidHandshake, InvalidMessage, InvalidURI, SecurityError
 from ..http11 import HeadersLike
 from ..protocol import CONNECTING, ClientProtocol
+from ..protocol.types import MaxSize, split_max_size
 from ..proxy import Proxy, parse_proxy, resolve_proxy
 from ..retry import (
     MAX_REDIRECTS,
@@ -157,7 +158,7 @@ class reconnect:
         ping_timeout: Optional[float] = 20,
         close_timeout: Optional[float] = 10,
         reconnect_delays: Callable[[], Iterator[float]] = backoff,
-        max_size: Union[int, None, Tuple[Optional[int], Optional[int]]] = 2**20,
+        max_size: MaxSize = 2**20,
         max_queue: MaxQueue = 16,
         logger: Union[LoggerLike, str, None] = None,
         create_connection: Optional[Callable[..., ClientConnection]] = None,
@@ -178,8 +179,7 @@ class reconnect:
             raise TypeError("unix=True needs a path")
         self.factories = extension_factories(compression, extensions, server=False)
         _queue_limits(max_queue)  # ValueError at once
-        if isinstance(max_size, tuple):
-            max_size = max_size[0]  # (message, fragment): fastws limits messages
+        split_max_size(max_size)  # a bad value is refused at the call
         if isinstance(logger, str) or logger is None:
             logger = logging.getLogger(logger or "fastws.client")
         self.logger = logger
@@ -394,7 +394,7 @@ def connect(
     ping_interval: Optional[float] = 20,
     ping_timeout: Optional[float] = 20,
     close_timeout: Optional[float] = 10,
-    max_size: Union[int, None, Tuple[Optional[int], Optional[int]]] = 2**20,
+    max_size: MaxSize = 2**20,
     max_queue: MaxQueue = 16,
     logger: Union[LoggerLike, str, None] = None,
     create_connection: Optional[Callable[..., ClientConnection]] = None,
@@ -435,8 +435,8 @@ def connect(
             the connection with 1011. None: no limit.
         close_timeout: Seconds the closing handshake may take. None: no limit.
         max_size: The largest message received, in bytes (a larger one fails
-            the connection with 1009); a ``(message, fragment)`` tuple is
-            accepted, its first item is the limit. None: no limit.
+            the connection with 1009), or ``(message, fragment)`` limits, the
+            second on each frame. None: no limit.
         max_queue: The high-water mark of messages received and not yet read,
             or ``(high, low)``; past high, the socket is not read until the
             queue drains to low (default high // 4). None: no limit.

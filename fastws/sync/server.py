@@ -34,6 +34,7 @@ from ..exceptions import ConnectionClosed
 from ..frames import CloseCode
 from ..http11 import HeadersLike, Request, Response
 from ..protocol import CONNECTING, OPEN, ServerProtocol
+from ..protocol.types import MaxSize, split_max_size
 from ..version import __version__
 from .auth import basic_auth
 from .connection import Connection, LoggerLike, _queue_limits
@@ -334,7 +335,7 @@ def serve(
     ping_interval: Optional[float] = 20,
     ping_timeout: Optional[float] = 20,
     close_timeout: Optional[float] = 10,
-    max_size: Union[int, None, Tuple[Optional[int], Optional[int]]] = 2**20,
+    max_size: MaxSize = 2**20,
     max_queue: Union[int, None, Tuple[Optional[int], Optional[int]]] = 16,
     logger: Union[LoggerLike, str, None] = None,
     create_connection: Optional[Callable[..., ServerConnection]] = None,
@@ -376,8 +377,8 @@ def serve(
         ping_timeout: Seconds to wait for a keepalive pong before failing the
             connection with 1011. None: no limit.
         close_timeout: Seconds the closing handshake may take. None: no limit.
-        max_size: The largest message received, in bytes (1009 past it); a
-            ``(message, fragment)`` tuple gives it as its first item. None: no
+        max_size: The largest message received, in bytes (1009 past it), or
+            ``(message, fragment)`` limits, the second on each frame. None: no
             limit.
         max_queue: The high-water mark of messages not yet read, or ``(high,
             low)``. None: no limit.
@@ -399,8 +400,7 @@ def serve(
     """
     factories = extension_factories(compression, extensions, server=True)
     _queue_limits(max_queue)  # ValueError at once
-    if isinstance(max_size, tuple):
-        max_size = max_size[0]
+    split_max_size(max_size)  # a bad value is refused at the call
     if sock is None:
         if unix:
             if path is None:
