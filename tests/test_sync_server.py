@@ -287,7 +287,7 @@ def test_max_size_pair_limits_messages_and_fragments() -> None:
         with connect(uri, proxy=None, compression=None, max_size=(100, 10)) as ws:
             ws.send(["x" * 10] * 10)  # ten fragments of 10: fine
             assert ws.recv(timeout=TIMEOUT) == "x" * 100
-        with sync_server(lambda ws: ws.send(["y" * 11, "z"])) as uri2:
+        with sync_server(lambda ws: ws.send(["y" * 11, "z"]), compression=None) as uri2:
             with connect(uri2, proxy=None, max_size=(100, 10)) as ws:
                 with pytest.raises(ConnectionClosedError):
                     ws.recv(timeout=TIMEOUT)
