@@ -14,6 +14,7 @@ __all__ = [
     "ProtocolError",
     "PayloadTooBig",
     "InvalidUTF8",
+    "TooManyFragments",
 ]
 
 
@@ -71,6 +72,20 @@ class InvalidUTF8(ProtocolError):
 
 
 # --- local misuse ---------------------------------------------------------------
+
+
+class TooManyFragments(FastWSError):
+    """The ``websockets`` name for a message in too many fragments. fastws
+    bounds a fragmented message by its bytes (``max_size``, checked from each
+    frame's header), not by its number of fragments, and never raises it: it
+    exists for code that catches it.
+
+    Args:
+        max_fragments: The limit that was passed.
+    """
+
+    def __init__(self, max_fragments: int) -> None:
+        super().__init__(f"fragmented message exceeds limit of {max_fragments} frames")
 
 
 class InvalidState(FastWSError):
@@ -193,6 +208,34 @@ class InvalidMessage(InvalidHandshake):
     414 (request line too long), 431 (headers too large) or 505 (HTTP version)."""
 
 
+class RequestLineTooLong(SecurityError, InvalidMessage):
+    """The request line is longer than the parser's limit (414)."""
+
+
+class StatusLineTooLong(SecurityError, InvalidMessage):
+    """The response's status line is longer than the parser's limit."""
+
+
+class HeaderLineTooLong(SecurityError, InvalidMessage):
+    """A header line is longer than the parser's limit (431)."""
+
+
+class TooManyHeaders(SecurityError, InvalidMessage):
+    """More headers, or more bytes of headers, than the parser's limits (431)."""
+
+
+class InvalidMethod(InvalidHandshake):
+    """The opening handshake's request is not a GET (405)."""
+
+    http_status = 405
+
+
+class InvalidProtocol(InvalidMessage):
+    """The request or response is not HTTP/1.x (505)."""
+
+    http_status = 505
+
+
 class InvalidHeader(InvalidHandshake):
     """A header the handshake needs is missing, repeated, or has a bad value.
 
@@ -260,36 +303,37 @@ class NegotiationError(InvalidHandshake):
     was not offered, or nothing acceptable was offered."""
 
 
-class DuplicateParameter(NegotiationError):
-    """An extension parameter appears twice.
+class _ParameterError(NegotiationError):
+    """An extension parameter refused by its name (see the subclasses).
 
     Args:
         name: The parameter's name.
-        message: The message, if not the default one.
+        message: The message, if not the class's default one.
 
     Attributes:
         name (str): The parameter's name.
     """
 
+    #: The message unless one is given; ``{name}`` is the parameter's name.
+    default_message = "invalid parameter {name}"
+
     def __init__(self, name: str, message: str | None = None) -> None:
-        super().__init__(message or f"duplicate parameter {name}")
+        super().__init__(message or self.default_message.format(name=name))
         self.name = name
 
 
-class InvalidParameterName(NegotiationError):
-    """An extension parameter is unknown.
+class DuplicateParameter(_ParameterError):
+    """An extension parameter appears twice. Args: ``name``, and ``message`` if
+    not the default one."""
 
-    Args:
-        name: The parameter's name.
-        message: The message, if not the default one.
+    default_message = "duplicate parameter {name}"
 
-    Attributes:
-        name (str): The parameter's name.
-    """
 
-    def __init__(self, name: str, message: str | None = None) -> None:
-        super().__init__(message or f"invalid parameter name {name!r}")
-        self.name = name
+class InvalidParameterName(_ParameterError):
+    """An extension parameter is unknown. Args: ``name``, and ``message`` if not
+    the default one."""
+
+    default_message = "invalid parameter name {name!r}"
 
 
 class InvalidParameterValue(NegotiationError):
@@ -356,6 +400,12 @@ __all__ += [
     "InvalidProxyMessage",
     "InvalidProxyStatus",
     "InvalidMessage",
+    "RequestLineTooLong",
+    "StatusLineTooLong",
+    "HeaderLineTooLong",
+    "TooManyHeaders",
+    "InvalidMethod",
+    "InvalidProtocol",
     "InvalidHeader",
     "InvalidHeaderFormat",
     "InvalidHeaderValue",

@@ -22,6 +22,7 @@ from .exceptions import (
     InvalidHandshake,
     InvalidHeader,
     InvalidHeaderValue,
+    InvalidMethod,
     InvalidOrigin,
     InvalidStatus,
     InvalidUpgrade,
@@ -296,7 +297,7 @@ def validate_request(request: Request) -> str:
             WebSocket version 13.
     """
     if request.method != "GET":
-        raise InvalidHandshake(
+        raise InvalidMethod(
             f"method {request.method} is not allowed; the opening handshake is a GET",
             http_status=405,
         )

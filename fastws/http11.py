@@ -21,7 +21,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Generic, Optional, Tuple, TypeVar
 
-from .exceptions import InvalidMessage
+from .exceptions import (
+    HeaderLineTooLong,
+    InvalidMessage,
+    InvalidProtocol,
+    RequestLineTooLong,
+    StatusLineTooLong,
+    TooManyHeaders,
+)
 from .headers import FIELD_VALUE, TOKEN, Headers, HeadersLike, _as_headers
 
 __all__ = [
@@ -157,6 +164,7 @@ class _HeadParser(Generic[_StartLine]):
     line and decide what follows the blank line."""
 
     _line_status = 400  # status for a start line longer than max_line
+    _line_error: type[InvalidMessage] = StatusLineTooLong  # and its exception
 
     def __init__(
         self,
@@ -175,8 +183,10 @@ class _HeadParser(Generic[_StartLine]):
         self._head_done = False
         self._error: Optional[InvalidMessage] = None
 
-    def _fail(self, message: str, status: int = 400) -> InvalidMessage:
-        self._error = InvalidMessage(message, http_status=status)
+    def _fail(
+        self, message: str, status: int = 400, kind: type[InvalidMessage] = InvalidMessage
+    ) -> InvalidMessage:
+        self._error = kind(message, http_status=status)
         self._buf.clear()
         self._pos = 0
         return self._error
@@ -199,7 +209,7 @@ class _HeadParser(Generic[_StartLine]):
                     raise self._line_too_long()
                 if len(buf) > self.max_header_bytes:
                     raise self._fail(
-                        f"headers exceed {self.max_header_bytes} bytes", 431
+                        f"headers exceed {self.max_header_bytes} bytes", 431, TooManyHeaders
                     )
                 self._pos = pos
                 return False
@@ -238,10 +248,12 @@ class _HeadParser(Generic[_StartLine]):
         if self._start is None:
             status = self._line_status
             what = "start line"
+            kind = self._line_error
         else:
             status = 431
             what = "header line"
-        return self._fail(f"{what} longer than {self.max_line} bytes", status)
+            kind = HeaderLineTooLong
+        return self._fail(f"{what} longer than {self.max_line} bytes", status, kind)
 
     def _parse_start_line(self, line: bytes) -> _StartLine:
         raise NotImplementedError
@@ -255,7 +267,7 @@ class _HeadParser(Generic[_StartLine]):
 
     def _parse_header_line(self, line: bytes) -> None:
         if len(self._headers) >= self.max_headers:
-            raise self._fail(f"more than {self.max_headers} headers", 431)
+            raise self._fail(f"more than {self.max_headers} headers", 431, TooManyHeaders)
         if line[:1] in (b" ", b"\t"):
             raise self._fail("obsolete line folding in headers")
         name, colon, value = line.partition(b":")
@@ -289,7 +301,7 @@ def _parse_version(version: bytes, fail: Callable[..., InvalidMessage]) -> str:
     if m is None:
         raise fail(f"invalid HTTP version {_shown(version)}")
     if m.group(1) != b"1":
-        raise fail(f"unsupported HTTP version {version.decode('ascii')}", 505)
+        raise fail(f"unsupported HTTP version {version.decode('ascii')}", 505, InvalidProtocol)
     return version.decode("ascii")
 
 
@@ -315,6 +327,7 @@ class RequestParser(_HeadParser[Tuple[str, str, str]]):
     """
 
     _line_status = 414
+    _line_error = RequestLineTooLong
     _start_parts = ("method", "request target", "HTTP version")
 
     def __init__(self, **limits: int) -> None:

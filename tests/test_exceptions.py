@@ -36,3 +36,40 @@ def test_connection_closed_says_what_happened(cls, rcvd, sent, rcvd_then_sent, t
     copy = pickle.loads(pickle.dumps(exc))
     assert type(copy) is cls and str(copy) == text
     assert (copy.rcvd, copy.sent, copy.rcvd_then_sent) == (rcvd, sent, rcvd_then_sent)
+
+
+# --- the names websockets users catch -------------------------------------------------------
+
+
+def websockets_exceptions():
+    import websockets.exceptions
+
+    return [getattr(websockets.exceptions, name) for name in websockets.exceptions.__all__]
+
+
+def test_every_websockets_exception_has_its_fastws_twin():
+    import fastws
+    import fastws.exceptions
+
+    for theirs in websockets_exceptions():
+        ours = getattr(fastws.exceptions, theirs.__name__)
+        assert issubclass(ours, fastws.exceptions.WebSocketException), ours
+        assert getattr(fastws, theirs.__name__, ours) is ours
+
+
+def test_the_hierarchy_is_websockets_one():
+    """Where websockets makes one exception a kind of another, so does fastws:
+    ``except InvalidHandshake`` catches what it catches there."""
+    import fastws.exceptions
+
+    for theirs in websockets_exceptions():
+        ours = getattr(fastws.exceptions, theirs.__name__)
+        for base in theirs.__mro__[1:]:
+            if base.__module__ == "websockets.exceptions":
+                assert issubclass(ours, getattr(fastws.exceptions, base.__name__)), (ours, base)
+
+
+def test_websocket_exception_is_fastws_error():
+    from fastws.exceptions import FastWSError, WebSocketException
+
+    assert WebSocketException is FastWSError

@@ -11,17 +11,21 @@ import pytest
 
 from fastws.events import Close, Ping
 from fastws.exceptions import (
+    HeaderLineTooLong,
     InvalidHandshake,
     InvalidHeader,
     InvalidHeaderFormat,
     InvalidHeaderValue,
     InvalidMessage,
+    InvalidMethod,
     InvalidOrigin,
+    InvalidProtocol,
     InvalidState,
     InvalidStatus,
     InvalidUpgrade,
     InvalidURI,
     NegotiationError,
+    RequestLineTooLong,
 )
 from fastws.extensions import ClientExtensionFactory, Extension, ServerExtensionFactory
 from fastws.handshake import (
@@ -353,9 +357,9 @@ def request_bytes(
 
 # (id, raw request, status, exception type, text in the body, headers the response must have)
 BAD_HANDSHAKES = [
-    ("post", request_bytes(method="POST"), 405, InvalidHandshake, "method POST is not allowed", {"Allow": "GET"}),
+    ("post", request_bytes(method="POST"), 405, InvalidMethod, "method POST is not allowed", {"Allow": "GET"}),
     ("http10", request_bytes(version="HTTP/1.0"), 400, InvalidHandshake, "HTTP/1.0 request", {}),
-    ("http2", request_bytes(version="HTTP/2.0"), 505, InvalidMessage, "unsupported HTTP version", {}),
+    ("http2", request_bytes(version="HTTP/2.0"), 505, InvalidProtocol, "unsupported HTTP version", {}),
     ("no-host", request_bytes(drop=["Host"]), 400, InvalidHeader, "missing Host header", {}),
     ("two-hosts", request_bytes(extra=[("Host", "other")]), 400, InvalidHeader, "more than one value", {}),
     (
@@ -466,8 +470,15 @@ BAD_HANDSHAKES = [
         "invalid request line",
         {},
     ),
-    ("headers-too-large", request_bytes(extra=[("X-Big", "v" * 9000)]), 431, InvalidMessage, "header line longer", {}),
-    ("request-line-too-long", request_bytes(path="/" + "a" * 9000), 414, InvalidMessage, "start line longer", {}),
+    (
+        "headers-too-large",
+        request_bytes(extra=[("X-Big", "v" * 9000)]),
+        431,
+        HeaderLineTooLong,
+        "header line longer",
+        {},
+    ),
+    ("request-line-too-long", request_bytes(path="/" + "a" * 9000), 414, RequestLineTooLong, "start line longer", {}),
 ]
 
 
