@@ -36,7 +36,7 @@ import time
 import uuid
 from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
-from ..codec import build_frame
+from ..codec import build_frame, plain_message
 from ..events import Close, Pong
 from ..exceptions import (
     ConcurrencyError,
@@ -44,6 +44,7 @@ from ..exceptions import (
     ConnectionClosedError,
     ConnectionClosedOK,
     InvalidState,
+    ProtocolError,
 )
 from ..frames import CloseCode
 from ..protocol import CLOSING, OPEN, PASS_THROUGH_SIZE, Protocol, State
@@ -286,10 +287,25 @@ class Connection:
         self._in_recv = True
         self._recv_epoch += 1
         try:
+            messages = self._messages
+            if timeout is None and self._close_deadline is None and self._reader.acquire(False):
+                # The common case: nobody else reads; read here until a message comes.
+                try:
+                    closed = self._closed
+                    while not messages and not closed.is_set() and self._close_deadline is None:
+                        self._read_once(None)
+                finally:
+                    self._reader.release()
+                    if self._waiting:
+                        self._notify()
+                if messages:
+                    message = messages.popleft()
+                    if self._paused and len(messages) <= self._low:
+                        self._resume_reading()
+                    return message
             deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
             if not self._wait(self._message_or_end, deadline):
                 raise TimeoutError(f"timed out after {timeout} s waiting for a message")
-            messages = self._messages
             if messages:
                 message = messages.popleft()
                 if self._paused and len(messages) <= self._low:
@@ -401,12 +417,51 @@ class Connection:
             return True
         protocol = self.protocol
         with self._lock:
-            protocol.receive_data(self._view[:n])
-            events = protocol.events_received()
+            parser = protocol.gates.fast_parser
+            if parser is None:
+                protocol.receive_data(self._view[:n])
+                events = protocol.events_received()
+            else:
+                events = self._feed_fast(parser, self._view[:n])
             self._flush_locked()
         if events:
             self._handle_events(events)
         return True
+
+    def _feed_fast(self, parser: Any, data: memoryview) -> List[Any]:
+        """The protocol's fast path (its driver contract; ``self._lock``
+        held): the codec's parser fed here, whole plain messages taken from
+        their frames at once, every other frame given to the protocol.
+        Returns the messages and events, in order."""
+        protocol = self.protocol
+        gates = protocol.gates
+        events: List[Any] = []
+        append = events.append
+        try:
+            frames = parser.feed(data)
+            error = None
+        except ProtocolError as exc:
+            frames, error = exc.frames, exc
+        for index, frame in enumerate(frames):
+            if gates.fast_delivery:
+                message = plain_message(frame)
+                if message is not None:
+                    append(message)
+                    continue
+            reading = protocol.receive_frame(frame)
+            events += protocol.events_received()
+            if not reading:
+                return events  # a close frame, a failure: the rest is discarded
+            if gates.fast_parser is not parser:  # pragma: no cover - no callbacks run here
+                protocol.receive_frames(frames[index + 1 :], error)
+                return events + protocol.events_received()
+        if error is not None:
+            protocol.receive_frames([], error)
+        elif parser.pending() is not None:
+            protocol.receive_frames([])
+        else:
+            return events
+        return events + protocol.events_received()
 
     def _readable(self, timeout: float) -> bool:
         if self.socket.fileno() < 0:
