@@ -15,9 +15,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["basic_auth"]
 
-Credentials = Tuple[str, str]
-
-
 def _is_credentials(value: Any) -> bool:
     return (
         isinstance(value, tuple)
@@ -29,7 +26,7 @@ def _is_credentials(value: Any) -> bool:
 
 def basic_auth(
     realm: str = "",
-    credentials: Union[Credentials, Iterable[Credentials], None] = None,
+    credentials: Union[Tuple[str, str], Iterable[Tuple[str, str]], None] = None,
     check_credentials: Optional[Callable[[str, str], bool]] = None,
 ) -> Callable[[ServerConnection, Request], Optional[Response]]:
     """A ``process_request`` hook that requires HTTP Basic authentication.

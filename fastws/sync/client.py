@@ -14,10 +14,9 @@ lost connection, with exponential backoff.
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
-import ssl as ssl_module
+import ssl
 import time
 import traceback
 from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple, Union
@@ -25,6 +24,7 @@ from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple, Uni
 from ..asyncio.compression import extension_factories
 from ..exceptions import InvalidHandshake, InvalidMessage, InvalidURI, SecurityError
 from ..http11 import HeadersLike
+from ..limits import LoggerLike, QueueLimit, queue_limits, resolve_logger
 from ..protocol import CONNECTING, ClientProtocol
 from ..protocol.types import MaxSize, split_max_size
 from ..proxy import Proxy, parse_proxy, resolve_proxy
@@ -38,7 +38,7 @@ from ..retry import (
 )
 from ..uri import parse_uri
 from ..version import __version__
-from .connection import Connection, LoggerLike, _queue_limits
+from .connection import Connection
 from .proxy import connect_through_proxy
 
 __all__ = [
@@ -55,8 +55,6 @@ __all__ = [
 
 #: The default ``User-Agent`` header.
 USER_AGENT = f"fastws/{__version__}"
-
-MaxQueue = Union[int, None, Tuple[Optional[int], Optional[int]]]
 
 
 class ClientConnection(Connection):
@@ -141,7 +139,7 @@ class reconnect:
         uri: str,
         *,
         sock: Optional[socket.socket] = None,
-        ssl: Optional[ssl_module.SSLContext] = None,
+        ssl: Optional[ssl.SSLContext] = None,
         server_hostname: Optional[str] = None,
         origin: Optional[str] = None,
         extensions: Optional[Sequence[Any]] = None,
@@ -150,7 +148,7 @@ class reconnect:
         additional_headers: Optional[HeadersLike] = None,
         user_agent_header: Optional[str] = USER_AGENT,
         proxy: Union[str, bool, None] = True,
-        proxy_ssl: Optional[ssl_module.SSLContext] = None,
+        proxy_ssl: Optional[ssl.SSLContext] = None,
         proxy_server_hostname: Optional[str] = None,
         process_exception: Callable[[Exception], Optional[Exception]] = process_exception,
         open_timeout: Optional[float] = 10,
@@ -159,8 +157,8 @@ class reconnect:
         close_timeout: Optional[float] = 10,
         reconnect_delays: Callable[[], Iterator[float]] = backoff,
         max_size: MaxSize = 2**20,
-        max_queue: MaxQueue = 16,
-        logger: Union[LoggerLike, str, None] = None,
+        max_queue: QueueLimit = 16,
+        logger: LoggerLike = None,
         create_connection: Optional[Callable[..., ClientConnection]] = None,
         unix: bool = False,
         path: Union[str, os.PathLike[str], None] = None,
@@ -178,11 +176,9 @@ class reconnect:
         if unix and path is None and sock is None:
             raise TypeError("unix=True needs a path")
         self.factories = extension_factories(compression, extensions, server=False)
-        _queue_limits(max_queue)  # ValueError at once
+        queue_limits(max_queue)  # a bad value is refused at the call
         split_max_size(max_size)  # a bad value is refused at the call
-        if isinstance(logger, str) or logger is None:
-            logger = logging.getLogger(logger or "fastws.client")
-        self.logger = logger
+        self.logger = resolve_logger(logger, "fastws.client")
         self.sock, self.ssl, self.server_hostname = sock, ssl, server_hostname
         self.origin, self.subprotocols = origin, subprotocols
         self.additional_headers = additional_headers
@@ -231,7 +227,7 @@ class reconnect:
             if sock.family in (socket.AF_INET, socket.AF_INET6):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.ws_uri.secure:
-                context = self.ssl if self.ssl is not None else ssl_module.create_default_context()
+                context = self.ssl if self.ssl is not None else ssl.create_default_context()
                 sock.settimeout(_remaining(deadline))
                 sock = context.wrap_socket(sock, server_hostname=self.server_hostname or self.ws_uri.host)
             sock.settimeout(None)
@@ -305,7 +301,7 @@ class reconnect:
 
     def connect(self) -> ClientConnection:
         """Open one connection, following redirects (at most
-        :data:`MAX_REDIRECTS`), within ``open_timeout`` in all.
+        :data:`~fastws.retry.MAX_REDIRECTS`), within ``open_timeout`` in all.
 
         Raises:
             As :func:`connect`.
@@ -379,7 +375,7 @@ def connect(
     uri: str,
     *,
     sock: Optional[socket.socket] = None,
-    ssl: Optional[ssl_module.SSLContext] = None,
+    ssl: Optional[ssl.SSLContext] = None,
     server_hostname: Optional[str] = None,
     origin: Optional[str] = None,
     extensions: Optional[Sequence[Any]] = None,
@@ -388,15 +384,15 @@ def connect(
     additional_headers: Optional[HeadersLike] = None,
     user_agent_header: Optional[str] = USER_AGENT,
     proxy: Union[str, bool, None] = True,
-    proxy_ssl: Optional[ssl_module.SSLContext] = None,
+    proxy_ssl: Optional[ssl.SSLContext] = None,
     proxy_server_hostname: Optional[str] = None,
     open_timeout: Optional[float] = 10,
     ping_interval: Optional[float] = 20,
     ping_timeout: Optional[float] = 20,
     close_timeout: Optional[float] = 10,
     max_size: MaxSize = 2**20,
-    max_queue: MaxQueue = 16,
-    logger: Union[LoggerLike, str, None] = None,
+    max_queue: QueueLimit = 16,
+    logger: LoggerLike = None,
     create_connection: Optional[Callable[..., ClientConnection]] = None,
     unix: bool = False,
     path: Union[str, os.PathLike[str], None] = None,

@@ -47,12 +47,12 @@ from ..exceptions import (
     ProtocolError,
 )
 from ..frames import CloseCode
+from ..limits import LoggerLike, QueueLimit, queue_limits, resolve_logger
 from ..protocol import CLOSING, OPEN, PASS_THROUGH_SIZE, Protocol, State
 
-__all__ = ["Connection", "Data", "IDLE_TAKEOVER"]
+__all__ = ["Connection", "IDLE_TAKEOVER"]
 
 Data = Union[str, bytes]
-LoggerLike = Union[logging.Logger, "logging.LoggerAdapter[Any]"]
 
 #: Seconds without a thread in ``recv()`` after which the background thread
 #: reads the socket itself (to answer pings and see a close frame).
@@ -63,27 +63,6 @@ _OK_CODES = frozenset({CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY, CloseCode
 _WANT_READ = (ssl.SSLWantReadError,)
 _INF = float("inf")
 _POLLIN = getattr(select, "POLLIN", 1) | getattr(select, "POLLHUP", 0) | getattr(select, "POLLERR", 0)
-
-
-def _queue_limits(max_queue: Union[int, None, Tuple[Optional[int], Optional[int]]]) -> Tuple[Optional[int], int]:
-    """The (high, low) water marks of ``max_queue``."""
-    if max_queue is None:
-        return None, 0
-    low: Optional[int] = None
-    if isinstance(max_queue, int):
-        high = max_queue
-    else:
-        top, low = max_queue
-        if top is None:
-            return None, 0
-        high = top
-    if high < 1:
-        raise ValueError(f"max_queue must be >= 1 or None, got {high}")
-    if low is None:
-        low = high // 4
-    if not 0 <= low <= high:
-        raise ValueError(f"max_queue's low-water mark must be between 0 and {high}, got {low}")
-    return high, low
 
 
 class Connection:
@@ -109,8 +88,8 @@ class Connection:
             or ``fastws.server``.
 
     Attributes:
-        id (uuid.UUID): A unique id, for logs.
-        logger (logging.LoggerAdapter): The connection's logger, with
+        id: A unique id, for logs (a ``uuid.UUID``).
+        logger: The connection's logger (a ``logging.LoggerAdapter``), with
             ``{"websocket": connection}`` as extra.
         socket (socket.socket): The socket.
         protocol (~fastws.protocol.Protocol): The sans-I/O state machine.
@@ -129,21 +108,20 @@ class Connection:
         ping_interval: Optional[float] = 20,
         ping_timeout: Optional[float] = 20,
         close_timeout: Optional[float] = 10,
-        max_queue: Union[int, None, Tuple[Optional[int], Optional[int]]] = 16,
-        logger: Union[LoggerLike, str, None] = None,
+        max_queue: QueueLimit = 16,
+        logger: LoggerLike = None,
     ) -> None:
-        self._high, self._low = _queue_limits(max_queue)
+        self._high, low = queue_limits(max_queue)
+        self._low = low or 0
         self.socket = sock
         self.protocol = protocol
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.close_timeout = close_timeout
         self.id: uuid.UUID = uuid.uuid4()
-        if logger is None:
-            logger = self._default_logger
-        if isinstance(logger, str):
-            logger = logging.getLogger(logger)
-        self.logger: logging.LoggerAdapter[Any] = logging.LoggerAdapter(logger, {"websocket": self})
+        self.logger: logging.LoggerAdapter[Any] = logging.LoggerAdapter(
+            resolve_logger(logger, self._default_logger), {"websocket": self}
+        )
         self.latency = 0.0
         # Protocol calls and socket writes, in one order.
         self._lock = threading.Lock()
@@ -673,7 +651,7 @@ class Connection:
                 (then check :attr:`state` to tell a pong from a close).
 
         Returns:
-            A :class:`threading.Event` set when the matching pong arrives
+            A ``threading.Event`` set when the matching pong arrives
             (a pong also answers every ping sent before its own).
 
         Raises:

@@ -19,12 +19,11 @@ stops accepting and closes the open connections with 1001.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import select
 import socket
-import ssl as ssl_module
+import ssl
 import threading
 import time
 from typing import Any, Callable, Iterable, Optional, Pattern, Sequence, Set, Tuple, Union
@@ -33,11 +32,12 @@ from ..asyncio.compression import extension_factories
 from ..exceptions import ConnectionClosed
 from ..frames import CloseCode
 from ..http11 import HeadersLike, Request, Response
+from ..limits import LoggerLike, QueueLimit, queue_limits, resolve_logger
 from ..protocol import CONNECTING, OPEN, ServerProtocol
 from ..protocol.types import MaxSize, split_max_size
 from ..version import __version__
 from .auth import basic_auth
-from .connection import Connection, LoggerLike, _queue_limits
+from .connection import Connection
 
 __all__ = ["serve", "unix_serve", "Server", "ServerConnection", "basic_auth", "SERVER"]
 
@@ -98,8 +98,10 @@ class ServerConnection(Connection):
 
     def handshake(
         self,
-        process_request: Optional[ProcessRequest] = None,
-        process_response: Optional[ProcessResponse] = None,
+        process_request: Optional[Callable[[ServerConnection, Request], Optional[Response]]] = None,
+        process_response: Optional[
+        Callable[[ServerConnection, Request, Response], Optional[Response]]
+    ] = None,
         timeout: Optional[float] = None,
     ) -> None:
         """Read the opening handshake request and answer it.
@@ -184,13 +186,11 @@ class Server:
         self,
         socket: socket.socket,
         handler: Callable[[socket.socket, Any], None],
-        logger: Union[LoggerLike, str, None] = None,
+        logger: LoggerLike = None,
     ) -> None:
         self.socket = socket
         self.handler = handler
-        if logger is None or isinstance(logger, str):
-            logger = logging.getLogger(logger or "fastws.server")
-        self.logger = logger
+        self.logger = resolve_logger(logger, "fastws.server")
         self.lock = threading.Lock()
         self.all_connections: Set[ServerConnection] = set()
         self.handler_threads: Set[threading.Thread] = set()
@@ -321,14 +321,16 @@ def serve(
     port: Optional[int] = None,
     *,
     sock: Optional[socket.socket] = None,
-    ssl: Optional[ssl_module.SSLContext] = None,
-    origins: Optional[Sequence[Origin]] = None,
+    ssl: Optional[ssl.SSLContext] = None,
+    origins: Optional[Sequence[Union[str, Pattern[str], None]]] = None,
     extensions: Optional[Sequence[Any]] = None,
     subprotocols: Optional[Sequence[str]] = None,
     select_subprotocol: Optional[Callable[[ServerConnection, Sequence[str]], Optional[str]]] = None,
     compression: Optional[str] = "deflate",
-    process_request: Optional[ProcessRequest] = None,
-    process_response: Optional[ProcessResponse] = None,
+    process_request: Optional[Callable[[ServerConnection, Request], Optional[Response]]] = None,
+    process_response: Optional[
+        Callable[[ServerConnection, Request, Response], Optional[Response]]
+    ] = None,
     server_header: Optional[str] = SERVER,
     extra_headers: Optional[HeadersLike] = None,
     open_timeout: Optional[float] = 10,
@@ -336,8 +338,8 @@ def serve(
     ping_timeout: Optional[float] = 20,
     close_timeout: Optional[float] = 10,
     max_size: MaxSize = 2**20,
-    max_queue: Union[int, None, Tuple[Optional[int], Optional[int]]] = 16,
-    logger: Union[LoggerLike, str, None] = None,
+    max_queue: QueueLimit = 16,
+    logger: LoggerLike = None,
     create_connection: Optional[Callable[..., ServerConnection]] = None,
     unix: bool = False,
     path: Union[str, os.PathLike[str], None] = None,
@@ -399,7 +401,7 @@ def serve(
         TypeError: An unknown keyword argument.
     """
     factories = extension_factories(compression, extensions, server=True)
-    _queue_limits(max_queue)  # ValueError at once
+    queue_limits(max_queue)  # a bad value is refused at the call
     split_max_size(max_size)  # a bad value is refused at the call
     if sock is None:
         if unix:
