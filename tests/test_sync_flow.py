@@ -341,3 +341,40 @@ def test_redirect_from_wss_to_ws_is_refused() -> None:
             port = server.socket.getsockname()[1]
             with pytest.raises(SecurityError, match="wss://"):
                 connect(f"wss://localhost:{port}/old", ssl=client_context, proxy=None)
+
+
+@pytest.mark.parametrize("timeout", [None, TIMEOUT])
+def test_recv_takes_the_socket_back_from_the_background_thread(timeout: Any) -> None:
+    go = threading.Event()
+
+    def handler(ws: ServerConnection) -> None:
+        assert go.wait(TIMEOUT)
+        ws.send("after the takeover")
+        ws.recv()
+
+    with sync_server(handler) as uri, connect(uri, proxy=None, ping_interval=None) as ws:
+        assert wait_until(lambda: ws._bg_reading)  # nobody in recv(): the background thread reads
+        go.set()
+        assert ws.recv(timeout=timeout) == "after the takeover"
+        ws.send("done")
+
+
+def test_threads_send_while_one_receives() -> None:
+    """send() from several threads at once, recv() in another: every message
+    arrives whole, each thread's in its order."""
+    threads_count, per_thread = 4, 200
+    with sync_server(echo) as uri, connect(uri, proxy=None) as ws:
+
+        def sender(n: int) -> None:
+            for i in range(per_thread):
+                ws.send(f"{n}:{i}" if i % 2 else f"{n}:{i}".encode())
+
+        threads = [threading.Thread(target=sender, args=(n,)) for n in range(threads_count)]
+        for thread in threads:
+            thread.start()
+        got = [ws.recv(timeout=TIMEOUT) for _ in range(threads_count * per_thread)]
+        for thread in threads:
+            thread.join(TIMEOUT)
+    for n in range(threads_count):
+        mine = [m if isinstance(m, str) else m.decode() for m in got]
+        assert [m for m in mine if m.startswith(f"{n}:")] == [f"{n}:{i}" for i in range(per_thread)]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import re
-import select
+import selectors
 import socket
 import ssl
 import threading
@@ -216,9 +216,12 @@ class Server:
                 return
             self._serving = True
         self.logger.info("server listening on %s", _address(self.socket))
+        selector = selectors.DefaultSelector()
+        selector.register(self.socket, selectors.EVENT_READ)
+        selector.register(self._watch_r, selectors.EVENT_READ)
         try:
             while True:
-                ready, _, _ = select.select([self.socket, self._watch_r], [], [])
+                ready = [key.fileobj for key, _ in selector.select()]
                 if self._watch_r in ready or self._closing:
                     break
                 try:
@@ -232,6 +235,7 @@ class Server:
                     self.handler_threads.add(thread)
                 thread.start()
         finally:
+            selector.close()
             self._stopped.set()
 
     def _run(self, sock: socket.socket, address: Any) -> None:
