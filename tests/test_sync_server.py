@@ -74,6 +74,21 @@ def test_shutdown_closes_open_connections_with_1001() -> None:
     server.shutdown()  # again: nothing
 
 
+def test_shutdown_from_a_handler_is_refused() -> None:
+    errors: list = []
+
+    def handler(ws: ServerConnection) -> None:
+        try:
+            ws.server.shutdown()
+        except RuntimeError as exc:
+            errors.append(str(exc))
+
+    with sync_server(handler) as uri, connect(uri, proxy=None) as ws:
+        with pytest.raises(ConnectionClosedOK):
+            ws.recv(timeout=TIMEOUT)
+    assert len(errors) == 1 and "connection handler" in errors[0]
+
+
 def test_server_attributes() -> None:
     seen: dict = {}
 

@@ -252,7 +252,13 @@ class Server:
         503, closes the open connections with ``code`` (1001, going away) unless
         ``close_connections`` is False, and waits until every handler
         returned. Calling it again does nothing more.
+
+        Raises:
+            RuntimeError: It is called from a connection handler (it would wait
+                for that handler to return).
         """
+        if threading.current_thread() in self.handler_threads:
+            raise RuntimeError("shutdown() cannot run in a connection handler: it waits for the handlers to return")
         with self.lock:
             already = self._closing
             self._closing = True
