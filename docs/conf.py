@@ -80,6 +80,21 @@ nitpick_ignore_regex = [
     (r"py:(class|func|obj)", r"ssl\.(SSLContext|create_default_context)"),
     (r"py:(class|obj)", r"socket\.socket"),
     (r"py:(class|obj)", r"enum\.(Enum|IntEnum)"),  # the bases of State, Side, Opcode, CloseCode
+    (r"py:(class|obj)", r"logging\.(Logger|LoggerAdapter)"),  # the logger= options
+    (r"py:(class|obj)", r"os\.PathLike"),  # unix_serve(path=), unix_connect(path=)
+    (r"py:(class|obj)", r"threading\.Event"),  # what fastws.sync's ping() returns
+    (r"py:(class|obj)", r"http\.HTTPStatus"),  # respond(status)
+    (r"py:(class|func|obj)", r"re\.(compile|Pattern)"),  # origins
+    (r"py:(func|obj)", r"urllib\.request\.(getproxies|proxy_bypass)"),  # fastws.proxy.get_proxy
+    (r"py:(func|obj)", r"socket\.create_connection"),
+    (r"py:(class|obj)", r"ssl\.SSLSocket"),
+    # Type aliases of the options (fastws.limits.QueueLimit, fastws.protocol.types.MaxSize...),
+    # shown in signatures under their short names: the options' Args say what they take.
+    (
+        r"py:(class|obj)",
+        "(QueueLimit|WriteLimit|MaxSize|LoggerLike|ProcessRequest|ProcessResponse|Data|OriginRule|"
+        + "Credentials|CheckCredentials)",
+    ),
     # uvicorn's exception that fastws.uvicorn raises: uvicorn documents no API to link to
     (r"py:(exc|class)", r"ClientDisconnected"),
 ]

@@ -303,37 +303,29 @@ class NegotiationError(InvalidHandshake):
     was not offered, or nothing acceptable was offered."""
 
 
-class _ParameterError(NegotiationError):
-    """An extension parameter refused by its name (see the subclasses).
+class DuplicateParameter(NegotiationError):
+    """An extension parameter appears twice.
 
     Args:
         name: The parameter's name.
-        message: The message, if not the class's default one.
+        message: The message, if not the default one.
 
     Attributes:
         name (str): The parameter's name.
     """
 
-    #: The message unless one is given; ``{name}`` is the parameter's name.
-    default_message = "invalid parameter {name}"
-
     def __init__(self, name: str, message: str | None = None) -> None:
-        super().__init__(message or self.default_message.format(name=name))
+        super().__init__(message or f"duplicate parameter {name}")
         self.name = name
 
 
-class DuplicateParameter(_ParameterError):
-    """An extension parameter appears twice. Args: ``name``, and ``message`` if
-    not the default one."""
+class InvalidParameterName(NegotiationError):
+    """An extension parameter is unknown. Takes the arguments of
+    :class:`DuplicateParameter`, and has its ``name``."""
 
-    default_message = "duplicate parameter {name}"
-
-
-class InvalidParameterName(_ParameterError):
-    """An extension parameter is unknown. Args: ``name``, and ``message`` if not
-    the default one."""
-
-    default_message = "invalid parameter name {name!r}"
+    def __init__(self, name: str, message: str | None = None) -> None:
+        super().__init__(message or f"invalid parameter name {name!r}")
+        self.name = name
 
 
 class InvalidParameterValue(NegotiationError):

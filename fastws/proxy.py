@@ -293,7 +293,7 @@ class ConnectResponseParser(_HeadParser[Tuple[str, int, str]]):
         self.response: Optional[Response] = None
         self.trailing = b""
 
-    def feed(self, data) -> Optional[Response]:
+    def feed(self, data: Union[bytes, bytearray, memoryview]) -> Optional[Response]:
         """Parse the next bytes of the answer.
 
         Args:

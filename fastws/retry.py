@@ -194,7 +194,7 @@ def redirect_uri(uri: Union[str, WebSocketURI], exc: BaseException) -> Optional[
     target = urllib.parse.urlsplit(urllib.parse.urljoin(base, location.strip()))
     scheme = _SCHEMES.get(target.scheme.lower(), target.scheme)
     # A fragment means nothing to a WebSocket server (and parse_uri refuses it).
-    new_uri = urllib.parse.urlunsplit(target._replace(scheme=scheme, fragment=""))
+    new_uri: str = urllib.parse.urlunsplit(target._replace(scheme=scheme, fragment=""))
     new = parse_uri(new_uri)  # InvalidURI for anything but ws:// and wss://
     if old.secure and not new.secure:
         raise SecurityError(f"cannot follow a redirect from wss:// down to {new_uri}")

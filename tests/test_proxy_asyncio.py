@@ -10,7 +10,6 @@ import socket
 import sys
 
 import pytest
-from proxy_helpers import Certificates, ProxyServer, fake_proxy
 
 import fastws
 from fastws.asyncio import proxy as asyncio_proxy
@@ -20,6 +19,7 @@ from fastws.proxy import parse_proxy
 from fastws.uri import parse_uri
 
 from asyncio_helpers import HANDSHAKE, run
+from proxy_helpers import Certificates, ProxyServer, fake_proxy
 
 pytest.importorskip("pproxy")
 pytest.importorskip("python_socks")

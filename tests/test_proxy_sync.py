@@ -11,7 +11,6 @@ import socket
 import threading
 
 import pytest
-from proxy_helpers import Certificates, ProxyServer, fake_proxy
 
 from fastws.exceptions import InvalidProxy, InvalidProxyMessage, InvalidProxyStatus, ProxyError
 from fastws.proxy import parse_proxy
@@ -22,6 +21,7 @@ from fastws.sync.server import serve
 from fastws.uri import parse_uri
 
 from asyncio_helpers import HANDSHAKE
+from proxy_helpers import Certificates, ProxyServer, fake_proxy
 
 pytest.importorskip("pproxy")
 pytest.importorskip("python_socks")

@@ -14,15 +14,6 @@ import time
 from typing import Any, List
 
 import pytest
-from sync_helpers import (
-    TIMEOUT,
-    echo,
-    running,
-    silent_client,
-    silent_server,
-    sync_server,
-    wait_until,
-)
 
 from fastws.events import Close, Ping
 from fastws.exceptions import (
@@ -36,6 +27,16 @@ from fastws.protocol import CLOSED
 from fastws.sync.client import backoff, connect, process_exception, reconnect
 from fastws.sync.connection import IDLE_TAKEOVER
 from fastws.sync.server import ServerConnection, serve
+
+from sync_helpers import (
+    TIMEOUT,
+    echo,
+    running,
+    silent_client,
+    silent_server,
+    sync_server,
+    wait_until,
+)
 
 
 def test_client_keepalive_fails_with_1011_when_pongs_do_not_come() -> None:

@@ -13,12 +13,13 @@ import pytest
 import websockets.asyncio.server
 import websockets.sync.client
 import websockets.sync.server
-from sync_helpers import TIMEOUT, echo, sync_server
 
 import fastws
 from fastws.exceptions import ConcurrencyError, ConnectionClosedError, ConnectionClosedOK
 from fastws.protocol import CLOSED, OPEN
 from fastws.sync.client import connect
+
+from sync_helpers import TIMEOUT, echo, sync_server
 
 
 class Fragments:

@@ -14,7 +14,6 @@ import threading
 from typing import Any
 
 import pytest
-from sync_helpers import TIMEOUT, echo, running, sync_server
 
 from fastws.exceptions import (
     ConnectionClosedError,
@@ -24,6 +23,8 @@ from fastws.exceptions import (
 )
 from fastws.sync.client import connect, unix_connect
 from fastws.sync.server import ServerConnection, basic_auth, serve, unix_serve
+
+from sync_helpers import TIMEOUT, echo, running, sync_server
 
 
 def test_handler_return_closes_1000_and_raise_closes_1011(caplog: pytest.LogCaptureFixture) -> None:

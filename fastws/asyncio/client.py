@@ -48,6 +48,7 @@ from typing import (
 )
 
 from .. import retry
+from ..compression import extension_factories
 from ..exceptions import InvalidHandshake, InvalidMessage, SecurityError
 from ..headers import HeadersLike
 from ..http11 import Response
@@ -56,7 +57,6 @@ from ..protocol import DEFAULT_MAX_SIZE, ClientProtocol
 from ..protocol.types import MaxSize, split_max_size
 from ..proxy import parse_proxy, resolve_proxy
 from ..uri import parse_uri
-from .compression import extension_factories
 from .connection import Connection, Listener
 from .proxy import create_connection_through_proxy
 

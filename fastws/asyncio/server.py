@@ -37,6 +37,7 @@ from typing import (
     Tuple,
 )
 
+from ..compression import extension_factories
 from ..frames import CloseCode
 from ..handshake import OriginRule, check_origins
 from ..headers import TOKEN
@@ -45,7 +46,6 @@ from ..limits import LoggerLike, QueueLimit, WriteLimit, queue_limits, resolve_l
 from ..protocol import CONNECTING, DEFAULT_MAX_SIZE, OPEN, ServerProtocol
 from ..protocol.types import MaxSize
 from .auth import basic_auth
-from .compression import extension_factories
 from .connection import Listener, broadcast
 from .server_connection import ProcessRequest, ProcessResponse, ServerConnection
 

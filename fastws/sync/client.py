@@ -21,7 +21,7 @@ import time
 import traceback
 from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple, Union
 
-from ..asyncio.compression import extension_factories
+from ..compression import extension_factories
 from ..exceptions import InvalidHandshake, InvalidMessage, InvalidURI, SecurityError
 from ..http11 import HeadersLike
 from ..limits import LoggerLike, QueueLimit, queue_limits, resolve_logger

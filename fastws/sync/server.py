@@ -28,7 +28,7 @@ import threading
 import time
 from typing import Any, Callable, Iterable, Optional, Pattern, Sequence, Set, Tuple, Union
 
-from ..asyncio.compression import extension_factories
+from ..compression import extension_factories
 from ..exceptions import ConnectionClosed
 from ..frames import CloseCode
 from ..http11 import HeadersLike, Request, Response

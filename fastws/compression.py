@@ -1,10 +1,11 @@
-"""The ``compression`` and ``extensions`` options of serve() and connect()."""
+"""The ``compression`` and ``extensions`` options of every driver's serve() and
+connect(): the extension factories they give the protocol."""
 
 from __future__ import annotations
 
 from typing import Any, Optional, Sequence
 
-from ..deflate import ClientPerMessageDeflateFactory, ServerPerMessageDeflateFactory
+from .deflate import ClientPerMessageDeflateFactory, ServerPerMessageDeflateFactory
 
 
 def extension_factories(
