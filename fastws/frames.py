@@ -50,7 +50,13 @@ class CloseCode(enum.IntEnum):
     """Close status codes (RFC 6455 section 7.4.1 and the IANA registry).
 
     1005, 1006 and 1015 are reported locally and never sent in a close frame.
+
+    ``str()`` gives the number, as for an ``IntEnum`` from Python 3.11 on
+    (``print(exc.rcvd.code)`` prints ``1001`` on every version).
     """
+
+    def __str__(self) -> str:
+        return str(self.value)
 
     NORMAL_CLOSURE = 1000
     GOING_AWAY = 1001

@@ -163,3 +163,11 @@ def test_build_reason_of_123_bytes(codec, reason):
 def test_round_trip(codec, code):
     for reason in ("", "normal", "日本語" * 13):
         assert codec.parse_close(codec.build_close(code, reason)) == (code, reason)
+
+
+def test_close_code_prints_as_its_number():
+    """As websockets' plain ints do, and as IntEnum does from Python 3.11 on."""
+    from fastws.frames import CloseCode
+
+    assert str(CloseCode.GOING_AWAY) == "1001" and f"{CloseCode.GOING_AWAY}" == "1001"
+    assert repr(CloseCode.GOING_AWAY) == "<CloseCode.GOING_AWAY: 1001>"
