@@ -153,7 +153,7 @@ def test_utf8_target_catches_a_lax_validator():
 def test_http_target_catches_an_undocumented_exception(monkeypatch):
     from fastws import http11
 
-    def fail(self, message, status=400):
+    def fail(self, message, *args):
         raise ValueError(message)
 
     data = seed("http", b"HTTP/2.0")
