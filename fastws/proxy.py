@@ -56,14 +56,15 @@ DEFAULT_PORTS = {
     "socks5h": 1080,
 }
 
-# Everything from the authority's start to the last @: the credentials, even
-# when a password holds an unencoded "/", "?", "#" or "@".
-_USER_INFO = re.compile(r"(?<=//).*@", re.DOTALL)
+# Everything after the scheme (or from the start, without one: "user:pass@host",
+# "http:/user:pass@host") to the last @: the credentials, even when a password
+# holds an unencoded "/", "?", "#" or "@".
+_USER_INFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*:/{1,2})?.*@", re.DOTALL)
 
 
 def _redact(proxy: str) -> str:
     """The URL with its credentials replaced by ``***``, for error messages."""
-    return _USER_INFO.sub("***@", proxy, count=1)
+    return _USER_INFO.sub(lambda m: (m.group(1) or "") + "***@", proxy, count=1)
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,12 @@ def parse_proxy(proxy: str) -> Proxy:
         raise InvalidProxy(shown, "invalid port") from None
     scheme = parsed.scheme.lower()
     if scheme not in DEFAULT_PORTS:
-        what = f"scheme {scheme!r}" if scheme else "no scheme"
+        if not scheme or not shown.lower().startswith(f"{scheme}:"):
+            # No scheme, or what urllib took for one is part of the credentials
+            # ("user:pass@host"): not to be shown.
+            what = "no scheme"
+        else:
+            what = f"scheme {scheme!r}"
         raise InvalidProxy(shown, f"{what} isn't supported (use http, https, socks4, socks4a, socks5 or socks5h)")
     if not parsed.hostname:
         raise InvalidProxy(shown, "no host")

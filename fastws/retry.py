@@ -22,7 +22,7 @@ import random
 import urllib.parse
 from typing import Iterator, Optional, Union
 
-from .exceptions import InvalidMessage, InvalidStatus, SecurityError
+from .exceptions import InvalidMessage, InvalidStatus, InvalidURI, SecurityError
 from .headers import Headers, HeadersLike
 from .uri import WebSocketURI, parse_uri
 
@@ -156,7 +156,15 @@ def process_exception(exc: Exception) -> Optional[Exception]:
     return exc
 
 
-def _uri_string(uri: WebSocketURI) -> str:
+def shown_uri(uri: WebSocketURI) -> str:
+    """The URI as a string without its credentials, for messages and logs.
+
+    Args:
+        uri: A parsed WebSocket URI.
+
+    Returns:
+        ``ws://`` or ``wss://``, the host (and port unless the default), the path.
+    """
     scheme = "wss" if uri.secure else "ws"
     return f"{scheme}://{uri.host_header}{uri.resource_name}"
 
@@ -189,15 +197,20 @@ def redirect_uri(uri: Union[str, WebSocketURI], exc: BaseException) -> Optional[
     location = exc.response.headers.get("Location")
     if location is None:
         return None
-    base = uri if isinstance(uri, str) else _uri_string(uri)
+    base = uri if isinstance(uri, str) else shown_uri(uri)
     old = parse_uri(base) if isinstance(uri, str) else uri
     target = urllib.parse.urlsplit(urllib.parse.urljoin(base, location.strip()))
     scheme = _SCHEMES.get(target.scheme.lower(), target.scheme)
     # A fragment means nothing to a WebSocket server (and parse_uri refuses it).
     new_uri: str = urllib.parse.urlunsplit(target._replace(scheme=scheme, fragment=""))
-    new = parse_uri(new_uri)  # InvalidURI for anything but ws:// and wss://
+    try:
+        new = parse_uri(new_uri)  # InvalidURI for anything but ws:// and wss://
+    except InvalidURI as error:
+        # Said without the credentials the original URI may have carried over.
+        shown = target._replace(scheme=scheme, netloc=target.netloc.rpartition("@")[2], fragment="")
+        raise InvalidURI(urllib.parse.urlunsplit(shown), error.reason) from None
     if old.secure and not new.secure:
-        raise SecurityError(f"cannot follow a redirect from wss:// down to {new_uri}")
+        raise SecurityError(f"cannot follow a redirect from wss:// down to {shown_uri(new)}")
     return new_uri
 
 

@@ -247,3 +247,22 @@ async def test_ssl_with_ws_uri_rejected():
     with pytest.raises(ValueError) as info:
         connect("ws://localhost/", ssl=ssl.create_default_context())
     assert str(info.value) == "connect() got an ssl context for a ws:// URI; use wss://"
+
+
+@run
+async def test_a_timeout_of_the_connection_itself_is_not_called_open_timeout():
+    """connect(2) timing out (ETIMEDOUT) is raised as it is, not as the expiry
+    of open_timeout (from Python 3.11 on both are TimeoutError)."""
+    loop = asyncio.get_running_loop()
+
+    async def timing_out(*args, **kwargs):
+        raise TimeoutError(110, "Connection timed out")
+
+    loop.create_connection = timing_out  # type: ignore[method-assign]
+    try:
+        with pytest.raises(TimeoutError) as caught:
+            await fastws.connect("ws://127.0.0.1:1/", open_timeout=30, proxy=None)
+    finally:
+        del loop.create_connection
+    assert caught.value.errno == 110 and "open_timeout" not in str(caught.value)
+    assert "during the opening handshake" not in str(caught.value)

@@ -376,3 +376,20 @@ def test_answer_eof(received):
     assert parser.feed(received) is None
     with pytest.raises(InvalidProxyMessage, match="closed the connection before answering"):
         parser.feed_eof()
+
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        # No scheme (HTTPS_PROXY=user:pass@host is a common slip), or a broken one.
+        ("user:secret@proxy:3128", "***@proxy:3128"),
+        ("http:/user:secret@proxy:3128", "http:/***@proxy:3128"),
+        ("user:sec@ret@proxy", "***@proxy"),
+    ],
+)
+def test_parse_proxy_without_a_scheme_hides_credentials(url, shown):
+    with pytest.raises(InvalidProxy) as exc_info:
+        parse_proxy(url)
+    for secret in ("sec", "ret", "user"):
+        assert secret not in str(exc_info.value)
+    assert exc_info.value.proxy == shown

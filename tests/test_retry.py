@@ -265,3 +265,21 @@ def test_same_origin(a, b, same):
 def test_strip_credentials(headers, kept):
     result = retry.strip_credentials(headers)
     assert (None if result is None else list(result)) == kept
+
+
+@pytest.mark.parametrize(
+    "uri, location, error",
+    [
+        ("wss://alice:s3cret@example.com/chat", "ws://example.com/next", SecurityError),
+        ("ws://alice:s3cret@example.com/chat", "ftp://example.com/next", InvalidURI),
+    ],
+)
+def test_redirect_errors_hide_the_uri_credentials(uri, location, error):
+    refused = InvalidStatus(Response(302, headers=Headers([("Location", location)])))
+    with pytest.raises(error) as caught:
+        retry.redirect_uri(uri, refused)
+    assert "s3cret" not in str(caught.value) and "alice" not in str(caught.value)
+
+
+def test_shown_uri_has_no_credentials():
+    assert retry.shown_uri(parse_uri("wss://alice:s3cret@example.com:8443/a?b")) == "wss://example.com:8443/a?b"

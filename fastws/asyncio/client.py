@@ -63,6 +63,14 @@ from .proxy import create_connection_through_proxy
 __all__ = ["connect", "unix_connect", "connect_listener", "ClientConnection"]
 
 
+class _InnerTimeout(Exception):
+    """Carries a timeout raised inside ``open_timeout`` past ``wait_for``."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(error)
+        self.error = error
+
+
 class ClientConnection(Connection):
     """A connection opened by :func:`connect`: a :class:`Connection` on the
     client side, with the server's :attr:`~Connection.response`."""
@@ -389,14 +397,15 @@ class connect:
         if new_uri is None:
             return False
         new = parse_uri(new_uri)
+        shown = retry.shown_uri(new)  # the URI's credentials stay out of messages
         if "sock" in self._kwargs:
-            raise ValueError(f"cannot follow a redirect to {new_uri} with a preexisting socket") from exc
+            raise ValueError(f"cannot follow a redirect to {shown} with a preexisting socket") from exc
         if not retry.same_origin(self.uri, new):
             if self._unix:
-                raise ValueError(f"cannot follow a redirect to another origin, {new_uri}, over a Unix socket") from exc
+                raise ValueError(f"cannot follow a redirect to another origin, {shown}, over a Unix socket") from exc
             if self._host is not None or self._port is not None:
                 raise ValueError(
-                    f"cannot follow a redirect to another origin, {new_uri}, with host or port given"
+                    f"cannot follow a redirect to another origin, {shown}, with host or port given"
                 ) from exc
             self._extra_headers = retry.strip_credentials(self._extra_headers)
         self._uri, self.uri = new_uri, new
@@ -416,11 +425,23 @@ class connect:
         if self.connection is not None and self.connection.transport is not None:
             self.connection.transport.abort()
 
+    async def _open_within_timeout(self) -> ClientConnection:
+        try:
+            return await self._open_following_redirects()
+        except (TimeoutError, asyncio.TimeoutError) as exc:
+            # A timeout of the connection's own (connect(2), TLS, a proxy): told
+            # apart from open_timeout's, which is the same class from 3.11 on.
+            raise _InnerTimeout(exc) from None
+
     async def _create(self) -> ClientConnection:
         try:
             if self.open_timeout is None:
                 return await self._open_following_redirects()
-            return await asyncio.wait_for(self._open_following_redirects(), self.open_timeout)
+            return await asyncio.wait_for(self._open_within_timeout(), self.open_timeout)
+        except _InnerTimeout as wrapper:
+            self._abort()
+            error = wrapper.error
+            raise error from error.__cause__
         except asyncio.TimeoutError:
             self._abort()
             raise TimeoutError(f"timed out after {self.open_timeout} s during the opening handshake") from None
