@@ -478,6 +478,25 @@ async def test_close_without_closing_connections():
         await srv.wait_closed()
 
 
+@run
+async def test_handlers_cancelled_at_shutdown_close_their_connections():
+    """close(close_connections=False) gives the handlers close_timeout, then
+    cancels them: their connections go away with 1001 instead of staying open
+    with nobody to read them."""
+
+    async def sleeper(websocket):
+        await asyncio.sleep(3600)
+
+    async with server(sleeper, close_timeout=0.2) as (srv, uri):
+        async with fastws.connect(uri) as websocket:
+            srv.close(close_connections=False)
+            await srv.wait_closed()
+            with pytest.raises(fastws.ConnectionClosed) as info:
+                await websocket.recv()
+            assert (info.value.code, info.value.reason) == (1001, "server shutting down")
+        assert not srv.all_connections or all(c.state.name == "CLOSED" for c in srv.all_connections)
+
+
 # --- TLS ----------------------------------------------------------------------------------
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, Union
 from ..exceptions import ConnectionClosed, InvalidHandshake, ProtocolError
 from ..frames import CloseCode
 from ..http11 import Request, Response
-from ..protocol import CONNECTING, ServerProtocol
+from ..protocol import CONNECTING, OPEN, ServerProtocol
 from .connection import Connection
 
 if TYPE_CHECKING:
@@ -259,6 +259,17 @@ class ServerConnection(Connection):
                 await handler(self)
         except ConnectionClosed as exc:
             self.logger.debug("connection handler ended: %s", exc)
+        except asyncio.CancelledError:
+            # Cancelled (at shutdown, after close_timeout): nobody reads this
+            # connection any more. It goes away (1001), and TCP closes once the
+            # close frame is out.
+            protocol = self.protocol
+            if protocol.state is OPEN:
+                protocol.send_close(CloseCode.GOING_AWAY, "server shutting down")
+                self._flush()
+            if self.transport is not None:
+                self.transport.close()
+            raise
         except Exception:
             self.logger.error("connection handler failed", exc_info=True)
             await self._close_quietly(CloseCode.INTERNAL_ERROR)
