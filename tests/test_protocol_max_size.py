@@ -111,3 +111,31 @@ async def test_connect_and_serve_take_the_pair():
 def test_bad_pair_refused_at_the_call():
     with pytest.raises(ValueError, match="max_size fragment limit must be >= 0"):
         fastws.connect("ws://localhost/", max_size=(10, -1))
+
+
+@pytest.mark.parametrize(
+    "max_size, reason",
+    [
+        # A 200 000-byte message of zeros deflates to a few hundred bytes: under
+        # the fragment limit as it arrives, far over it once inflated.
+        ((None, 1000), "frame of at least 1001 bytes exceeds max_size of 1000 bytes"),
+        ((5000, 1000), "frame of at least 1001 bytes exceeds max_size of 1000 bytes"),
+        ((500, 1000), "message of at least 501 bytes exceeds max_size of 500 bytes"),
+    ],
+)
+@run
+async def test_fragment_limit_bounds_the_inflated_size(max_size, reason):
+    """As websockets does: a compressed frame is held to the fragment limit
+    once inflated, not only as it arrives."""
+
+    async def echo(websocket):
+        async for message in websocket:
+            await websocket.send(message)
+
+    async with server(echo, max_size=max_size) as (_, uri):
+        async with fastws.connect(uri) as websocket:
+            assert websocket.protocol.extensions  # permessage-deflate negotiated
+            await websocket.send(bytes(200_000))
+            with pytest.raises(fastws.ConnectionClosedError) as caught:
+                await websocket.recv()
+    assert (caught.value.code, caught.value.reason) == (1009, reason)

@@ -63,6 +63,7 @@ class MessageAssembler:
         "_gates",
         "max_size",
         "_max_fragment",
+        "_fragment_limit",
         "plain_message",
         "_limit_in_parser",
         "_reading",
@@ -81,6 +82,9 @@ class MessageAssembler:
         self._codec = codec
         self._gates = gates
         self.max_size = max_size
+        # The limit on each fragment bounds its inflated size too (the parser
+        # bounds what arrives).
+        self._fragment_limit = max_fragment
         # A limit on each fragment below 125 bytes is checked here: the frame
         # parser's limit never goes below 125, for control frames.
         self._max_fragment = max_fragment if max_fragment is not None and max_fragment < 125 else None
@@ -198,13 +202,22 @@ class MessageAssembler:
         max_size = self.max_size
         if self._decoded:
             remaining = None if max_size is None else max_size - self._size
+            fragment = self._fragment_limit
+            if fragment is not None and remaining is not None and fragment >= remaining:
+                fragment = None  # the message's limit binds first
             try:
-                payload = self._ext.decode(payload, first=first, fin=fin, max_size=remaining)
+                payload = self._ext.decode(
+                    payload, first=first, fin=fin, max_size=remaining if fragment is None else fragment
+                )
             except PayloadTooBig:
-                if max_size is None:  # (an extension's own limit: its message)
-                    raise
                 # The extension stops decoding one byte past the limit: said
                 # with the user's max_size, as for a message sent as it is.
+                if fragment is not None:
+                    raise PayloadTooBig(
+                        f"frame of at least {fragment + 1} bytes exceeds max_size of {fragment} bytes"
+                    ) from None
+                if max_size is None:  # (an extension's own limit: its message)
+                    raise
                 raise PayloadTooBig(
                     f"message of at least {max_size + 1} bytes"
                     f" exceeds max_size of {max_size} bytes"
