@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Optional, Tuple, Union
 
 __all__ = ["QueueLimit", "WriteLimit", "LoggerLike", "queue_limits", "write_limits"]
 
@@ -13,8 +13,13 @@ __all__ = ["QueueLimit", "WriteLimit", "LoggerLike", "queue_limits", "write_limi
 QueueLimit = Union[int, Tuple[int, Optional[int]], None]
 #: ``write_limit``: a high-water mark, or ``(high, low)``.
 WriteLimit = Union[int, Tuple[int, Optional[int]]]
+if TYPE_CHECKING:
+    _Adapter = logging.LoggerAdapter[Any]
+else:  # LoggerAdapter takes no subscript at run time before Python 3.11
+    _Adapter = logging.LoggerAdapter
+
 #: ``logger``: a logger, a logger's name, or None for the default.
-LoggerLike = Union[logging.Logger, "logging.LoggerAdapter[Any]", str, None]
+LoggerLike = Union[logging.Logger, _Adapter, str, None]
 
 
 def _split_limit(name: str, value: Any) -> Tuple[int, Optional[int]]:
@@ -84,7 +89,7 @@ def write_limits(write_limit: WriteLimit) -> Tuple[int, int]:
     return high, low
 
 
-def resolve_logger(logger: LoggerLike, default: str) -> Union[logging.Logger, logging.LoggerAdapter[Any]]:
+def resolve_logger(logger: LoggerLike, default: str) -> Union[logging.Logger, _Adapter]:
     """The logger a connection logs to.
 
     Args:

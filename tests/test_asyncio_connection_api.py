@@ -17,7 +17,7 @@ import fastws
 from fastws.exceptions import BroadcastError, ConcurrencyError
 from fastws.limits import queue_limits, write_limits
 
-from asyncio_helpers import run, server
+from asyncio_helpers import listener_server, run, server
 
 
 async def echo(websocket):
@@ -326,3 +326,21 @@ async def test_broadcast_skips_closed_connections_silently():
         await client.close()
         await server_side[0].wait_closed()
         fastws.broadcast(server_side, "nobody", raise_exceptions=True)  # nothing raised
+
+
+@run
+async def test_ping_nowait_from_a_listener():
+    """A Listener callback cannot await ping(): ping_nowait() sends the ping at
+    once and gives the same pong waiter."""
+    waiters = []
+
+    class Pinger(fastws.Listener):
+        def on_message(self, connection, message):
+            waiters.append(connection.ping_nowait(b"from on_message"))
+            connection.send_nowait(message)
+
+    async with listener_server(Pinger) as (_, uri), fastws.connect(uri) as websocket:
+        await websocket.send("go")
+        assert await websocket.recv() == "go"
+        (waiter,) = waiters
+        assert await asyncio.wait_for(waiter, 5) >= 0

@@ -706,9 +706,12 @@ class Connection(FastPath, asyncio.BufferedProtocol):
                 for its pong.
             TypeError: If ``data`` is neither ``str`` nor bytes-like.
         """
-        return self._ping(data)
+        return self.ping_nowait(data)
 
-    def _ping(self, data: Optional[Data] = None) -> asyncio.Future[float]:
+    def ping_nowait(self, data: Optional[Data] = None) -> asyncio.Future[float]:
+        """:meth:`ping` without awaiting, for :class:`Listener` callbacks (which
+        cannot await) and other plain functions; the same arguments, result and
+        errors."""
         if data is None:
             data = os.urandom(4)
             while data in self._pings:
@@ -760,7 +763,7 @@ class Connection(FastPath, asyncio.BufferedProtocol):
         self._keepalive = None
         if self.protocol.state is not OPEN:
             return
-        future = self._ping()
+        future = self.ping_nowait()
         if self.ping_timeout is not None:
             self._keepalive = self.loop.call_later(self.ping_timeout, self._keepalive_timed_out, future)
         future.add_done_callback(self._keepalive_pong)
