@@ -489,14 +489,7 @@ class Connection(FastPath, asyncio.BufferedProtocol):
             UnicodeDecodeError: With ``decode=True``, for a binary message that
                 is not UTF-8.
         """
-        if decode is None:
-            return await self._recv()
-        message = await self._recv()
-        if isinstance(message, str):
-            return message if decode else message.encode("utf-8")
-        return message.decode("utf-8") if decode else message
-
-    async def _recv(self) -> Data:
+        # One coroutine, no helper awaited: recv() is on the hot path.
         messages = self._messages
         if messages:
             message = messages.popleft()
@@ -506,22 +499,26 @@ class Connection(FastPath, asyncio.BufferedProtocol):
                 self._reading_paused = False
                 if not self._closed.done():
                     self.transport.resume_reading()
+        else:
+            if self.protocol.close_rcvd is not None or self._closed.done():
+                raise self._closed_exc()
+            if self._recv_waiter is not None:
+                raise ConcurrencyError("cannot call recv() while another coroutine is already in recv()")
+            if self.listener is not None:
+                raise InvalidState("recv() is not available on a connection with a Listener")
+            waiter = self._recv_waiter = self.loop.create_future()
+            try:
+                message = await waiter
+            finally:
+                if self._recv_waiter is waiter:
+                    self._recv_waiter = None
+            if message is _CLOSED:
+                raise self._closed_exc()
+        if decode is None:
             return message
-        if self.protocol.close_rcvd is not None or self._closed.done():
-            raise self._closed_exc()
-        if self._recv_waiter is not None:
-            raise ConcurrencyError("cannot call recv() while another coroutine is already in recv()")
-        if self.listener is not None:
-            raise InvalidState("recv() is not available on a connection with a Listener")
-        waiter = self._recv_waiter = self.loop.create_future()
-        try:
-            message = await waiter
-        finally:
-            if self._recv_waiter is waiter:
-                self._recv_waiter = None
-        if message is _CLOSED:
-            raise self._closed_exc()
-        return message
+        if isinstance(message, str):
+            return message if decode else message.encode("utf-8")
+        return message.decode("utf-8") if decode else message
 
     async def recv_streaming(self, decode: Optional[bool] = None) -> AsyncIterator[Data]:
         """The next message, as an asynchronous iterator of its fragments.
@@ -546,7 +543,7 @@ class Connection(FastPath, asyncio.BufferedProtocol):
         """``async for message in connection`` ends on a normal close and raises
         :class:`ConnectionClosedError` on an abnormal one."""
         try:
-            return await self._recv()
+            return await self.recv()
         except ConnectionClosedOK:
             raise StopAsyncIteration from None
 
