@@ -23,6 +23,7 @@ from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple, Uni
 
 from ..compression import extension_factories
 from ..exceptions import InvalidHandshake, InvalidMessage, InvalidURI, SecurityError
+from ..frames import CloseCode
 from ..http11 import HeadersLike
 from ..limits import LoggerLike, QueueLimit, queue_limits, resolve_logger
 from ..protocol import CONNECTING, ClientProtocol
@@ -257,7 +258,13 @@ class reconnect:
         )
 
     def _open_connection(self, deadline: Optional[float]) -> ClientConnection:
-        sock = self._open_socket(deadline)
+        try:
+            sock = self._open_socket(deadline)
+        except socket.timeout as exc:
+            if isinstance(exc, TimeoutError):  # Python >= 3.10: the same class
+                raise
+            # Python 3.9: socket.timeout is an OSError, not a TimeoutError.
+            raise TimeoutError(f"timed out while opening the connection: {exc}") from exc
         try:
             options: Dict[str, Any] = dict(
                 origin=self.origin,
@@ -358,8 +365,16 @@ class reconnect:
                 time.sleep(delay)
                 continue
             delays = None
-            with connection:
+            try:
                 yield connection
+            except GeneratorExit:
+                connection.close()  # the loop was left (break): a normal closure
+                raise
+            except BaseException:
+                connection.close(CloseCode.INTERNAL_ERROR)
+                raise
+            else:
+                connection.close()
 
 
 def _remaining(deadline: Optional[float]) -> Optional[float]:

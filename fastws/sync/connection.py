@@ -195,9 +195,8 @@ class Connection(ConnectionCore):
         finally:
             self._in_recv = False
             self._recv_lock.release()
-            if self._bg_parked:
-                with self._bg_cond:
-                    self._bg_cond.notify()
+            if self._bg_parked:  # read after _in_recv changed: see _background_loop
+                self._wake_bg()
 
     def recv_streaming(self, decode: Optional[bool] = None) -> Iterator[Data]:
         """The next message as an iterator of its pieces.
@@ -269,7 +268,7 @@ class Connection(ConnectionCore):
                 type(payload) is bytes and len(payload) >= PASS_THROUGH_SIZE and not protocol.mask_frames
             ):
                 try:
-                    self.socket.sendall(build_frame(opcode, payload, mask=protocol.mask_frames))
+                    self._sendall(build_frame(opcode, payload, mask=protocol.mask_frames))
                     return
                 except OSError as exc:
                     if self._connection_exc is None:

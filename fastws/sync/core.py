@@ -59,10 +59,16 @@ Data = Union[str, bytes]
 IDLE_TAKEOVER = 0.05
 
 _OK_CODES = frozenset({CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY, CloseCode.NO_STATUS_RCVD})
-# A TLS read that needs more bytes before it returns data.
-_WANT_READ = (ssl.SSLWantReadError,)
+# A TLS read that needs more bytes (or a write) before it returns data.
+_WANT_READ = (ssl.SSLWantReadError, ssl.SSLWantWriteError)
+# A write that cannot go on until the socket drains (or, for TLS, reads).
+_WOULD_BLOCK = (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError)
+# Writes that return at once when the socket buffer is full (None on
+# platforms without it: there a closing write is not bounded).
+_DONTWAIT: Optional[int] = getattr(socket, "MSG_DONTWAIT", None)
 _INF = float("inf")
 _POLLIN = getattr(select, "POLLIN", 1) | getattr(select, "POLLHUP", 0) | getattr(select, "POLLERR", 0)
+_POLLOUT = getattr(select, "POLLOUT", 4) | getattr(select, "POLLHUP", 0) | getattr(select, "POLLERR", 0)
 
 
 class ConnectionCore:
@@ -88,6 +94,14 @@ class ConnectionCore:
         self._high, low = queue_limits(max_queue)
         self._low = low or 0
         self.socket = sock
+        # A TLS socket is non-blocking: a blocking read would wait for the
+        # rest of a record past every deadline once part of it came.
+        self._tls = isinstance(sock, ssl.SSLSocket)
+        if self._tls:
+            sock.setblocking(False)
+            self._sendall: Callable[[Any], Any] = self._send_tls
+        else:
+            self._sendall = sock.sendall
         self.protocol = protocol
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
@@ -122,6 +136,9 @@ class ConnectionCore:
         self._bg_cond = threading.Condition(threading.Lock())
         self._bg_parked = False
         self._bg_reading = False
+        # Bumped (under _bg_cond) by each wake-up, so none is lost between the
+        # background thread's checks and its wait().
+        self._bg_gen = 0
         self._bg_thread: Optional[threading.Thread] = None
         self._wake_r: Optional[socket.socket] = None
         self._wake_w: Optional[socket.socket] = None
@@ -144,6 +161,8 @@ class ConnectionCore:
                         timeout = self._read_timeout(deadline)
                         if timeout is not None and timeout <= 0:
                             if deadline is not None and time.monotonic() >= deadline:
+                                # Take what already came (recv(timeout=0) polls).
+                                self._read_once(0)
                                 return done()
                             self._abort()  # the closing handshake took too long
                         self._read_once(timeout)
@@ -160,7 +179,9 @@ class ConnectionCore:
                 try:
                     if done() or not self._reader.locked():
                         continue
-                    if self._bg_reading:
+                    if self._bg_reading and self._in_recv:
+                        # recv() takes the socket back; other waiters let the
+                        # background thread read and wait for its notify.
                         self._poke()
                     timeout = None if deadline is None else deadline - time.monotonic()
                     if timeout is not None and timeout <= 0:
@@ -187,7 +208,7 @@ class ConnectionCore:
         if self._closed.is_set():
             return True
         try:
-            if timeout is not None and not self._readable(max(timeout, 0.0)):
+            if (timeout is not None or self._tls) and not self._readable(timeout):
                 return False
             n = sock.recv_into(self._buffer)
         except _WANT_READ:
@@ -247,7 +268,10 @@ class ConnectionCore:
             return events
         return events + protocol.events_received()
 
-    def _readable(self, timeout: float) -> bool:
+    def _readable(self, timeout: Optional[float]) -> bool:
+        """Whether the socket can be read within ``timeout`` (None: no limit)."""
+        if timeout is not None and timeout < 0:
+            timeout = 0.0
         if self.socket.fileno() < 0:
             return True
         pending = getattr(self.socket, "pending", None)
@@ -258,7 +282,7 @@ class ConnectionCore:
             poll = self._poll = select.poll()
             poll.register(self.socket, _POLLIN)
         if poll is not None:
-            return bool(poll.poll(timeout * 1000.0))
+            return bool(poll.poll(None if timeout is None else timeout * 1000.0))
         return bool(select.select([self.socket], [], [], timeout)[0])
 
     def _handle_events(self, events: List[Any]) -> None:
@@ -280,8 +304,16 @@ class ConnectionCore:
 
     def _resume_reading(self) -> None:
         self._paused = False
+        self._wake_bg()
+
+    def _wake_bg(self) -> None:
+        """Wake the background thread to check its state and timers again
+        (whether it waits on its condition or reads the socket)."""
         with self._bg_cond:
+            self._bg_gen += 1
             self._bg_cond.notify()
+        if self._bg_reading and self._wake_w is not None:
+            self._poke()
 
     # --- writing --------------------------------------------------------------------
 
@@ -290,21 +322,27 @@ class ConnectionCore:
         the writing side once the protocol says to close the transport, and
         start the closing timer once the connection is closing."""
         protocol = self.protocol
-        if protocol.gates.has_data_to_send:
-            chunks = protocol.chunks_to_send()
-            try:
-                for chunk in chunks:
-                    self.socket.sendall(chunk)
-            except OSError as exc:
-                if self._connection_exc is None:
-                    self._connection_exc = exc
-                self._abort()
         if protocol.state >= CLOSING and self._close_deadline is None:
+            # Before writing: close_timeout also bounds writing the close frame.
             self._close_deadline = (
                 _INF if self.close_timeout is None else time.monotonic() + self.close_timeout
             )
-            with self._bg_cond:
-                self._bg_cond.notify()
+            self._wake_bg()
+        if protocol.gates.has_data_to_send:
+            chunks = protocol.chunks_to_send()
+            try:
+                if self._close_deadline is not None:
+                    deadline = self._close_deadline
+                    for chunk in chunks:
+                        self._send_until(chunk, None if deadline == _INF else deadline)
+                else:
+                    sendall = self._sendall
+                    for chunk in chunks:
+                        sendall(chunk)
+            except OSError as exc:  # socket.timeout too
+                if self._connection_exc is None:
+                    self._connection_exc = exc
+                self._abort()
         if not self._shut_wr and protocol.should_close_transport():
             self._shut_wr = True
             try:
@@ -313,6 +351,47 @@ class ConnectionCore:
                 socket.socket.shutdown(self.socket, socket.SHUT_WR)
             except OSError:
                 pass
+
+    def _send_tls(self, data: Any) -> None:
+        self._send_until(data, None)
+
+    def _send_until(self, data: Any, deadline: Optional[float]) -> None:
+        """Write all of ``data``, waiting for the socket to take it until
+        ``deadline`` (None: no limit), without blocking in the write itself.
+
+        Raises:
+            socket.timeout: The deadline passed first.
+            OSError: Writing failed.
+        """
+        sock = self.socket
+        flags = 0
+        if not self._tls:
+            if _DONTWAIT is None:  # pragma: no cover - no MSG_DONTWAIT here
+                sock.sendall(data)
+                return
+            flags = _DONTWAIT
+        view = memoryview(data).cast("B")
+        total = len(view)
+        sent = 0
+        poll: Any = None
+        while sent < total:
+            try:
+                sent += sock.send(view[sent:], flags)
+                continue
+            except _WOULD_BLOCK:
+                pass  # for TLS, retried with the same bytes, as OpenSSL wants
+            timeout = None if deadline is None else deadline - time.monotonic()
+            if timeout is not None and timeout <= 0:
+                raise socket.timeout("timed out writing to the socket")
+            if sock.fileno() < 0:
+                raise OSError("the socket is closed")
+            if poll is None and hasattr(select, "poll"):
+                poll = select.poll()
+                poll.register(sock, _POLLOUT)
+            if poll is not None:
+                poll.poll(None if timeout is None else timeout * 1000.0)
+            else:  # pragma: no cover - no poll() on this platform
+                select.select([], [sock], [], timeout)
 
     def _abort(self) -> None:
         """Shut the socket down both ways: a blocked read returns at once."""
@@ -362,10 +441,11 @@ class ConnectionCore:
                 if key == data:
                     self.latency = now - sent
                     break
+        if self._waiting:
+            self._notify()  # a thread in ping().wait() while another reads
         keepalive = self._keepalive
         if keepalive is not None and keepalive[0].is_set():
-            with self._bg_cond:  # the background thread schedules the next ping
-                self._bg_cond.notify()
+            self._wake_bg()  # the background thread schedules the next ping
 
     # --- the end ------------------------------------------------------------------
 
@@ -392,8 +472,7 @@ class ConnectionCore:
             if ack_on_close:
                 event.set()
         self._notify()
-        with self._bg_cond:
-            self._bg_cond.notify()
+        self._wake_bg()
         if self._wake_w is not None:
             self._poke()
 
@@ -444,20 +523,28 @@ class ConnectionCore:
         closed = self._closed
         bg_cond = self._bg_cond
         while not closed.is_set():
+            gen = self._bg_gen
             timeout = self._timers()
             if self._in_recv or self._paused or self._reader.locked():
                 with bg_cond:
-                    if closed.is_set():
-                        break
+                    # Parked first, then checked again: recv() sees the flag
+                    # when it returns, or this check sees that it returned.
                     self._bg_parked = True
-                    bg_cond.wait(timeout if not self._reader.locked() or self._in_recv else _cap(timeout))
-                    self._bg_parked = False
+                    try:
+                        if closed.is_set() or gen != self._bg_gen:
+                            continue
+                        if not (self._in_recv or self._paused or self._reader.locked()):
+                            continue
+                        bg_cond.wait(timeout if not self._reader.locked() or self._in_recv else _cap(timeout))
+                    finally:
+                        self._bg_parked = False
                 continue
             if self._close_deadline is None:
                 # Nobody reads: give the application IDLE_TAKEOVER to call recv().
                 epoch = self._recv_epoch
                 with bg_cond:
-                    bg_cond.wait(IDLE_TAKEOVER if timeout is None else min(IDLE_TAKEOVER, timeout))
+                    if gen == self._bg_gen:
+                        bg_cond.wait(IDLE_TAKEOVER if timeout is None else min(IDLE_TAKEOVER, timeout))
                 if self._in_recv or self._recv_epoch != epoch or self._paused:
                     continue
             if not self._reader.acquire(False):
@@ -501,8 +588,8 @@ class ConnectionCore:
                     pass
             if self.socket.fileno() in ready or self.socket.fileno() < 0:
                 self._read_once(0)
-            if self._waiting:
-                self._notify()
+                if self._waiting:
+                    self._notify()
 
     def _timers(self) -> Optional[float]:
         """Run what is due (keepalive ping, keepalive timeout, closing

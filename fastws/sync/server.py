@@ -284,11 +284,16 @@ class Server:
                     if connection.protocol.state is OPEN:
                         closer = threading.Thread(target=_close_quietly, args=(connection, code, reason), daemon=True)
                         closer.start()
-                        closers.append(closer)
+                        closers.append((closer, connection))
                     elif connection.protocol.state is CONNECTING and connection.protocol.response is None:
                         connection._abort()  # no request yet: nothing to answer
-                for closer in closers:
-                    closer.join()
+                for closer, connection in closers:
+                    # close() is bounded by close_timeout; past it (and a
+                    # margin), the socket is shut down under it.
+                    timeout = connection.close_timeout
+                    closer.join(None if timeout is None else timeout + _CLOSE_MARGIN)
+                    if closer.is_alive():
+                        connection._abort()
             for thread in threads:
                 thread.join(0.1)
         if not already:
@@ -301,6 +306,11 @@ class Server:
 
     def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
         self.shutdown()
+
+
+#: Seconds :meth:`Server.shutdown` waits past a connection's close_timeout
+#: before shutting its socket down.
+_CLOSE_MARGIN = 1.0
 
 
 def _close_quietly(connection: Connection, code: int, reason: str) -> None:
@@ -478,7 +488,9 @@ def serve(
             try:
                 handler(connection)
             except ConnectionClosed as exc:
+                # Maybe from another connection: this one is closed all the same.
                 connection.logger.debug("connection handler ended: %s", exc)
+                connection.close(CloseCode.INTERNAL_ERROR)
             except Exception:
                 connection.logger.error("connection handler failed", exc_info=True)
                 connection.close(CloseCode.INTERNAL_ERROR)
