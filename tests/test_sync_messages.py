@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import threading
 import time
 from typing import Any, Iterator
@@ -19,7 +20,7 @@ from fastws.exceptions import ConcurrencyError, ConnectionClosedError, Connectio
 from fastws.protocol import CLOSED, OPEN
 from fastws.sync.client import connect
 
-from sync_helpers import TIMEOUT, echo, sync_server
+from sync_helpers import TIMEOUT, echo, silent_server, sync_server
 
 
 class Fragments:
@@ -259,19 +260,19 @@ def test_ping_event_and_latency() -> None:
 
 
 def test_ping_ack_on_close() -> None:
-    def handler(ws: Any) -> None:
-        ws.recv()
-
-    with sync_server(handler) as uri:
-        ws = connect(uri, proxy=None)
-        event = ws.ping(ack_on_close=True)
-        other = ws.ping(ack_on_close=False)
-        assert event.wait(TIMEOUT) and other.wait(TIMEOUT)  # the pongs came
-        late = ws.ping(ack_on_close=True)
-        ws.send("stop")  # the handler returns: 1000, then our pending ping is acked by the close
-        with pytest.raises(ConnectionClosedOK):
+    """A peer that never pongs: the pings still pending when the connection
+    ends are set if they asked for ack_on_close, and only those."""
+    with silent_server() as (uri, peer):
+        ws = connect(uri, proxy=None, ping_interval=None)
+        acked = ws.ping(ack_on_close=True)
+        plain = ws.ping(ack_on_close=False)
+        assert peer().wait_for(lambda events: len(events) >= 2)  # both pings arrived, unanswered
+        assert not acked.is_set() and not plain.is_set()
+        peer().sock.shutdown(socket.SHUT_RDWR)  # the peer leaves without a close frame
+        with pytest.raises(ConnectionClosedError):
             ws.recv(timeout=TIMEOUT)
-        assert late.is_set()
+        assert acked.is_set()
+        assert not plain.is_set()
 
 
 def test_two_threads_in_recv() -> None:
