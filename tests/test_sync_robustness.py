@@ -265,3 +265,15 @@ def test_open_timeout_raises_timeout_error() -> None:
             connect(f"wss://127.0.0.1:{port}/", proxy=None, open_timeout=0.2)
         assert time.monotonic() - start < 2.0
 
+
+
+def test_a_failing_create_connection_closes_the_socket(caplog: pytest.LogCaptureFixture) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> ServerConnection:
+        raise RuntimeError("no connection for you")
+
+    with sync_server(_reads_forever, create_connection=refuse) as uri:
+        port = int(uri.rsplit(":", 1)[1].rstrip("/"))
+        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as client:
+            with contextlib.suppress(ConnectionResetError):
+                assert client.recv(4096) == b""  # closed by the server, not left open
+        assert wait_until(lambda: "creating the connection failed" in caplog.text)

@@ -168,3 +168,16 @@ def test_large_messages_both_ways_over_tls(contexts: Any) -> None:
                 ws.send(message.hex()[:size])
                 assert ws.recv(timeout=TIMEOUT) == message
                 assert ws.recv(timeout=TIMEOUT) == message.hex()[:size]
+
+
+def test_shutdown_aborts_a_tls_handshake_without_open_timeout(contexts: Any) -> None:
+    """With open_timeout=None, a client that never sends its ClientHello does
+    not hold shutdown()."""
+    server_context, _ = contexts
+    server = serve(echo, "127.0.0.1", 0, ssl=server_context, open_timeout=None)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    with socket.create_connection(server.socket.getsockname(), timeout=TIMEOUT):
+        assert wait_until(lambda: bool(server.tls_handshakes))
+        assert _bounded(server.shutdown, 2.0) == [None]
+    thread.join(TIMEOUT)

@@ -48,7 +48,7 @@ GOALS = (("fastws.sync", "fastws.asyncio", 1.0), ("fastws.sync", "websockets.syn
 def run_fastws_sync(uri: str, payload: bytes, duration: float, warmup: float) -> Measure:
     from fastws.sync.client import connect
 
-    with connect(uri, compression=None, ping_interval=None, max_size=None) as ws:
+    with connect(uri, compression=None, ping_interval=None, max_size=None, proxy=None) as ws:
         return _loop(ws.send, ws.recv, payload, duration, warmup)
 
 
@@ -63,7 +63,7 @@ def run_fastws_asyncio(uri: str, payload: bytes, duration: float, warmup: float)
     import fastws
 
     async def main() -> Measure:
-        async with fastws.connect(uri, compression=None, ping_interval=None, max_size=None) as ws:
+        async with fastws.connect(uri, compression=None, ping_interval=None, max_size=None, proxy=None) as ws:
             send, recv = ws.send, ws.recv
             for _phase, seconds in (("warmup", warmup), ("measure", duration)):
                 count = 0

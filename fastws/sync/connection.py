@@ -6,7 +6,8 @@ There is no reader thread handing each message over: the thread in
 :meth:`Connection.recv` reads the socket itself while no message is waiting,
 and a background thread per connection covers the time when no thread is in
 ``recv()`` (keepalive, timeouts, and after :data:`IDLE_TAKEOVER` seconds,
-reading so that pings are answered). :mod:`fastws.sync.core` has the details.
+reading so that pings are answered). :mod:`fastws.sync.core` and
+:mod:`fastws.sync.background` have the details.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from ..codec import build_frame
 from ..exceptions import ConcurrencyError, ConnectionClosedOK, InvalidState
 from ..frames import CloseCode
 from ..protocol import OPEN, PASS_THROUGH_SIZE, State
-from .core import IDLE_TAKEOVER, ConnectionCore, Data
+from .background import ConnectionThreads
+from .core import IDLE_TAKEOVER, Data
 
 __all__ = ["Connection", "IDLE_TAKEOVER", "Data"]
 
 
-class Connection(ConnectionCore):
+class Connection(ConnectionThreads):
     """One WebSocket connection on a blocking socket, server or client side.
 
     :func:`~fastws.sync.client.connect` and :func:`~fastws.sync.server.serve`

@@ -19,6 +19,7 @@ stops accepting and closes the open connections with 1001.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import selectors
@@ -194,6 +195,8 @@ class Server:
         self.lock = threading.Lock()
         self.all_connections: Set[ServerConnection] = set()
         self.handler_threads: Set[threading.Thread] = set()
+        # Accepted sockets still in the TLS handshake (no connection yet).
+        self.tls_handshakes: Set[Any] = set()
         self._closing = False
         self._serving = False
         self._stopped = threading.Event()
@@ -276,8 +279,13 @@ class Server:
             with self.lock:
                 threads = list(self.handler_threads)
                 connections = list(self.all_connections)
+                handshakes = list(self.tls_handshakes)
             if not threads:
                 break
+            for sock in handshakes:
+                # No WebSocket connection yet (open_timeout may be None).
+                with contextlib.suppress(OSError):
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
             if close_connections:
                 closers = []
                 for connection in connections:
@@ -454,23 +462,37 @@ def serve(
                 client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if ssl is not None:
                 client.settimeout(open_timeout)
-                client = ssl.wrap_socket(client, server_side=True)
+                client = ssl.wrap_socket(client, server_side=True, do_handshake_on_connect=False)
+                with server.lock:
+                    if server._closing:
+                        raise ConnectionAbortedError("the server is shutting down")
+                    server.tls_handshakes.add(client)  # shutdown() may abort it
+                try:
+                    client.do_handshake()
+                finally:
+                    with server.lock:
+                        server.tls_handshakes.discard(client)
                 client.settimeout(None)
         except Exception as exc:
             server.logger.debug("TLS handshake with %s failed: %s", address, exc)
             client.close()
             return
-        protocol = ServerProtocol(
-            subprotocols=subprotocols,
-            extensions=factories,
-            extra_headers=extra_headers,
-            server_header=server_header,
-            auto_accept=False,
-            max_size=max_size,
-        )
-        if allowed is not None:
-            protocol.origins = allowed  # type: ignore[assignment]
-        connection = connection_factory(client, protocol, **connection_options)
+        try:
+            protocol = ServerProtocol(
+                subprotocols=subprotocols,
+                extensions=factories,
+                extra_headers=extra_headers,
+                server_header=server_header,
+                auto_accept=False,
+                max_size=max_size,
+            )
+            if allowed is not None:
+                protocol.origins = allowed  # type: ignore[assignment]
+            connection = connection_factory(client, protocol, **connection_options)
+        except Exception:
+            server.logger.error("creating the connection failed", exc_info=True)
+            client.close()
+            return
         connection.server = server
         if select_subprotocol is not None:
             protocol.select_subprotocol = lambda request, offered: select_subprotocol(connection, offered)
