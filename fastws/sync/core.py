@@ -22,6 +22,12 @@ timer: it wakes about twice per :data:`~fastws.sync.connection.IDLE_TAKEOVER` at
 
 Flow control: past ``max_queue`` messages waiting (the high-water mark), the
 socket is not read until ``recv()`` drains the queue to the low-water mark.
+
+Deadlines: a TLS socket is non-blocking (part of a TLS record makes the socket
+readable, and a blocking read would then wait for the rest past any deadline);
+reads poll first, writes retry the same bytes once the socket drains. Once the
+connection is closing, writes never block past ``close_timeout``: they poll
+(with ``MSG_DONTWAIT`` on a plain socket) until the closing deadline.
 """
 
 from __future__ import annotations

@@ -295,11 +295,16 @@ class Server:
                         closers.append((closer, connection))
                     elif connection.protocol.state is CONNECTING and connection.protocol.response is None:
                         connection._abort()  # no request yet: nothing to answer
+                started = time.monotonic()
                 for closer, connection in closers:
                     # close() is bounded by close_timeout; past it (and a
-                    # margin), the socket is shut down under it.
+                    # margin), the socket is shut down under it. The closers
+                    # run at once: their deadlines count from the same start.
                     timeout = connection.close_timeout
-                    closer.join(None if timeout is None else timeout + _CLOSE_MARGIN)
+                    if timeout is None:
+                        closer.join()
+                    else:
+                        closer.join(max(started + timeout + _CLOSE_MARGIN - time.monotonic(), 0.0))
                     if closer.is_alive():
                         connection._abort()
             for thread in threads:
