@@ -35,6 +35,7 @@ from ..retry import (
     process_exception,
     redirect_uri,
     same_origin,
+    shown_uri,
     strip_credentials,
 )
 from ..uri import parse_uri
@@ -295,13 +296,15 @@ class reconnect:
             return refused
         if new_uri is None:
             return exc
+        new = parse_uri(new_uri)
+        shown = shown_uri(new)  # the URI's credentials stay out of messages
         if self.sock is not None:
-            return ValueError(f"cannot follow redirect to {new_uri} with a preexisting socket")
-        if not same_origin(self.ws_uri, parse_uri(new_uri)):
+            return ValueError(f"cannot follow redirect to {shown} with a preexisting socket")
+        if not same_origin(self.ws_uri, new):
             if self.unix:
-                return ValueError(f"cannot follow cross-origin redirect to {new_uri} with a Unix socket")
+                return ValueError(f"cannot follow cross-origin redirect to {shown} with a Unix socket")
             if self.address is not None:
-                return ValueError(f"cannot follow cross-origin redirect to {new_uri} with an explicit address")
+                return ValueError(f"cannot follow cross-origin redirect to {shown} with an explicit address")
             # Credentials stay with the origin they were meant for.
             self.additional_headers = strip_credentials(self.additional_headers)
         return new_uri
