@@ -1,7 +1,7 @@
 """The background thread of a :class:`~fastws.sync.connection.Connection`
 (one per connection, see :mod:`fastws.sync.core`): it sends the keepalive
 pings, enforces the keepalive and closing timeouts, and reads the socket while
-no thread is in ``recv()`` (after :data:`~fastws.sync.core.IDLE_TAKEOVER`
+no thread is in ``recv()`` (after :data:`~fastws.sync.connection.IDLE_TAKEOVER`
 seconds), so that pings are answered and a close frame is seen while the
 application only sends."""
 
