@@ -100,6 +100,12 @@ class Proxy:
         """True for the SOCKS schemes, False for ``http`` and ``https``."""
         return self.scheme.startswith("socks")
 
+    @property
+    def shown(self) -> str:
+        """The proxy's URL without its credentials, for messages and logs."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
     def __repr__(self) -> str:
         # Never show the password (a Proxy may end up in a log or a traceback).
         user = "" if self.user_info is None else f", username={self.user_info[0]!r}"

@@ -119,7 +119,7 @@ async def create_connection_through_proxy(
             proxy_ssl = ssl_module.create_default_context()
         proxy_kwargs["server_hostname"] = proxy_server_hostname or proxy.host
         if ssl is not None and not _TLS_IN_TLS:
-            raise InvalidProxy(_shown(proxy), "wss:// through an https:// proxy needs Python 3.11 or later")
+            raise InvalidProxy(proxy.shown, "wss:// through an https:// proxy needs Python 3.11 or later")
     elif proxy_ssl is not None or proxy_server_hostname is not None:
         raise ValueError("proxy_ssl and proxy_server_hostname are for https:// proxies, not http://")
     else:
@@ -228,12 +228,6 @@ def _feed(protocol: asyncio.BaseProtocol, data: bytes) -> None:
         cast(asyncio.Protocol, protocol).data_received(data)
 
 
-def _shown(proxy: Proxy) -> str:
-    """The proxy's URL, credentials left out."""
-    host = f"[{proxy.host}]" if ":" in proxy.host else proxy.host
-    return f"{proxy.scheme}://{host}:{proxy.port}"
-
-
 try:
     from python_socks import ProxyError as _SocksError
     from python_socks import ProxyType
@@ -248,7 +242,7 @@ async def _connect_socks(proxy: Proxy, uri: WebSocketURI, local_addr: Any) -> so
     """A socket connected to ``uri``'s host and port through a SOCKS proxy."""
     if not _HAVE_SOCKS:
         raise InvalidProxy(
-            _shown(proxy),
+            proxy.shown,
             "SOCKS proxies need the python-socks package: pip install 'pyfastws[socks]'",
         )
     socks = _SocksProxy(

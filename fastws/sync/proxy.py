@@ -81,7 +81,7 @@ def connect_through_proxy(
     if proxy.is_socks:
         return _connect_socks(proxy, uri, timeout, source_address)
     if proxy.scheme == "https" and uri.secure:
-        raise InvalidProxy(_shown(proxy), "wss:// through an https:// proxy is not supported by the sync client yet")
+        raise InvalidProxy(proxy.shown, "wss:// through an https:// proxy is not supported by the sync client yet")
 
     sock = socket.create_connection((proxy.host, proxy.port), timeout, source_address=source_address)
     try:
@@ -150,12 +150,6 @@ def _most_before_end(tail: bytes) -> int:
     return 4
 
 
-def _shown(proxy: Proxy) -> str:
-    """The proxy's URL, credentials left out."""
-    host = f"[{proxy.host}]" if ":" in proxy.host else proxy.host
-    return f"{proxy.scheme}://{host}:{proxy.port}"
-
-
 try:
     from python_socks import ProxyError as _SocksError
     from python_socks import ProxyType
@@ -170,7 +164,7 @@ def _connect_socks(proxy: Proxy, uri: WebSocketURI, timeout: Optional[float], so
     """A socket connected to ``uri``'s host and port through a SOCKS proxy."""
     if not _HAVE_SOCKS:
         raise InvalidProxy(
-            _shown(proxy),
+            proxy.shown,
             "SOCKS proxies need the python-socks package: pip install 'pyfastws[socks]'",
         )
     socks = _SocksProxy(
