@@ -50,12 +50,14 @@ async def test_recv_decode(sent, decode, received):
 
 @run
 async def test_recv_decode_true_of_binary_that_is_not_utf8():
+    """As websockets: the connection fails with 1007."""
     async with server(echo) as (_, uri), fastws.connect(uri) as websocket:
-        await websocket.send(b"\xff")
-        with pytest.raises(UnicodeDecodeError):
+        await websocket.send(b"ok\xff")
+        with pytest.raises(fastws.ConnectionClosedError) as caught:
             await websocket.recv(decode=True)
-        await websocket.send("next")
-        assert await websocket.recv() == "next"  # the connection goes on
+        assert caught.value.sent.code == 1007
+        assert caught.value.sent.reason == "invalid start byte at position 2"
+        assert isinstance(caught.value.__cause__, UnicodeDecodeError)
 
 
 # (message, text, what the echo server receives and sends back)

@@ -486,8 +486,9 @@ class Connection(FastPath, asyncio.BufferedProtocol):
                 message received before was read.
             ConnectionClosedError: The same, after an abnormal close.
             ConcurrencyError: If another coroutine is already waiting in recv().
-            UnicodeDecodeError: With ``decode=True``, for a binary message that
-                is not UTF-8.
+
+        With ``decode=True``, a binary message that is not UTF-8 fails the
+        connection with 1007, and ConnectionClosedError is raised.
         """
         # One coroutine, no helper awaited: recv() is on the hot path.
         messages = self._messages
@@ -518,7 +519,18 @@ class Connection(FastPath, asyncio.BufferedProtocol):
             return message
         if isinstance(message, str):
             return message if decode else message.encode("utf-8")
-        return message.decode("utf-8") if decode else message
+        if not decode:
+            return message
+        try:
+            return message.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            # As websockets does: binary asked for as text that is not UTF-8
+            # fails the connection with 1007.
+            if self.protocol.state is OPEN:
+                self.protocol.fail(CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}")
+                self._flush()
+            await asyncio.shield(self._closed)
+            raise self._closed_exc() from exc
 
     async def recv_streaming(self, decode: Optional[bool] = None) -> AsyncIterator[Data]:
         """The next message, as an asynchronous iterator of its fragments.
