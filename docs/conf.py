@@ -84,7 +84,7 @@ nitpick_ignore_regex = [
     (r"py:(class|obj)", r"os\.PathLike"),  # unix_serve(path=), unix_connect(path=)
     (r"py:(class|obj)", r"threading\.Event"),  # what fastws.sync's ping() returns
     (r"py:(class|obj)", r"http\.HTTPStatus"),  # respond(status)
-    (r"py:(class|func|obj)", r"re\.(compile|Pattern)"),  # origins
+    (r"py:(class|func|meth|obj)", r"re\..+"),  # origins: re.compile, re.Pattern.fullmatch
     (r"py:(func|obj)", r"urllib\.request\.(getproxies|proxy_bypass)"),  # fastws.proxy.get_proxy
     (r"py:(func|obj)", r"socket\.create_connection"),
     (r"py:(class|obj)", r"ssl\.SSLSocket"),
