@@ -4,6 +4,7 @@ unknown keyword arguments."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import socket
@@ -146,7 +147,15 @@ def test_unknown_keyword_arguments_rejected_at_the_call(function, args, kwargs, 
 )
 @run
 async def test_event_loop_arguments_accepted(options):
+    """What the running loop takes is accepted; what it does not (uvloop has
+    no happy_eyeballs_delay) is refused at the call, naming it."""
+    taken = inspect.signature(asyncio.get_running_loop().create_connection).parameters
     async with server(report) as (_, uri):
+        missing = [name for name in options if name not in taken]
+        if missing:
+            with pytest.raises(TypeError, match=f"unexpected keyword argument {missing[0]!r}"):
+                connect(uri, **options)
+            return
         async with connect(uri, **options) as websocket:
             assert json.loads(await websocket.recv())["path"] == "/"
 

@@ -122,10 +122,26 @@ _PROXY_ARGUMENTS = frozenset(
 )
 
 
+def _running_loop_arguments(unix: bool) -> Optional[FrozenSet[str]]:
+    """What the running loop's create_connection (or create_unix_connection)
+    takes, when a loop runs and says (uvloop takes fewer than asyncio)."""
+    try:
+        loop = asyncio.get_running_loop()
+        return _parameters(getattr(loop, "create_unix_connection" if unix else "create_connection"))
+    except (RuntimeError, AttributeError, TypeError, ValueError):
+        return None
+
+
 def _check_arguments(function: str, kwargs: Dict[str, Any], unix: bool) -> None:
     """Raise Python's own TypeError for a keyword argument nobody takes, at the
-    call rather than when the event loop gets it."""
+    call rather than when the event loop gets it: the running loop's names
+    when a loop runs, this Python's asyncio's otherwise."""
+    if not kwargs:
+        return
     allowed = _UNIX_ARGUMENTS if unix else _TCP_ARGUMENTS | _PROXY_ARGUMENTS
+    running = _running_loop_arguments(unix)
+    if running is not None:
+        allowed = (running - _OWN_LOOP_ARGUMENTS) | (frozenset() if unix else _PROXY_ARGUMENTS)
     for name in kwargs:
         if name not in allowed:
             raise TypeError(f"{function}() got an unexpected keyword argument {name!r}")
