@@ -403,6 +403,11 @@ async def test_serve_forever_cancelled_closes_the_server():
 async def test_serve_forever_starts_serving():
     srv = await serve(echo, "127.0.0.1", 0, start_serving=False, ping_interval=None)
     task = asyncio.ensure_future(srv.serve_forever())
+    for _ in range(100):  # the task starts serving on its first steps
+        if srv.is_serving():
+            break
+        await asyncio.sleep(0)
+    assert srv.is_serving()
     async with fastws.connect(f"ws://127.0.0.1:{srv.sockets[0].getsockname()[1]}/") as websocket:
         await websocket.send("x")
         assert await websocket.recv() == "x"

@@ -130,7 +130,7 @@ async def test_handshake_through_proxy(certs, scheme, secure):
         return
     host = "127.0.0.1" if scheme == "socks4" else "localhost"  # socks4 sends an IPv4 address
     protocols = "http" if scheme.startswith("http") else scheme.rstrip("h")
-    with ProxyServer(protocols, ssl_context=certs.server if scheme == "https" else None) as proxy:
+    with ProxyServer(protocols, tls=certs if scheme == "https" else None) as proxy:
         async with _Serving(certs.server if secure else None) as serving:
             transport, protocol = await open_raw(
                 proxy.url(scheme),
@@ -269,7 +269,7 @@ async def test_connect_through_proxy(environ, certs, scheme, secure):
             )
         return
     protocols = "http" if scheme.startswith("http") else "socks5"
-    with ProxyServer(protocols, ssl_context=certs.server if scheme == "https" else None) as proxy:
+    with ProxyServer(protocols, tls=certs if scheme == "https" else None) as proxy:
         async with _Serving(certs.server if secure else None) as serving:
             options = {"ssl": certs.client} if secure else {}
             if scheme == "https":

@@ -86,7 +86,7 @@ def read_head(sock):
 def test_handshake_through_proxy(certs, scheme, secure):
     host = "127.0.0.1" if scheme == "socks4" else "localhost"  # socks4 sends an IPv4 address
     protocols = "http" if scheme.startswith("http") else scheme.rstrip("h")
-    with ProxyServer(protocols, ssl_context=certs.server if scheme == "https" else None) as proxy:
+    with ProxyServer(protocols, tls=certs if scheme == "https" else None) as proxy:
         with serving(certs.server if secure else None) as uri:
             options = {"proxy_ssl": certs.client} if scheme == "https" else {}
             if scheme == "https" and secure:
@@ -204,7 +204,7 @@ def exchange(uri, **options):
 )
 def test_connect_through_proxy(environ, certs, scheme, secure):
     protocols = "http" if scheme.startswith("http") else "socks5"
-    with ProxyServer(protocols, ssl_context=certs.server if scheme == "https" else None) as proxy:
+    with ProxyServer(protocols, tls=certs if scheme == "https" else None) as proxy:
         with serving(certs.server if secure else None) as uri:
             options = {"ssl": certs.client} if secure else {}
             if scheme == "https":
