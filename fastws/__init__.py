@@ -53,6 +53,8 @@ from .exceptions import (
     PayloadTooBig,
     ProtocolError,
     ProxyError,
+    PublishBufferFull,
+    PubSubError,
     SecurityError,
     WebSocketException,
 )
@@ -84,6 +86,8 @@ _LAZY_MODULES: dict[str, tuple[str, ...]] = {
         "broadcast",
         "basic_auth",
     ),
+    # topics of connections, in one process or through Redis
+    "pubsub": ("PubSub", "current_pubsub"),
 }
 #: name -> submodule (relative to fastws) that defines it
 _LAZY: dict[str, str] = {
@@ -113,6 +117,7 @@ if TYPE_CHECKING:
     from .events import Close, Ping, Pong
     from .http11 import Headers, Request, Response
     from .protocol import ClientProtocol, Protocol, ServerProtocol, Side, State
+    from .pubsub import PubSub, current_pubsub
 
 # A literal list, so that type checkers know every exported name (strict mypy
 # re-exports only the names in __all__). tests/test_implementation.py checks that
@@ -180,6 +185,8 @@ __all__ = [
     "ConnectionClosedError",
     "ConcurrencyError",
     "BroadcastError",
+    "PubSubError",
+    "PublishBufferFull",
     # asyncio (lazy)
     "Listener",
     "Server",
@@ -194,6 +201,9 @@ __all__ = [
     "serve_listener",
     "unix_connect",
     "unix_serve",
+    # pub/sub (lazy)
+    "PubSub",
+    "current_pubsub",
 ]
 
 # Hidden from type checkers: every name it serves is imported above for them, so a

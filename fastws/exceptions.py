@@ -512,10 +512,24 @@ class BroadcastError(FastWSError):
         return (type(self), (self.message, list(self.exceptions)))
 
 
+class PubSubError(FastWSError):
+    """A :class:`fastws.PubSub` could not do what was asked: publish before
+    ``start()`` or after ``close()``, reach Redis at start, or hand Redis a
+    message before it closed."""
+
+
+class PublishBufferFull(PubSubError):
+    """A publish found the buffer of messages waiting for Redis full: Redis has
+    been away, or slower than the publishers, for longer than the buffer
+    holds. The message was not published."""
+
+
 __all__ += [
     "ConnectionClosed",
     "ConnectionClosedOK",
     "ConnectionClosedError",
     "ConcurrencyError",
     "BroadcastError",
+    "PubSubError",
+    "PublishBufferFull",
 ]

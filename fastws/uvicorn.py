@@ -316,7 +316,8 @@ class WebSocketProtocol(Connection):
             "headers": headers,
             "subprotocols": subprotocols,
             "state": self.app_state.copy(),
-            "extensions": {"websocket.http.response": {}},
+            # "fastws": the connection itself, for fastws.PubSub.subscribe()
+            "extensions": {"websocket.http.response": {}, "fastws": {"connection": self}},
         }
 
     def _log_access(self, status: Union[int, str]) -> None:

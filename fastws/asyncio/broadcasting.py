@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from typing import TYPE_CHECKING, Iterable, List, Optional, cast
+from typing import TYPE_CHECKING, Callable, Iterable, List, Optional, Union, cast
 
 from ..codec import build_frame
 from ..exceptions import BroadcastError, ConcurrencyError
@@ -13,7 +13,7 @@ from ..protocol import OPEN
 if TYPE_CHECKING:
     from .connection import Connection, Data
 
-__all__ = ["broadcast"]
+__all__ = ["broadcast", "deliver"]
 
 
 def broadcast(
@@ -61,7 +61,37 @@ def broadcast(
         else:
             connection.logger.warning("skipped broadcast: %s", error)
 
+    deliver(connections, opcode, message, skipped)
+    if errors:
+        raise _exception_group("skipped broadcast", errors)
+
+
+def deliver(
+    connections: Iterable[Connection],
+    opcode: Opcode,
+    message: Union[str, bytes, bytearray, memoryview],
+    skipped: Callable[[Connection, Exception], None],
+) -> int:
+    """Write one message to each open connection, without waiting.
+
+    What :func:`broadcast` and :class:`fastws.PubSub` share: the frame is built
+    once for the server-side connections; a connection that is not open is
+    passed over; one that cannot take the message now (over its write limit,
+    in the middle of a fragmented message, or whose transport fails the
+    write) is handed to ``skipped`` with the reason, and the others still get
+    the message.
+
+    Args:
+        connections: The connections.
+        opcode: :attr:`Opcode.TEXT` or :attr:`Opcode.BINARY`.
+        message: The payload (``str`` is encoded as UTF-8).
+        skipped: Called with each connection skipped and why.
+
+    Returns:
+        How many connections the frame was written to.
+    """
     frame = None
+    written = 0
     for connection in connections:
         protocol = connection.protocol
         if protocol.state is not OPEN:
@@ -82,12 +112,12 @@ def broadcast(
                 if frame is None:
                     frame = build_frame(opcode, message)
                 transport.write(frame)
+            written += 1
         except Exception as exc:
             error = RuntimeError(f"failed to write to {connection!r}: {exc}")
             error.__cause__ = exc
             skipped(connection, error)
-    if errors:
-        raise _exception_group("skipped broadcast", errors)
+    return written
 
 
 def _exception_group(message: str, errors: List[Exception]) -> Exception:

@@ -44,7 +44,7 @@ import os
 import time
 import uuid
 import weakref
-from typing import Any, AsyncIterable, AsyncIterator, Iterable, Optional, Union, cast
+from typing import Any, AsyncIterable, AsyncIterator, Callable, Iterable, Optional, Union, cast
 
 from ..events import Close, Ping, Pong
 from ..exceptions import (
@@ -812,6 +812,13 @@ class Connection(FastPath, asyncio.BufferedProtocol):
     async def wait_closed(self) -> None:
         """Wait until the TCP connection is closed."""
         await asyncio.shield(self._closed)
+
+    def add_close_callback(self, callback: Callable[[Connection], Any]) -> None:
+        """Call ``callback(connection)`` from the event loop once the TCP
+        connection is closed (soon, if it is closed already): how code that
+        keeps connections in its own structures, such as :class:`fastws.PubSub`,
+        lets them go without a task per connection."""
+        self._closed.add_done_callback(lambda _: callback(self))
 
     def _closed_exc(self) -> ConnectionClosed:
         protocol = self.protocol

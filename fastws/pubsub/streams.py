@@ -1,0 +1,398 @@
+"""Topics across processes and hosts, through one Redis stream.
+
+Every publish becomes one entry of the stream (``XADD ... MAXLEN ~ retention``):
+the publisher's identity, its sequence number, the topic, the kind of message
+and the payload. Every process reads the stream from where it last was
+(``XREAD BLOCK``) and hands each entry to its own topics, where the frame is
+built once and written to the subscribers. So:
+
+- Order: one writer task per process sends entries in the order they were
+  published, retrying a batch as a whole, and every reader reads the stream in
+  order: each publisher's messages arrive in the order it published them.
+- No duplicates: a reader drops an entry whose sequence number it has passed
+  already (a batch sent again after a lost reply, or replayed after a restart).
+- Nothing published while Redis is away is lost: the entry waits in the
+  publisher's buffer, bounded, and goes out once Redis is back; the readers
+  resume from the last entry they saw. Entries Redis had taken but lost by
+  restarting without persistence are published again from each publisher's
+  replay window (the entries Redis took in the last ``replay`` seconds), which
+  the readers' numbering makes harmless.
+- Bounded memory: the stream keeps about ``retention`` entries; a reader that
+  falls further behind skips to the oldest entry kept and counts what it
+  missed from the gaps in each publisher's numbering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import os
+from typing import Any, Deque, List, Mapping, Optional, Tuple, Type
+
+from ..exceptions import PublishBufferFull, PubSubError
+from ..frames import Opcode
+from ..retry import backoff
+from .topics import Counters, Topics
+
+__all__ = ["RedisStreams"]
+
+#: Entries sent to Redis in one pipeline, and read in one XREAD.
+BATCH = 512
+#: Milliseconds an XREAD waits for entries before asking again.
+BLOCK_MS = 5000
+#: Publishers whose numbering a reader remembers (least recently heard from forgotten first).
+PUBLISHERS_REMEMBERED = 65536
+
+_TEXT, _BINARY = b"t", b"b"
+
+
+class _Entry:
+    __slots__ = ("fields", "size", "future")
+
+    def __init__(self, fields: dict, size: int, future: Optional[asyncio.Future]) -> None:
+        self.fields = fields
+        self.size = size
+        self.future = future
+
+
+def _connection_errors() -> Tuple[Type[BaseException], ...]:
+    from redis.exceptions import ConnectionError, TimeoutError
+
+    return (ConnectionError, TimeoutError, OSError, asyncio.TimeoutError)
+
+
+class RedisStreams:
+    """The Redis side of a :class:`fastws.PubSub`: one writer, one reader."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        stream: str,
+        retention: int,
+        max_buffer: int,
+        max_buffer_bytes: int,
+        replay: float,
+        redis_options: Optional[Mapping[str, Any]],
+        topics: Topics,
+        counters: Counters,
+        logger: logging.Logger,
+    ) -> None:
+        try:
+            import redis.asyncio  # noqa: F401
+        except ImportError as exc:
+            raise ImportError(
+                "fastws.PubSub with a Redis URL needs the redis package: pip install 'fastws[redis]'"
+            ) from exc
+        self.url = url
+        self.stream = stream
+        self.retention = retention
+        self.max_buffer = max_buffer
+        self.max_buffer_bytes = max_buffer_bytes
+        self.replay = replay
+        self.redis_options = dict(redis_options or {})
+        self.topics = topics
+        self.counters = counters
+        self.logger = logger
+        self.publisher = os.urandom(8).hex().encode()
+        self.sequence = 0
+        # published, not yet taken by Redis, in order
+        self._pending: Deque[_Entry] = collections.deque()
+        self._pending_bytes = 0
+        # taken by Redis: (when, entry), to publish again if Redis restarts
+        self._replay: Deque[Tuple[float, _Entry]] = collections.deque()
+        self._replay_bytes = 0
+        self._wakeup = asyncio.Event()  # set: something is pending
+        self._emptied = asyncio.Event()  # set: nothing is pending
+        self._last_id: bytes = b"0-0"
+        self._run_id: Optional[str] = None  # of the Redis the writer last talked to
+        self._reader_run_id: Optional[str] = None
+        self._seen: collections.OrderedDict[bytes, int] = collections.OrderedDict()
+        self._tasks: List[asyncio.Task] = []
+        self._writer: Any = None
+        self._reader: Any = None
+        self._errors = _connection_errors()
+
+    def _client(self, *, socket_timeout: Optional[float]) -> Any:
+        import redis.asyncio
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        options: dict = {"socket_timeout": socket_timeout, "socket_connect_timeout": 5.0}
+        options.update(self.redis_options)
+        # Reconnection is ours (with backoff, and knowing what to send again).
+        options["retry"] = Retry(NoBackoff(), 0)
+        options["single_connection_client"] = True
+        options["decode_responses"] = False
+        return redis.asyncio.Redis.from_url(self.url, **options)
+
+    # --- life -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect, find where the stream ends, start the writer and the reader.
+
+        Raises:
+            PubSubError: If Redis cannot be reached.
+        """
+        self._writer = self._client(socket_timeout=10.0)
+        self._reader = self._client(socket_timeout=BLOCK_MS / 1000 + 10.0)
+        try:
+            self._run_id = self._reader_run_id = await self._server_run_id(self._writer)
+            self._last_id = await self._stream_end(self._writer)
+        except self._errors as exc:
+            await self._close_clients()
+            raise PubSubError(f"cannot reach Redis at {self._shown_url()}: {exc}") from exc
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._write_loop(), name="fastws.PubSub writer"),
+            loop.create_task(self._read_loop(), name="fastws.PubSub reader"),
+        ]
+
+    async def close(self, timeout: Optional[float]) -> None:
+        """Wait up to ``timeout`` seconds for Redis to take what is pending, then stop."""
+        if self._pending and self._tasks:
+            try:
+                await asyncio.wait_for(self._emptied.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        self._tasks = []
+        if self._pending:
+            self.logger.error(
+                "closed with %d messages Redis never took (at %s)", len(self._pending), self._shown_url()
+            )
+        while self._pending:
+            future = self._pending.popleft().future
+            if future is not None and not future.done():
+                future.set_exception(PubSubError("the PubSub closed before Redis took the message"))
+        self._pending_bytes = 0
+        self._replay.clear()
+        self._replay_bytes = 0
+        await self._close_clients()
+
+    async def _close_clients(self) -> None:
+        for client in (self._writer, self._reader):
+            if client is not None:
+                try:
+                    await client.aclose()
+                except Exception:  # pragma: no cover - closing a broken client
+                    pass
+        self._writer = self._reader = None
+
+    def _shown_url(self) -> str:
+        scheme, sep, rest = self.url.partition("://")
+        if "@" in rest:  # credentials stay out of logs and errors
+            rest = rest.rsplit("@", 1)[1]
+        return f"{scheme}{sep}{rest}"
+
+    async def _server_run_id(self, client: Any) -> str:
+        info = await client.info("server")
+        return str(info.get("run_id", ""))
+
+    async def _stream_end(self, client: Any) -> bytes:
+        last = await client.xrevrange(self.stream, count=1)
+        return last[0][0] if last else b"0-0"
+
+    # --- publishing -----------------------------------------------------------------
+
+    def publish(self, topic: str, opcode: Opcode, payload: bytes, *, wait: bool) -> Optional[asyncio.Future]:
+        """Queue one entry for the writer; a future that Redis taking it resolves, if ``wait``.
+
+        Raises:
+            PublishBufferFull: If the buffer is full.
+        """
+        size = len(payload) + len(topic)
+        if len(self._pending) >= self.max_buffer or self._pending_bytes + size > self.max_buffer_bytes:
+            raise PublishBufferFull(
+                f"{len(self._pending)} messages ({self._pending_bytes} bytes) are waiting for Redis at"
+                f" {self._shown_url()} already (max_buffer={self.max_buffer},"
+                f" max_buffer_bytes={self.max_buffer_bytes}): Redis is away or slower than the publishers"
+            )
+        self.sequence += 1
+        fields = {
+            b"p": self.publisher,
+            b"s": self.sequence,
+            b"t": topic.encode(),
+            b"k": _TEXT if opcode is Opcode.TEXT else _BINARY,
+            b"d": payload,
+        }
+        future = asyncio.get_running_loop().create_future() if wait else None
+        self._pending.append(_Entry(fields, size, future))
+        self._pending_bytes += size
+        self._wakeup.set()
+        self._emptied.clear()
+        return future
+
+    async def _write_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        delays = None
+        connected = True
+        while True:
+            if not self._pending:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            batch: List[_Entry] = []
+            try:
+                if not connected:
+                    await self._reconnect_writer()
+                    connected = True
+                    delays = None
+                batch = [self._pending[i] for i in range(min(BATCH, len(self._pending)))]
+                pipe = self._writer.pipeline(transaction=False)
+                for entry in batch:
+                    pipe.xadd(self.stream, entry.fields, maxlen=self.retention, approximate=True)
+                await pipe.execute()
+            except self._errors as exc:
+                if connected:
+                    self.logger.warning(
+                        "lost Redis at %s while publishing (%s); %d messages wait",
+                        self._shown_url(), exc or type(exc).__name__, len(self._pending),
+                    )
+                connected = False
+                delays = delays or backoff(initial_delay=0.1, min_delay=0.1, max_delay=5.0, factor=2.0)
+                await asyncio.sleep(next(delays))
+                continue
+            except Exception as exc:  # a reply Redis gives every time: WRONGTYPE...
+                if not batch:  # while reconnecting: try again later
+                    self.logger.error("cannot use Redis at %s: %s", self._shown_url(), exc)
+                    delays = delays or backoff(initial_delay=0.1, min_delay=0.1, max_delay=5.0, factor=2.0)
+                    await asyncio.sleep(next(delays))
+                    continue
+                self.logger.error("Redis refused %d messages: %s", len(batch), exc)
+                for _ in batch:
+                    self._forget_pending()
+                for entry in batch:
+                    if entry.future is not None and not entry.future.done():
+                        entry.future.set_exception(PubSubError(f"Redis refused the message: {exc}"))
+                if not self._pending:
+                    self._emptied.set()
+                continue
+            now = loop.time()
+            for entry in batch:
+                self._forget_pending()
+                if entry.future is not None and not entry.future.done():
+                    entry.future.set_result(None)
+                self._replay.append((now, entry))
+                self._replay_bytes += entry.size
+            self._trim_replay(now)
+            if not self._pending:
+                self._emptied.set()
+
+    def _forget_pending(self) -> None:
+        entry = self._pending.popleft()
+        self._pending_bytes -= entry.size
+
+    def _trim_replay(self, now: float) -> None:
+        replay = self._replay
+        while replay and (
+            replay[0][0] < now - self.replay
+            or len(replay) > self.max_buffer
+            or self._replay_bytes > self.max_buffer_bytes
+        ):
+            self._replay_bytes -= replay.popleft()[1].size
+
+    async def _reconnect_writer(self) -> None:
+        run_id = await self._server_run_id(self._writer)
+        self.counters.reconnections += 1
+        if run_id != self._run_id:
+            # A new Redis: what the old one took but nobody may have read yet
+            # is gone with it (without persistence). Publish it again, first.
+            self._trim_replay(asyncio.get_running_loop().time())
+            again = [entry for _, entry in self._replay]
+            for entry in reversed(again):
+                entry.future = None
+                self._pending.appendleft(entry)
+                self._pending_bytes += entry.size
+            self._replay.clear()
+            self._replay_bytes = 0
+            self.logger.warning(
+                "Redis at %s restarted: publishing again the %d messages it took in the last %g s",
+                self._shown_url(), len(again), self.replay,
+            )
+            self._run_id = run_id
+        else:
+            self.logger.info("reconnected to Redis at %s", self._shown_url())
+
+    # --- reading --------------------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        delays = None
+        connected = True
+        stream = self.stream
+        while True:
+            try:
+                if not connected:
+                    await self._reconnect_reader()
+                    connected = True
+                    delays = None
+                reply = await self._reader.xread({stream: self._last_id}, count=BATCH, block=BLOCK_MS)
+            except self._errors as exc:
+                if connected:
+                    self.logger.warning(
+                        "lost Redis at %s while reading (%s)", self._shown_url(), exc or type(exc).__name__
+                    )
+                connected = False
+                delays = delays or backoff(initial_delay=0.1, min_delay=0.1, max_delay=5.0, factor=2.0)
+                await asyncio.sleep(next(delays))
+                continue
+            if not reply:
+                continue
+            for _, entries in reply.items() if isinstance(reply, dict) else reply:
+                for entry_id, fields in entries:
+                    self._last_id = entry_id
+                    try:
+                        self._received(fields)
+                    except Exception:
+                        self.logger.exception("failed to deliver entry %s", entry_id)
+
+    async def _reconnect_reader(self) -> None:
+        run_id = await self._server_run_id(self._reader)
+        if run_id != self._reader_run_id:
+            end = await self._stream_end(self._reader)
+            if _id_key(end) < _id_key(self._last_id):
+                # The stream was made anew (Redis lost it): all of it is new.
+                self._last_id = b"0-0"
+            self._reader_run_id = run_id
+
+    def _received(self, fields: Mapping[bytes, bytes]) -> None:
+        publisher = fields[b"p"]
+        sequence = int(fields[b"s"])
+        seen = self._seen
+        last = seen.get(publisher)
+        if last is not None:
+            if sequence <= last:
+                self.counters.duplicates += 1
+                return
+            if sequence > last + 1:
+                missed = sequence - last - 1
+                self.counters.missed += missed
+                self.logger.warning(
+                    "missed %d messages of publisher %s: this process fell further behind than"
+                    " the stream keeps (retention=%d), or Redis lost them",
+                    missed, publisher.decode(), self.retention,
+                )
+            seen.move_to_end(publisher)
+        elif len(seen) >= PUBLISHERS_REMEMBERED:
+            seen.popitem(last=False)
+        seen[publisher] = sequence
+        self.counters.received += 1
+        opcode = Opcode.TEXT if fields[b"k"] == _TEXT else Opcode.BINARY
+        self.topics.deliver(fields[b"t"].decode(), opcode, fields[b"d"])
+
+    @property
+    def buffered(self) -> int:
+        """Messages published that Redis has not taken yet."""
+        return len(self._pending)
+
+
+def _id_key(entry_id: bytes) -> Tuple[int, int]:
+    milliseconds, _, sequence = entry_id.partition(b"-")
+    return int(milliseconds), int(sequence or 0)
