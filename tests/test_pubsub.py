@@ -23,7 +23,7 @@ async def eventually(condition, what: str) -> None:
     """Wait (bounded) for ``condition()``: a close seen by the server side has
     no event of its own to wait on."""
     deadline = asyncio.get_running_loop().time() + WAIT
-    while not condition():  # noqa: ASYNC110
+    while not condition():
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.002)
@@ -260,7 +260,7 @@ def test_as_connection_finds_the_connection_of_an_asgi_scope():
     assert as_connection(connection) is connection
     assert as_connection(scope) is connection
     assert as_connection(StarletteLike(scope)) is connection
-    with pytest.raises(TypeError, match="not made by fastws: PubSub needs .* fastws.uvicorn"):
+    with pytest.raises(TypeError, match=r"not made by fastws: PubSub needs .* fastws\.uvicorn"):
         as_connection({"type": "websocket", "extensions": {}})
     with pytest.raises(TypeError, match="cannot subscribe a str"):
         as_connection("ws://nowhere")
