@@ -103,8 +103,9 @@ class RedisStreams:
         # taken by Redis: (when, entry), to publish again if Redis restarts
         self._replay: Deque[Tuple[float, _Entry]] = collections.deque()
         self._replay_bytes = 0
-        self._wakeup = asyncio.Event()  # set: something is pending
-        self._emptied = asyncio.Event()  # set: nothing is pending
+        # made in start(): before Python 3.10 an Event binds to a loop when made
+        self._wakeup: asyncio.Event = None  # type: ignore[assignment]  # set: something is pending
+        self._emptied: asyncio.Event = None  # type: ignore[assignment]  # set: nothing is pending
         self._last_id: bytes = b"0-0"
         self._run_id: Optional[str] = None  # of the Redis the writer last talked to
         self._reader_run_id: Optional[str] = None
@@ -135,6 +136,8 @@ class RedisStreams:
         Raises:
             PubSubError: If Redis cannot be reached.
         """
+        self._wakeup = asyncio.Event()
+        self._emptied = asyncio.Event()
         self._writer = self._client(socket_timeout=10.0)
         self._reader = self._client(socket_timeout=BLOCK_MS / 1000 + 10.0)
         try:
