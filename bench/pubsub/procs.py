@@ -1,0 +1,68 @@
+"""What Linux's /proc says about the processes of a benchmark: CPU time,
+children, and which process holds the connections to a port."""
+
+from __future__ import annotations
+
+import os
+from typing import Dict, Iterable, List, Optional, Set
+
+from bench.echo.clients import cpu_seconds
+
+__all__ = ["children", "connections_by_pid", "cpu_seconds", "cpu_total"]
+
+
+def children(pid: int) -> List[int]:
+    """The child processes of ``pid`` (all its threads'), [] where /proc cannot tell."""
+    out: List[int] = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                out.extend(int(c) for c in f.read().split())
+    except (OSError, ValueError):
+        return []
+    return out
+
+
+def cpu_total(pids: Iterable[int]) -> Optional[float]:
+    """CPU seconds (user + system) used so far by all of ``pids``; None if any is unknown."""
+    total = 0.0
+    for pid in pids:
+        value = cpu_seconds(pid)
+        if value is None:
+            return None
+        total += value
+    return total
+
+
+def _socket_inodes(pid: int) -> Set[str]:
+    inodes: Set[str] = set()
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return inodes
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    return inodes
+
+
+def connections_by_pid(pids: Iterable[int], port: int) -> Dict[int, int]:
+    """For each of ``pids``: how many established TCP connections to local port
+    ``port`` it holds (from /proc/net/tcp and the processes' file descriptors)."""
+    established = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    local, state, inode = fields[1], fields[3], fields[9]
+                    if state == "01" and int(local.rsplit(":", 1)[1], 16) == port:
+                        established.add(inode)
+        except OSError:
+            continue
+    return {pid: len(_socket_inodes(pid) & established) for pid in pids}
