@@ -5,6 +5,7 @@
     python -m fastws --version                 # version and active implementation
     python -m fastws serve [--host H] [--port P]   # an echo server, until Ctrl-C
     python -m fastws client ws://host:port/path    # lines from stdin out, messages to stdout
+    python -m fastws run MODULE:HANDLER [--host H] [--port P] [--workers N] [--pubsub URL]
 
 ``serve`` prints ``listening on ws://HOST:PORT/`` on stdout once it accepts
 connections (``--port 0`` picks a free port, printed there) and shuts down
@@ -19,6 +20,12 @@ answered them all), then closes with 1000, printing what still arrives until
 the server answers the close frame. It exits when the server closes, too. The
 exit status is 0 after a clean close, 1 on a failed connection or an abnormal
 close.
+
+``run`` serves ``HANDLER`` (an ``async def handler(websocket)`` or a
+``fastws.Listener`` subclass) from worker processes sharing the port: see
+:func:`fastws.runner.run`. It prints ``listening on ws://HOST:PORT/`` on
+stdout once every worker serves, restarts workers that die, and stops them
+all on SIGINT or SIGTERM (open connections are closed with 1001).
 """
 
 from __future__ import annotations
@@ -293,7 +300,10 @@ class _VersionAction(argparse.Action):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m fastws",
-        description="fastws: a WebSocket (RFC 6455) echo server and interactive client.",
+        description=(
+            "fastws: a WebSocket (RFC 6455) echo server, an interactive client,"
+            " and worker processes serving your handler."
+        ),
     )
     parser.add_argument(
         "--version", action=_VersionAction,
@@ -314,16 +324,71 @@ def build_parser() -> argparse.ArgumentParser:
     )
     client.add_argument("uri", help="ws:// or wss:// URI to connect to")
     client.add_argument("--max-size", type=int, default=None, help="largest message accepted, in bytes")
+
+    run = commands.add_parser(
+        "run", help="serve MODULE:HANDLER from worker processes sharing the port, until Ctrl-C"
+    )
+    run.add_argument(
+        "handler", metavar="MODULE:HANDLER",
+        help="an async handler(websocket) function or a fastws.Listener subclass, imported by each worker",
+    )
+    run.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default: {DEFAULT_HOST})")
+    run.add_argument(
+        "--port", type=int, default=DEFAULT_PORT,
+        help=f"TCP port to listen on; 0 picks a free one (default: {DEFAULT_PORT})",
+    )
+    run.add_argument(
+        "--workers", type=int, default=None, help="number of worker processes (default: one per CPU)"
+    )
+    run.add_argument(
+        "--pubsub", metavar="URL", default=None,
+        help="give every worker a fastws.PubSub on this URL (redis://host:port/db), see fastws.current_pubsub()",
+    )
+    run.add_argument("--max-size", type=int, default=None, help="largest message accepted, in bytes")
+    run.add_argument(
+        "--reuse-port", action=argparse.BooleanOptionalAction, default=None,
+        help="each worker listens with SO_REUSEPORT (the default on Linux); --no-reuse-port:"
+        " the parent accepts and hands connections to the workers in turn (the default elsewhere)",
+    )
+    run.add_argument(
+        "--shutdown-timeout", type=float, default=30.0,
+        help="seconds the workers get to exit after SIGTERM before they are killed (default: 30)",
+    )
+    run.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error", "critical"],
+        help="logging level of the parent and the workers (default: info)",
+    )
     return parser
+
+
+def run_workers(args: argparse.Namespace) -> int:
+    """``python -m fastws run``: :func:`fastws.runner.run` with the options given."""
+    from fastws.runner import run
+
+    options = {}
+    if args.max_size is not None:
+        options["max_size"] = args.max_size
+    try:
+        return run(
+            args.handler, args.host, args.port,
+            workers=args.workers, pubsub=args.pubsub, reuse_port=args.reuse_port,
+            shutdown_timeout=args.shutdown_timeout, log_level=args.log_level,
+            **options,
+        )
+    except (TypeError, ValueError, RuntimeError) as exc:
+        print(f"fastws run: {exc}", file=sys.stderr, flush=True)
+        return 1
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
+    if args.command == "run":  # it sets up logging itself, in every process
+        return run_workers(args)
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     if args.command == "serve":
         coro = run_server(args.host, args.port, max_size=args.max_size)
     else:
