@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import logging
 import os
 from typing import Any, Deque, List, Mapping, Optional, Tuple, Type
@@ -248,7 +249,7 @@ class RedisStreams:
                     await self._reconnect_writer()
                     connected = True
                     delays = None
-                batch = [self._pending[i] for i in range(min(BATCH, len(self._pending)))]
+                batch = list(itertools.islice(self._pending, BATCH))
                 pipe = self._writer.pipeline(transaction=False)
                 for entry in batch:
                     pipe.xadd(self.stream, entry.fields, maxlen=self.retention, approximate=True)
