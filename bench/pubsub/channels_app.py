@@ -32,9 +32,9 @@ if not settings.configured:
     )
     django.setup()
 
-from channels.generic.websocket import AsyncWebsocketConsumer  # type: ignore[import-untyped]  # noqa: E402
-from channels.routing import ProtocolTypeRouter, URLRouter  # type: ignore[import-untyped]  # noqa: E402
-from django.urls import path  # type: ignore[import-untyped]  # noqa: E402
+from channels.generic.websocket import AsyncWebsocketConsumer  # type: ignore[import-untyped]
+from channels.routing import ProtocolTypeRouter, URLRouter  # type: ignore[import-untyped]
+from django.urls import path  # type: ignore[import-untyped]
 
 
 class Subscriber(AsyncWebsocketConsumer):

@@ -8,7 +8,7 @@ from typing import Dict, Iterable, List, Optional, Set
 
 from bench.echo.clients import cpu_seconds
 
-__all__ = ["children", "connections_by_pid", "cpu_seconds", "cpu_total"]
+__all__ = ["children", "connections_by_pid", "cpu_seconds", "cpu_total", "peers_by_pid"]
 
 
 def children(pid: int) -> List[int]:
@@ -50,19 +50,27 @@ def _socket_inodes(pid: int) -> Set[str]:
     return inodes
 
 
-def connections_by_pid(pids: Iterable[int], port: int) -> Dict[int, int]:
-    """For each of ``pids``: how many established TCP connections to local port
-    ``port`` it holds (from /proc/net/tcp and the processes' file descriptors)."""
-    established = set()
+def peers_by_pid(pids: Iterable[int], port: int) -> Dict[int, List[int]]:
+    """For each of ``pids``: the remote ports of the established TCP connections
+    to local port ``port`` that it holds (from /proc/net/tcp and the processes'
+    file descriptors)."""
+    established: Dict[str, int] = {}  # inode -> remote port
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(table) as f:
                 next(f)
                 for line in f:
                     fields = line.split()
-                    local, state, inode = fields[1], fields[3], fields[9]
+                    local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
                     if state == "01" and int(local.rsplit(":", 1)[1], 16) == port:
-                        established.add(inode)
+                        established[inode] = int(remote.rsplit(":", 1)[1], 16)
         except OSError:
             continue
-    return {pid: len(_socket_inodes(pid) & established) for pid in pids}
+    return {
+        pid: sorted(established[i] for i in _socket_inodes(pid) if i in established) for pid in pids
+    }
+
+
+def connections_by_pid(pids: Iterable[int], port: int) -> Dict[int, int]:
+    """For each of ``pids``: how many established TCP connections to local port ``port`` it holds."""
+    return {pid: len(peers) for pid, peers in peers_by_pid(pids, port).items()}
