@@ -375,7 +375,7 @@ def run_workers(args: argparse.Namespace) -> int:
             shutdown_timeout=args.shutdown_timeout, log_level=args.log_level,
             **options,
         )
-    except (TypeError, ValueError, RuntimeError) as exc:
+    except (TypeError, ValueError, RuntimeError, ImportError) as exc:
         print(f"fastws run: {exc}", file=sys.stderr, flush=True)
         return 1
 

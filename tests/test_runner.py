@@ -5,131 +5,27 @@ every process group started here is killed at the end of its test."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
 import signal
 import socket
 import sys
 import textwrap
-from pathlib import Path
-from typing import Callable, List, Optional
 
 import pytest
+import runner_helpers
+from runner_helpers import ROOT, SERVING, STEP, start_runner
 
 import fastws
 from fastws import CloseCode, ConnectionClosedOK
-from fastws.runner import MAX_QUICK_DEATHS, handler_target, run as run_workers
+from fastws.runner import MAX_QUICK_DEATHS, handler_target
+from fastws.runner import run as run_workers
 
 from asyncio_helpers import run
 
-import runner_helpers
-
-ROOT = Path(__file__).resolve().parents[1]
-TESTS = Path(__file__).resolve().parent
-STEP = 10.0  # seconds any one step may take
 MODES = pytest.mark.parametrize("mode", ["--reuse-port", "--no-reuse-port"], ids=["reuse_port", "parent_accept"])
-SERVING = re.compile(r"worker (\d+) \(pid (\d+)\) serving")
 
 pytestmark = pytest.mark.skipif(not hasattr(socket, "send_fds"), reason="needs socket.send_fds")
-
-
-def _env(**extra: str) -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), str(TESTS), env.get("PYTHONPATH")]))
-    env.update(extra)
-    return env
-
-
-class Runner:
-    """A runner's process group: its stdout's first line and every stderr line."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.lines: List[str] = []
-        self.changed = asyncio.Event()
-        self.reader = asyncio.ensure_future(self._read())
-        self.uri = ""
-
-    async def _read(self) -> None:
-        assert self.proc.stderr is not None
-        async for line in self.proc.stderr:
-            self.lines.append(line.decode(errors="replace").rstrip("\n"))
-            self.changed.set()
-        self.changed.set()
-
-    @property
-    def stderr(self) -> str:
-        return "\n".join(self.lines)
-
-    async def wait_line(self, predicate: Callable[[str], object], after: int = 0) -> str:
-        """The first stderr line from index ``after`` on for which ``predicate`` is true."""
-
-        async def wait() -> str:
-            seen = after
-            while True:
-                for line in self.lines[seen:]:
-                    if predicate(line):
-                        return line
-                seen = len(self.lines)
-                if self.reader.done():
-                    raise AssertionError(f"no such line in stderr:\n{self.stderr}")
-                self.changed.clear()
-                await self.changed.wait()
-
-        return await asyncio.wait_for(wait(), STEP)
-
-    def workers(self) -> dict:
-        """{worker index: pid} from the lines the workers logged when they served (latest wins)."""
-        found = {}
-        for line in self.lines:
-            match = SERVING.search(line)
-            if match:
-                found[int(match.group(1))] = int(match.group(2))
-        return found
-
-    async def listening(self) -> str:
-        assert self.proc.stdout is not None
-        line = (await asyncio.wait_for(self.proc.stdout.readline(), STEP)).decode()
-        if not line.startswith("listening on ws://"):
-            raise AssertionError(f"unexpected first line {line!r}; stderr:\n{self.stderr}")
-        self.uri = line.split()[-1]
-        return self.uri
-
-    async def exit_status(self) -> int:
-        status = await asyncio.wait_for(self.proc.wait(), STEP)
-        await asyncio.wait_for(self.reader, STEP)
-        return status
-
-    def kill_group(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-
-
-@contextlib.asynccontextmanager
-async def start_runner(*args: str, command: Optional[List[str]] = None, listening: bool = True, **env: str):
-    """``python -m fastws run ARGS`` (or ``command``) in a session of its own."""
-    if command is None:
-        command = [sys.executable, "-m", "fastws", "run", *args]
-    proc = await asyncio.create_subprocess_exec(
-        *command,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=str(ROOT),
-        env=_env(**env),
-        start_new_session=True,
-    )
-    runner = Runner(proc)
-    try:
-        if listening:
-            await runner.listening()
-        yield runner
-    finally:
-        runner.kill_group()
-        await proc.wait()
-        # Both pipes read to their end: the transport closes before the loop does.
-        assert proc.stdout is not None
-        await asyncio.wait_for(asyncio.gather(proc.stdout.read(), runner.reader), STEP)
 
 
 async def ask(uri: str, message: str = "pid?") -> str:
@@ -364,10 +260,22 @@ async def test_workers_still_running_after_the_timeout_are_killed():
 @pytest.mark.parametrize(
     "target, message",
     [
-        ("no_such_module:handler", "cannot import handler 'no_such_module:handler': No module named 'no_such_module'"),
-        ("runner_helpers:missing", "cannot import handler 'runner_helpers:missing': module 'runner_helpers' has no 'missing'"),
-        ("runner_helpers:not_a_handler", "handler 'runner_helpers:not_a_handler' is a int, neither a coroutine function"),
-        ("runner_helpers:Runner", "cannot import handler 'runner_helpers:Runner'"),
+        (
+            "no_such_module:handler",
+            "cannot import handler 'no_such_module:handler': No module named 'no_such_module'",
+        ),
+        (
+            "runner_helpers:missing",
+            "cannot import handler 'runner_helpers:missing': module 'runner_helpers' has no 'missing'",
+        ),
+        (
+            "runner_helpers:not_a_handler",
+            "handler 'runner_helpers:not_a_handler' is a int, neither a coroutine function",
+        ),
+        (
+            "runner_helpers:NotAListener",
+            "handler 'runner_helpers:NotAListener' is a class but not a fastws.Listener subclass",
+        ),
         ("runner_helpers", "fastws run: handler must be 'MODULE:NAME', not 'runner_helpers'"),
     ],
 )

@@ -135,7 +135,10 @@ def run(
             take, or one that cannot be pickled.
         ValueError: If ``workers`` or ``shutdown_timeout`` is not positive,
             ``reuse_port`` is True where the system has no ``SO_REUSEPORT``,
-            or :func:`fastws.serve` refuses an option's value.
+            ``pubsub`` is not a Redis URL, or :func:`fastws.serve` refuses an
+            option's value.
+        ImportError: If ``pubsub`` is given and the ``redis`` package is
+            missing.
     """
     if os.name != "posix" or not hasattr(socket, "send_fds"):
         raise RuntimeError(
@@ -153,8 +156,12 @@ def run(
         raise ValueError("reuse_port=True needs SO_REUSEPORT, which this system does not have")
     if not shutdown_timeout > 0:
         raise ValueError(f"shutdown_timeout must be positive, not {shutdown_timeout!r}")
-    if pubsub is not None and not isinstance(pubsub, str):
-        raise TypeError(f"pubsub must be a URL, not {pubsub!r}")
+    if pubsub is not None:
+        if not isinstance(pubsub, str):
+            raise TypeError(f"pubsub must be a URL, not {pubsub!r}")
+        from ..pubsub import PubSub
+
+        PubSub(pubsub)  # refuses a bad URL, or a missing redis package, here
     taken = sorted(RUNNER_OPTIONS.intersection(serve_options))
     if taken:
         raise TypeError(f"run() sets {', '.join(repr(name) for name in taken)} itself")

@@ -75,13 +75,14 @@ def handler_target(handler: HandlerLike) -> str:
         if not sep or not module or not qualname:
             raise ValueError(f"handler must be 'MODULE:NAME', not {handler!r}")
         return handler
-    module = getattr(handler, "__module__", None)
-    qualname = getattr(handler, "__qualname__", None)
-    if not callable(handler) or not isinstance(module, str) or not isinstance(qualname, str):
+    module_name = getattr(handler, "__module__", None)
+    qualified = getattr(handler, "__qualname__", None)
+    if not callable(handler) or not isinstance(module_name, str) or not isinstance(qualified, str):
         raise TypeError(
             "handler must be a coroutine function, a Listener subclass or 'MODULE:NAME',"
             f" not {handler!r}"
         )
+    module, qualname = module_name, qualified
     if "<" in qualname:  # <lambda>, <locals>
         raise TypeError(
             f"cannot run {handler!r} in worker processes: they import the handler by module"

@@ -13,7 +13,7 @@ import socket
 import sys
 import tempfile
 import traceback
-from typing import Any, Callable, Dict, Set, Union
+from typing import Any, Callable, Dict, Set
 
 from ..asyncio.listener import Listener
 from ..asyncio.server import serve
@@ -131,7 +131,13 @@ async def _worker(index: int, config: WorkerConfig, channel: socket.socket) -> i
         if config.pubsub is not None:
             from .. import pubsub as pubsub_module
 
-            pubsub = await stack.enter_async_context(pubsub_module.PubSub(config.pubsub))
+            pubsub = pubsub_module.PubSub(config.pubsub)
+            try:
+                await pubsub.start()
+            except Exception as exc:  # Redis away: worth starting again later
+                logger.error("worker %d cannot start its PubSub: %s", index, exc)
+                return 1
+            stack.push_async_callback(pubsub.close)
             pubsub_module.set_current(pubsub)
             stack.callback(pubsub_module.set_current, None)
         if config.reuse_port:
@@ -172,9 +178,10 @@ async def _worker(index: int, config: WorkerConfig, channel: socket.socket) -> i
                     if stop.done():
                         sock.close()
                         continue
-                    task = loop.create_task(
-                        loop.connect_accepted_socket(factory, sock, **ssl_options)
-                    )
+                    # asyncio's loops have it since Python 3.5.3; AbstractEventLoop
+                    # declares it from 3.10 on.
+                    accepted = loop.connect_accepted_socket  # type: ignore[attr-defined,unused-ignore]
+                    task = loop.create_task(accepted(factory, sock, **ssl_options))
                     adopting.add(task)
                     task.add_done_callback(adopted)
                 if not data:  # the parent is gone: stop too
