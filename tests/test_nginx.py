@@ -11,17 +11,20 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
-import subprocess
 import tempfile
 import threading
-import time
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Iterator
 
 import pytest
 import websockets
+from nginx_helpers import (
+    CONNECTION_UPGRADE_MAP,
+    WEBSOCKET_PROXYING,
+    free_port,
+    require_nginx,
+    running_nginx,
+)
 
 import fastws
 from fastws.exceptions import InvalidStatus
@@ -29,89 +32,40 @@ from fastws.sync.client import connect as sync_connect
 
 from asyncio_helpers import run
 
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-if not os.access(NGINX, os.X_OK):
-    pytest.skip("nginx is not installed (apt-get install nginx-light)", allow_module_level=True)
+require_nginx()
 
-CONFIG = """
-daemon off;
-master_process off;
-worker_processes 1;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
+# docs/deployment.md's location block, in front of a TCP port and a Unix socket.
+HTTP = """
+upstream fastws_tcp {{ server 127.0.0.1:{tcp_port}; }}
+upstream fastws_unix {{ server unix:{sock}; }}
 
-    # From docs/deployment.md.
-    map $http_upgrade $connection_upgrade {{
-        default upgrade;
-        ''      close;
+server {{
+    listen 127.0.0.1:{port};
+    location /ws {{
+        proxy_pass http://fastws_tcp;
+        {proxying}
     }}
-    upstream fastws_tcp {{ server 127.0.0.1:{tcp_port}; }}
-    upstream fastws_unix {{ server unix:{sock}; }}
-
-    server {{
-        listen 127.0.0.1:{port};
-        location /ws {{
-            proxy_pass http://fastws_tcp;
-            proxy_http_version 1.1;
-            proxy_set_header Upgrade $http_upgrade;
-            proxy_set_header Connection $connection_upgrade;
-            proxy_set_header Host $host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto $scheme;
-        }}
-        location /unix {{
-            proxy_pass http://fastws_unix;
-            proxy_http_version 1.1;
-            proxy_set_header Upgrade $http_upgrade;
-            proxy_set_header Connection $connection_upgrade;
-            proxy_set_header Host $host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-        }}
-        # What the guide warns against: HTTP/1.0 and no upgrade headers.
-        location /naive {{
-            proxy_pass http://fastws_tcp;
-        }}
+    location /unix {{
+        proxy_pass http://fastws_unix;
+        {proxying}
+    }}
+    # What the guide warns against: HTTP/1.0 and no upgrade headers.
+    location /naive {{
+        proxy_pass http://fastws_tcp;
     }}
 }}
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def nginx(tcp_port: int, sock: str) -> Iterator[int]:
     """nginx on a free loopback port; stopped (and waited for) at the end."""
-    with tempfile.TemporaryDirectory() as directory:
-        port = free_port()
-        conf = Path(directory, "nginx.conf")
-        conf.write_text(CONFIG.format(dir=directory, port=port, tcp_port=tcp_port, sock=sock))
-        process = subprocess.Popen([NGINX, "-c", str(conf), "-e", f"{directory}/error.log"])
-        try:
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(Path(directory, "error.log").read_text()) from None
-                    time.sleep(0.02)
-            yield port
-        finally:
-            process.terminate()
-            process.wait(10)
+    port = free_port()
+    http = CONNECTION_UPGRADE_MAP + HTTP.format(
+        port=port, tcp_port=tcp_port, sock=sock, proxying=WEBSOCKET_PROXYING
+    )
+    with running_nginx(http, port):
+        yield port
 
 
 async def echo_with_details(websocket):
