@@ -23,14 +23,18 @@ from typing import Dict, Tuple
 STACKS: Tuple[str, ...] = (
     "fastws-redis",
     "fastws-local",
+    "fastws-redis-uvloop",
+    "fastws-local-uvloop",
     "channels-core",
     "channels-pubsub",
     "socketio",
 )
 
 LABELS: Dict[str, str] = {
-    "fastws-redis": "fastws, PubSub(redis://), 2 workers",
+    "fastws-redis": "fastws run --workers 2 --pubsub redis://",
     "fastws-local": "fastws, PubSub() in 1 process",
+    "fastws-redis-uvloop": "fastws, 2 serve() processes, uvloop, Redis",
+    "fastws-local-uvloop": "fastws, PubSub() in 1 process, uvloop",
     "channels-core": "Channels, RedisChannelLayer",
     "channels-pubsub": "Channels, RedisPubSubChannelLayer",
     "socketio": "python-socketio, AsyncRedisManager",
@@ -38,15 +42,24 @@ LABELS: Dict[str, str] = {
 
 #: Modules a stack needs in its server processes; a missing one skips the stack.
 REQUIRES: Dict[str, Tuple[str, ...]] = {
-    "fastws-redis": ("fastws", "redis"),
+    "fastws-redis": ("fastws.runner", "redis"),
     "fastws-local": ("fastws",),
+    "fastws-redis-uvloop": ("fastws", "redis", "uvloop"),
+    "fastws-local-uvloop": ("fastws", "uvloop"),
     "channels-core": ("uvicorn", "channels", "channels_redis"),
     "channels-pubsub": ("uvicorn", "channels", "channels_redis"),
     "socketio": ("uvicorn", "socketio"),
 }
 
 #: Stacks whose server talks to Redis (the others run without it).
-USES_REDIS = ("fastws-redis", "channels-core", "channels-pubsub", "socketio")
+USES_REDIS = ("fastws-redis", "fastws-redis-uvloop", "channels-core", "channels-pubsub", "socketio")
+#: The fastws stacks in pairs (through Redis, in one process) on the same event
+#: loop: the runner's workers run asyncio's default loop; uvicorn picks uvloop.
+PAIRS = (("fastws-redis", "fastws-local"), ("fastws-redis-uvloop", "fastws-local-uvloop"))
+#: The peers: the faster of them is what fastws is held against.
+PEERS = ("channels-core", "channels-pubsub", "socketio")
+#: The fastws stack served by ``python -m fastws run`` (``--workers N --pubsub URL``).
+RUNNER = "fastws-redis"
 #: Stacks served by uvicorn (``--workers N``); the others are fastws processes.
 UVICORN = {
     "channels-core": "bench.pubsub.channels_app:application",

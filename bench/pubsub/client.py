@@ -49,7 +49,7 @@ from typing import Any, Dict, List, Optional
 from bench.echo import run
 
 from . import HELLO, HOST, KEY, SOCKETIO, STACKS, make_message
-from .procs import connections_by_pid, cpu_seconds, cpu_total
+from .procs import connections_by_pid, cpu_seconds, cpu_total, system_share
 
 monotonic_ns = time.monotonic_ns
 
@@ -320,6 +320,7 @@ async def coordinate(args: argparse.Namespace) -> Dict[str, Any]:
             phase = Phase(ws.send_nowait, args.stack, k, args.window, first_seq, seconds)
             cpu0 = [cpu_total(server_pids), cpu_seconds(args.redis_pid) if args.redis_pid else None]
             client0 = [cpu_seconds(p) for p in client_pids]
+            split0 = [system_share(server_pids), system_share(client_pids)]
             done = phase.start()
             while not done.done():
                 await asyncio.wait([done, *readers], timeout=1, return_when=asyncio.FIRST_COMPLETED)
@@ -333,6 +334,13 @@ async def coordinate(args: argparse.Namespace) -> Dict[str, Any]:
                     )
             cpu1 = [cpu_total(server_pids), cpu_seconds(args.redis_pid) if args.redis_pid else None]
             client1 = [cpu_seconds(p) for p in client_pids]
+            split1 = [system_share(server_pids), system_share(client_pids)]
+            kernel: List[Optional[float]] = []
+            for a, b in zip(split0, split1):
+                if a is None or b is None or (b[0] - a[0]) + (b[1] - a[1]) <= 0:
+                    kernel.append(None)
+                else:
+                    kernel.append((b[1] - a[1]) / ((b[0] - a[0]) + (b[1] - a[1])))
             wall = (phase.t_end - phase.t0) / 1e9
             messages = len(phase.latency)
             deliveries = messages * args.subscribers
@@ -355,6 +363,8 @@ async def coordinate(args: argparse.Namespace) -> Dict[str, Any]:
                 "server_cpu_s": diff(cpu0[0], cpu1[0]),
                 "redis_cpu_s": diff(cpu0[1], cpu1[1]),
                 "client_cpu_s": sum(known) if complete else None,
+                "server_kernel_share": kernel[0],
+                "client_kernel_share": kernel[1],
                 "publisher_busy": known[0] / wall if complete else None,
                 "subscriber_busy": max(known[1:]) / wall if complete else None,
                 "last_seq": phase.seq,

@@ -4,11 +4,11 @@ children, and which process holds the connections to a port."""
 from __future__ import annotations
 
 import os
-from typing import Dict, Iterable, List, Optional, Set
+from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 from bench.echo.clients import cpu_seconds
 
-__all__ = ["children", "connections_by_pid", "cpu_seconds", "cpu_total", "peers_by_pid"]
+__all__ = ["children", "connections_by_pid", "cpu_seconds", "cpu_total", "peers_by_pid", "system_share"]
 
 
 def children(pid: int) -> List[int]:
@@ -32,6 +32,23 @@ def cpu_total(pids: Iterable[int]) -> Optional[float]:
             return None
         total += value
     return total
+
+
+def system_share(pids: Iterable[int]) -> Optional[Tuple[float, float]]:
+    """(user, system) CPU seconds used so far by all of ``pids`` (clock ticks
+    from /proc/PID/stat: coarse, for the split of a measure of seconds); None
+    where /proc cannot tell."""
+    user = system = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            return None
+        user += int(fields[11]) / tick
+        system += int(fields[12]) / tick
+    return user, system
 
 
 def _socket_inodes(pid: int) -> Set[str]:

@@ -4,13 +4,11 @@
 
 ``fastws.serve(handler)`` on 127.0.0.1:PORT (0: a free port) with a
 ``fastws.PubSub`` (through Redis with ``--redis URL``, in this process
-without). A connection to ``/pub`` is the publisher: each message it sends
-becomes ``await pubsub.publish(topic, message)``. Any other path is a
-subscriber: subscribed on connect, then sent ``hello``; it gets every message
-published from then on. Prints ``READY <port>`` once it accepts connections and
+without); the handler is :mod:`bench.pubsub.handler`'s, which ``python -m
+fastws run`` serves for the Redis stack. Prints ``READY <port>`` once it accepts connections and
 serves until SIGTERM, SIGINT or the end of its standard input.
 ``--reuse-port`` lets several such processes share the port (SO_REUSEPORT):
-the runner starts two of them for the Redis stack. ``--profile FILE`` runs the
+the ``fastws-redis-own`` stack starts two of them, on uvloop. ``--profile FILE`` runs the
 process under cProfile and writes the stats to FILE on the way out.
 """
 
@@ -24,7 +22,8 @@ from typing import Any, Optional, Sequence
 from bench.echo import LOOPS, run
 from bench.echo.servers import serve_until_stopped
 
-from . import HELLO, HOST, TOPIC
+from . import HOST
+from .handler import make_handler
 
 
 async def start_fastws(port: int, redis_url: Optional[str], reuse_port: bool) -> Any:
@@ -32,17 +31,7 @@ async def start_fastws(port: int, redis_url: Optional[str], reuse_port: bool) ->
 
     pubsub = fastws.PubSub(redis_url) if redis_url else fastws.PubSub()
     await pubsub.start()
-
-    async def handler(websocket: Any) -> None:
-        if websocket.request.path.startswith("/pub"):
-            async for message in websocket:
-                await pubsub.publish(TOPIC, message)
-        else:
-            pubsub.subscribe(websocket, TOPIC)
-            await websocket.send(HELLO)
-            await websocket.wait_closed()
-
-    server = await fastws.serve(handler, HOST, port, reuse_port=reuse_port or None)
+    server = await fastws.serve(make_handler(pubsub), HOST, port, reuse_port=reuse_port or None)
 
     async def close() -> None:
         server.close()
@@ -57,7 +46,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("port", type=int, help="TCP port on 127.0.0.1; 0 for a free one")
     parser.add_argument("--redis", metavar="URL", help="fastws.PubSub(URL) instead of the in-process PubSub()")
     parser.add_argument("--reuse-port", action="store_true", help="bind with SO_REUSEPORT")
-    parser.add_argument("--loop", choices=LOOPS, default="uvloop")
+    parser.add_argument("--loop", choices=LOOPS, default="asyncio")
     parser.add_argument("--profile", metavar="FILE", help="run under cProfile, write the stats here")
     args = parser.parse_args(argv)
 
