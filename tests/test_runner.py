@@ -202,8 +202,12 @@ async def test_a_killed_worker_is_replaced(mode):
 
 @MODES
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("group", [False, True], ids=["parent", "group"])
 @run
-async def test_a_signal_closes_every_connection_with_1001(mode, signum):
+async def test_a_signal_closes_every_connection_with_1001(mode, signum, group):
+    # To the parent alone, or to the whole group (Ctrl-C in a terminal, a
+    # service manager): then each worker has it twice, from there and from the
+    # parent, and still exits 0.
     async with start_runner("runner_helpers:echo_pid", "--port", "0", "--workers", "2", mode) as runner:
         pids = set(runner.workers().values())
         websockets, answered = [], set()
@@ -215,7 +219,10 @@ async def test_a_signal_closes_every_connection_with_1001(mode, signum):
             if answered == pids and len(websockets) >= 4:
                 break
         assert answered == pids
-        runner.proc.send_signal(signum)
+        if group:
+            os.killpg(runner.proc.pid, signum)
+        else:
+            runner.proc.send_signal(signum)
         for websocket in websockets:
             with pytest.raises(ConnectionClosedOK) as info:
                 await asyncio.wait_for(websocket.recv(), STEP)
@@ -372,3 +379,14 @@ async def test_run_a_handler_of_the_main_script(tmp_path, reuse_port):
         assert seen == pids
         runner.proc.send_signal(signal.SIGTERM)
         assert await runner.exit_status() == 0, runner.stderr
+
+
+@MODES
+@run
+async def test_a_signal_to_the_group_of_idle_workers(mode):
+    # No connection to close: a worker's loop is closed at once, before the
+    # parent's SIGTERM comes after the group's one; it must not kill the worker.
+    async with start_runner("runner_helpers:echo_pid", "--port", "0", "--workers", "2", mode) as runner:
+        os.killpg(runner.proc.pid, signal.SIGTERM)
+        assert await runner.exit_status() == 0, runner.stderr
+        assert "WARNING" not in runner.stderr

@@ -50,13 +50,13 @@ import os
 import pickle
 import socket
 import sys
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Type, Union
 
+from ..asyncio.listener import Listener
 from ..asyncio.server import serve
 from .common import (
     MAX_QUICK_DEATHS,
     RUNNER_OPTIONS,
-    HandlerLike,
     WorkerConfig,
     bind,
     configure_logging,
@@ -76,7 +76,7 @@ async def _placeholder(websocket: Any) -> None:
 
 
 def run(
-    handler: HandlerLike,
+    handler: Union[str, Callable[..., Any], Type[Listener]],
     host: Optional[str] = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     *,
@@ -92,7 +92,7 @@ def run(
 
     Call it under ``if __name__ == "__main__":`` in a script: the workers are
     fresh interpreters that import the handler's module (and, when the handler
-    is defined in the script, the script itself, as :mod:`multiprocessing`
+    is defined in the script, the script itself, as ``multiprocessing``
     does). It prints ``listening on ws://HOST:PORT/`` on standard output once
     every worker serves, and returns the exit status: 0 after a clean stop, 1
     when the port cannot be bound, a worker cannot load its handler or keeps

@@ -35,9 +35,6 @@ RUNNER_OPTIONS = frozenset(
     {"reuse_port", "sock", "unix", "path", "listener", "start_serving", "host", "port"}
 )
 
-HandlerLike = Union[str, Callable[..., Any], Type[Listener]]
-
-
 class WorkerConfig(NamedTuple):
     """What a worker needs: sent to the spawned process, so picklable."""
 
@@ -57,7 +54,7 @@ def lookup(module: Any, qualname: str) -> Any:
     return obj
 
 
-def handler_target(handler: HandlerLike) -> str:
+def handler_target(handler: Union[str, Callable[..., Any], Type[Listener]]) -> str:
     """The ``"module:qualname"`` that the workers import to find ``handler``.
 
     Args:

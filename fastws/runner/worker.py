@@ -79,6 +79,29 @@ def _unreachable_listener() -> socket.socket:
     return sock
 
 
+def _ignore_stop_signals(loop: asyncio.AbstractEventLoop) -> None:
+    """Ignore SIGINT and SIGTERM from now on: the worker is stopping already,
+    and may get the signal twice (from the parent, and from a terminal or a
+    service manager that signals the whole group); once the loop closed, a
+    second one would kill it. The signals stay blocked while their handlers
+    change (a pending one is discarded when ignored)."""
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    try:
+        for signum in stop_signals:
+            loop.remove_signal_handler(signum)
+            signal.signal(signum, signal.SIG_IGN)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
+
+
+class _HideListening(logging.Filter):
+    """Drops the server's "server listening on ..." line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("server listening on")
+
+
 def _connection_factory(starter: serve) -> Callable[[], asyncio.Protocol]:
     """The protocol factory that ``starter`` gives ``loop.create_server``, for
     ``loop.connect_accepted_socket``: fastws.asyncio has no public name for it."""
@@ -144,11 +167,18 @@ async def _worker(index: int, config: WorkerConfig, channel: socket.socket) -> i
             starter = serve(handler, config.host, config.port, reuse_port=True, **options)
         else:
             starter = serve(handler, sock=_unreachable_listener(), **options)
+        server_logger = logging.getLogger("fastws.server")
+        hide = _HideListening()
+        if not config.reuse_port and options.get("logger") is None:
+            # Its "server listening on" line would name the unreachable socket.
+            server_logger.addFilter(hide)
         try:
             server = await starter
         except OSError as exc:
             _report(channel, f"cannot listen on {config.host}:{config.port}: {exc}")
             return EXIT_CONFIG
+        finally:
+            server_logger.removeFilter(hide)
         stack.push_async_callback(server.wait_closed)
         stack.callback(server.close)
         adopting: Set[asyncio.Task[Any]] = set()
@@ -197,6 +227,7 @@ async def _worker(index: int, config: WorkerConfig, channel: socket.socket) -> i
         logger.info("worker %d (pid %d) serving %s", index, os.getpid(), where)
         channel.send(READY)
         await stop
+        _ignore_stop_signals(loop)
         logger.info("worker %d (pid %d) stopping", index, os.getpid())
         loop.remove_reader(channel.fileno())
         if adopting:
