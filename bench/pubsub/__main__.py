@@ -257,7 +257,8 @@ def run_case(stack: str, args: argparse.Namespace, redis: Optional[Redis], tmp: 
         cmd = [
             sys.executable, "-m", "bench.pubsub.client", stack, str(servers.port),
             f"--subscribers={args.subscribers}", f"--procs={args.procs}", f"--duration={args.duration}",
-            f"--warmup={args.warmup}", f"--window={args.window}", f"--server-pids={','.join(map(str, servers.pids))}",
+            f"--warmup={args.warmup}", f"--window={args.window}", f"--rate={args.rate}",
+            f"--server-pids={','.join(map(str, servers.pids))}",
         ]  # fmt: skip
         if redis is not None and stack in USES_REDIS:
             cmd.append(f"--redis-pid={redis.pid}")
@@ -331,8 +332,9 @@ def report(
     p("  " + "; ".join(f"{d} {env.get(d)}" for d in DISTS))
     p(
         f"  1 publisher, {args.subscribers:,} subscribers on {args.workers} worker processes (fastws in one "
-        f"process: 1), 64 B text messages, one topic; at most {args.window} messages out; "
-        f"{args.duration} s per measure after {args.warmup} s of warm-up"
+        f"process: 1), 64 B text messages, one topic; "
+        + (f"{args.rate:g} messages/s; " if args.rate else f"at most {args.window} messages out; ")
+        + f"{args.duration} s per measure after {args.warmup} s of warm-up"
         + (f"; median of {args.repeat} runs" if args.repeat > 1 else "")
     )
     p(f"  load generator: {args.procs} subscriber processes of fastws Listener connections, uvloop")
@@ -443,6 +445,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=2, metavar="N", help="server worker processes (default: 2)")
     parser.add_argument("--procs", type=int, default=2, metavar="K", help="subscriber processes (default: 2)")
     parser.add_argument("--window", type=int, default=2, metavar="W", help="messages out at most (default: 2)")
+    parser.add_argument(
+        "--rate", type=float, default=0, metavar="M",
+        help="publish M messages/s (M x subscribers deliveries/s) instead of as fast as the window allows",
+    )  # fmt: skip
     parser.add_argument("--duration", type=float, metavar="S", help="seconds per measure (default: 3)")
     parser.add_argument("--warmup", type=float, metavar="S", help="seconds of warm-up (default: 1)")
     parser.add_argument("--repeat", type=int, metavar="N", help="runs of every stack, median reported (default: 3)")
@@ -498,7 +504,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     report(results, stacks, skipped, args, env, load)
     print(f"\n  ({time.monotonic() - started:.0f} s)")
     if args.json:
-        names = ("subscribers", "workers", "procs", "window", "duration", "warmup", "repeat")
+        names = ("subscribers", "workers", "procs", "window", "rate", "duration", "warmup", "repeat")
         settings = {k: getattr(args, k) for k in names}
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(

@@ -16,10 +16,12 @@ sequence number, the time of the last receipt and of the first), so the
 coordinator learns when the *last* subscriber of all got each message:
 latency = that time - the send time, in one clock for every process.
 
-Flow control: the publisher keeps at most ``--window`` messages (4) that not
-every subscriber has received yet, publishing the next one as soon as one
-completes: a closed loop that runs each stack at the rate it sustains, with its
-queues no longer than the window. A warm-up (``--warmup`` s), then the measure
+Flow control: the publisher keeps at most ``--window`` messages (default 4;
+the runner passes 2) that not every subscriber has received yet, publishing the
+next one as soon as one completes: a closed loop that runs each stack at the
+rate it sustains, with its queues no longer than the window. ``--rate M``
+publishes M messages/s instead, whatever is out (an open loop: the latency at
+a given load), and fails if 500 messages are out at once. A warm-up (``--warmup`` s), then the measure
 (``--duration`` s): publishing stops when it has passed and the measure ends
 when the messages still out complete; deliveries/s = messages completed x
 subscribers / the time from the first send to the last completion.
@@ -55,6 +57,8 @@ monotonic_ns = time.monotonic_ns
 
 #: Seconds without any message completing before the run counts as stalled.
 STALL_TIMEOUT = 10.0
+#: Messages out at once past which a fixed-rate run fails (the stack does not keep up).
+MAX_BEHIND = 500
 #: Connections opened at once by a subscriber process.
 CONNECT_BATCH = 50
 
@@ -192,8 +196,11 @@ class Phase:
     have passed; then wait for the rest. :meth:`completed` is fed by the
     subscriber processes' reports."""
 
-    def __init__(self, send: Any, stack: str, procs: int, window: int, first_seq: int, seconds: float) -> None:
+    def __init__(
+        self, send: Any, stack: str, procs: int, window: int, first_seq: int, seconds: float, rate: float = 0
+    ) -> None:
         self.send = send
+        self.rate = rate  # messages/s, at a fixed rate instead of the window (0: the window)
         self.socketio = stack == SOCKETIO
         self.procs = procs
         self.window = window
@@ -209,8 +216,35 @@ class Phase:
     def start(self) -> asyncio.Future:
         self.t0 = monotonic_ns()
         self.deadline = self.t0 + int(self.seconds * 1e9)
-        self.fill()
+        if self.rate:
+            self.tick(0)
+        else:
+            self.fill()
         return self.done
+
+    def tick(self, n: int) -> None:
+        """Fixed rate: publish message ``n`` of the phase, schedule the next."""
+        now = monotonic_ns()
+        if now >= self.deadline:
+            if not self.pending and not self.done.done():
+                self.t_end = now
+                self.done.set_result(None)
+            return
+        if len(self.pending) >= MAX_BEHIND:
+            if not self.done.done():
+                self.done.set_exception(
+                    Failure(f"{len(self.pending)} messages out: the stack does not keep up with {self.rate:g}/s")
+                )
+            return
+        self.publish(now)
+        loop = asyncio.get_running_loop()
+        loop.call_at(loop.time() + (self.t0 + (n + 1) * 1e9 / self.rate - monotonic_ns()) / 1e9, self.tick, n + 1)
+
+    def publish(self, now: int) -> None:
+        message = make_message(self.seq, now)
+        self.pending[message[:KEY]] = [self.procs, now, 0, 1 << 63]
+        self.seq += 1
+        self.send(f'42["pub","{message}"]' if self.socketio else message)
 
     def fill(self) -> None:
         while len(self.pending) < self.window:
@@ -220,10 +254,7 @@ class Phase:
                     self.t_end = now
                     self.done.set_result(None)
                 return
-            message = make_message(self.seq, now)
-            self.pending[message[:KEY]] = [self.procs, now, 0, 1 << 63]
-            self.seq += 1
-            self.send(f'42["pub","{message}"]' if self.socketio else message)
+            self.publish(now)
 
     def completed(self, key: str, last: int, first: int) -> None:
         entry = self.pending.get(key)
@@ -243,7 +274,8 @@ class Phase:
             if not self.done.done():
                 self.done.set_result(None)
             return
-        self.fill()
+        if not self.rate:
+            self.fill()
 
 
 async def publisher(stack: str, port: int) -> Any:
@@ -317,7 +349,7 @@ async def coordinate(args: argparse.Namespace) -> Dict[str, Any]:
         async def timed(seconds: float, first_seq: int) -> Dict[str, Any]:
             nonlocal phase
             gc.collect()
-            phase = Phase(ws.send_nowait, args.stack, k, args.window, first_seq, seconds)
+            phase = Phase(ws.send_nowait, args.stack, k, args.window, first_seq, seconds, args.rate)
             cpu0 = [cpu_total(server_pids), cpu_seconds(args.redis_pid) if args.redis_pid else None]
             client0 = [cpu_seconds(p) for p in client_pids]
             split0 = [system_share(server_pids), system_share(client_pids)]
@@ -406,6 +438,7 @@ async def coordinate(args: argparse.Namespace) -> Dict[str, Any]:
         "subscribers": args.subscribers,
         "client_procs": k,
         "window": args.window,
+        "fixed_rate": args.rate,
         "published": published,
         "delivered": sum(s["received"] for s in stats),
         "connect_s": connect_s,
@@ -423,6 +456,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--duration", type=float, default=3.0, metavar="S")
     parser.add_argument("--warmup", type=float, default=1.0, metavar="S")
     parser.add_argument("--window", type=int, default=4, metavar="W", help="messages out at most (default: 4)")
+    parser.add_argument(
+        "--rate", type=float, default=0, metavar="M", help="publish M messages/s instead (open loop; 0: the window)"
+    )
     parser.add_argument("--server-pids", metavar="A,B", help="the server's processes: their CPU time and connections")
     parser.add_argument("--redis-pid", type=int, metavar="PID", help="redis-server's process: its CPU time")
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="uvloop")

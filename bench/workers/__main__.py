@@ -30,7 +30,7 @@ ROOT = os.path.dirname(os.path.dirname(WORKERS_DIR))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from bench.echo import SMALL  # noqa: E402
+from bench.echo import HOST, LOOPS, SMALL  # noqa: E402
 from bench.echo.__main__ import (  # noqa: E402
     CaseError,
     _env,
@@ -44,7 +44,7 @@ from bench.echo.__main__ import (  # noqa: E402
     environment,
 )
 from bench.pubsub.__main__ import free_port  # noqa: E402
-from bench.pubsub.procs import cpu_total, peers_by_pid  # noqa: E402
+from bench.pubsub.procs import children, cpu_total, peers_by_pid  # noqa: E402
 from bench.workers import CLIENT, GOAL_RATIO, LABELS, STACKS  # noqa: E402
 
 READY_TIMEOUT = 30.0
@@ -63,6 +63,15 @@ def _readline(proc: subprocess.Popen, timeout: float, what: str) -> str:
     return line.decode().strip()
 
 
+def _spawned(pid: int) -> bool:
+    """Whether ``pid`` is a worker that multiprocessing spawned (not its resource tracker)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"spawn_main" in f.read()
+    except OSError:
+        return False
+
+
 def run_case(stack: str, n: int, args: argparse.Namespace, tmp: str) -> Dict[str, Any]:
     env = _env()
     port = free_port()
@@ -71,16 +80,32 @@ def run_case(stack: str, n: int, args: argparse.Namespace, tmp: str) -> Dict[str
     clients: List[subprocess.Popen] = []
     try:
         with open(err_path, "wb") as err:
-            for _ in range(n):
-                servers.append(
-                    subprocess.Popen(
-                        [sys.executable, "-m", "bench.workers.servers", stack, str(port)],
-                        cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
-                    )  # fmt: skip
-                )
-            for server in servers:
-                _wait_ready(server, READY_TIMEOUT, err_path)
-            pids = [s.pid for s in servers]
+            if stack == "fastws-run":
+                runner = subprocess.Popen(
+                    [
+                        sys.executable, "-m", "fastws", "run", "bench.workers.handlers:echo", "--host", HOST,
+                        "--port", str(port), "--workers", str(n), "--log-level", "warning",
+                    ],
+                    cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
+                )  # fmt: skip
+                servers.append(runner)
+                line = _readline(runner, READY_TIMEOUT, "fastws run")
+                if not line.startswith("listening on"):
+                    raise CaseError(f"fastws run said {line!r}")
+                pids = [p for p in children(runner.pid) if _spawned(p)]
+                if len(pids) != n:
+                    raise CaseError(f"fastws run has {len(pids)} workers, not {n}")
+            else:
+                for _ in range(n):
+                    servers.append(
+                        subprocess.Popen(
+                            [sys.executable, "-m", "bench.workers.servers", stack, str(port), "--loop", args.loop],
+                            cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                        )  # fmt: skip
+                    )
+                for server in servers:
+                    _wait_ready(server, READY_TIMEOUT, err_path)
+                pids = [s.pid for s in servers]
             for _ in range(n):
                 clients.append(
                     subprocess.Popen(
@@ -132,7 +157,16 @@ def run_case(stack: str, n: int, args: argparse.Namespace, tmp: str) -> Dict[str
                 c.kill()
                 c.wait()
         for server in servers:
-            _stop(server)
+            if server.stdin is None:  # fastws run: SIGTERM stops its workers
+                server.terminate()
+                try:
+                    server.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    server.kill()
+                    server.wait()
+                server.stdout.close()  # type: ignore[union-attr]
+            else:
+                _stop(server)
     rate = sum(r["rate"] for r in results)
     return {
         "stack": stack,
@@ -180,6 +214,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         "--no-balance", dest="balance", action="store_false",
         help="leave the connections where the kernel put them (two may share a worker)",
     )  # fmt: skip
+    parser.add_argument(
+        "--loop", choices=LOOPS, default="asyncio",
+        help="the loop of the servers started without fastws run (default: asyncio, the runner's)",
+    )  # fmt: skip
     parser.add_argument("--json", metavar="PATH", help="also write every result here")
     args = parser.parse_args(argv)
     args.duration = args.duration if args.duration is not None else (0.5 if args.quick else 3.0)
@@ -211,6 +249,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     print("fastws worker scaling benchmark")
     print(f"  machine: {env['cpu']}, {env['cpus']} cores; {env['python']}")
     print(f"  fastws {env['fastws']}; uvloop {env['uvloop']}")
+    print(f"  servers on {args.loop} (fastws run: asyncio, its loop), clients on uvloop")
     print(
         f"  N workers on one port (SO_REUSEPORT), N clients with one connection each, {SMALL} B round trips, "
         f"one message in flight per connection; {args.duration} s per measure"
@@ -267,7 +306,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             json.dump(
                 {
                     "environment": env,
-                    "settings": {k: getattr(args, k) for k in ("duration", "warmup", "repeat", "balance")},
+                    "settings": {k: getattr(args, k) for k in ("duration", "warmup", "repeat", "balance", "loop")},
                     "load": load,
                     "results": [r for runs in results.values() for r in runs],
                     "summary": [{"stack": k[0], "workers": k[1], **v} for k, v in summary.items()],

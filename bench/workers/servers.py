@@ -1,6 +1,6 @@
 """One echo worker of the scaling benchmark.
 
-    python -m bench.workers.servers STACK PORT [--loop uvloop]
+    python -m bench.workers.servers STACK PORT [--loop asyncio|uvloop]
 
 Listens on 127.0.0.1:PORT with SO_REUSEPORT, so that several of these processes
 share the port and the kernel spreads the connections over them, prints
@@ -65,9 +65,9 @@ async def start(stack: str, port: int) -> Any:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.workers.servers", description=__doc__.split("\n\n")[0])
-    parser.add_argument("stack", choices=STACKS)
+    parser.add_argument("stack", choices=[s for s in STACKS if s != "fastws-run"])
     parser.add_argument("port", type=int, help="TCP port on 127.0.0.1 (0: a free one, for one worker)")
-    parser.add_argument("--loop", choices=LOOPS, default="uvloop")
+    parser.add_argument("--loop", choices=LOOPS, default="asyncio")
     args = parser.parse_args(argv)
     run(serve_until_stopped(lambda port: start(args.stack, port), args.port, 2), args.loop)
     return 0
