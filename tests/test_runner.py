@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import sys
 import textwrap
 
@@ -108,6 +109,7 @@ def test_handler_target_refuses_an_impostor():
         (dict(no_such_option=1), TypeError, "unexpected keyword argument 'no_such_option'"),
         (dict(max_size=-1), ValueError, "max_size"),
         (dict(process_request=lambda connection, request: None), TypeError, "must be picklable"),
+        (dict(ssl=ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)), TypeError, "terminate TLS in a reverse proxy"),
     ],
 )
 def test_run_refuses_bad_options_before_starting_anything(options, error, match):

@@ -121,8 +121,10 @@ def run(
             parent and in each worker (``"info"`` shows which worker serves
             with which pid); None leaves logging alone.
         **serve_options: Passed to :func:`fastws.serve` in each worker
-            (``max_size``, ``ping_interval``, ``ssl``...); they must be
-            picklable.
+            (``max_size``, ``ping_interval``, ``compression``,
+            ``process_request`` defined at the top level of a module...);
+            they must be picklable, which an :class:`ssl.SSLContext` is not:
+            terminate TLS in a reverse proxy in front of the workers.
 
     Returns:
         The exit status.
@@ -132,7 +134,7 @@ def run(
         TypeError: If ``handler`` cannot be imported by the workers, if
             ``serve_options`` holds an option the runner sets itself
             (``reuse_port``, ``sock``...) or one :func:`fastws.serve` does not
-            take, or one that cannot be pickled.
+            take, or one that cannot be pickled (``ssl``).
         ValueError: If ``workers`` or ``shutdown_timeout`` is not positive,
             ``reuse_port`` is True where the system has no ``SO_REUSEPORT``,
             ``pubsub`` is not a Redis URL, or :func:`fastws.serve` refuses an
@@ -166,6 +168,11 @@ def run(
     if taken:
         raise TypeError(f"run() sets {', '.join(repr(name) for name in taken)} itself")
     serve(_placeholder, host, port, **serve_options)  # refuses a bad option here, once
+    if serve_options.get("ssl") is not None:
+        raise TypeError(
+            "run() cannot hand an ssl.SSLContext to its workers (it cannot be pickled):"
+            " terminate TLS in a reverse proxy in front of them"
+        )
     try:
         pickle.dumps(serve_options)
     except Exception as exc:

@@ -13,7 +13,7 @@ import socket
 import sys
 import tempfile
 import traceback
-from typing import Any, Callable, Dict, Set
+from typing import Any, Callable, Set
 
 from ..asyncio.listener import Listener
 from ..asyncio.server import serve
@@ -183,12 +183,6 @@ async def _worker(index: int, config: WorkerConfig, channel: socket.socket) -> i
         stack.callback(server.close)
         adopting: Set[asyncio.Task[Any]] = set()
         factory = _connection_factory(starter)
-        ssl_options: Dict[str, Any] = {}
-        if options.get("ssl") is not None:
-            ssl_options["ssl"] = options["ssl"]
-            ssl_options["ssl_handshake_timeout"] = options.get(
-                "ssl_handshake_timeout", options.get("open_timeout", 10)
-            )
 
         def adopted(task: asyncio.Task[Any]) -> None:
             adopting.discard(task)
@@ -211,7 +205,7 @@ async def _worker(index: int, config: WorkerConfig, channel: socket.socket) -> i
                     # asyncio's loops have it since Python 3.5.3; AbstractEventLoop
                     # declares it from 3.10 on.
                     accepted = loop.connect_accepted_socket  # type: ignore[attr-defined,unused-ignore]
-                    task = loop.create_task(accepted(factory, sock, **ssl_options))
+                    task = loop.create_task(accepted(factory, sock))
                     adopting.add(task)
                     task.add_done_callback(adopted)
                 if not data:  # the parent is gone: stop too
