@@ -39,8 +39,10 @@ all are gone, or kills those still running after ``shutdown_timeout`` and
 returns 1. A worker that dies otherwise is logged at WARNING and started again,
 at once if it had served for a while, after a growing delay if it died soon
 after its start; after :data:`MAX_QUICK_DEATHS` such deaths in a row the parent
-stops everything and returns 1. A worker that cannot import its handler, or
-cannot listen, is not retried: the parent prints why and returns 1.
+stops everything and returns 1 (a worker that cannot reach Redis for its
+PubSub at its start dies so). A worker that cannot import its handler, or cannot
+listen, is not retried: the parent prints why and returns 1. Workers whose
+parent is gone (killed) stop as on SIGTERM.
 """
 
 from __future__ import annotations
