@@ -5,7 +5,9 @@ terminating TLS with the guide's ``location`` block. Clients connect through
 nginx with ``wss://`` until some are on each worker; every client receives what
 every other publishes, whichever worker it is on, each publisher's messages in
 order and none twice; SIGTERM to the runner closes every client with 1001 and
-the runner exits 0."""
+the runner exits 0. And the guide's rule for the timeouts: nginx keeps an idle
+connection open when the server pings more often than proxy_read_timeout, and
+closes it when nothing is sent for that long."""
 
 from __future__ import annotations
 
@@ -34,6 +36,8 @@ from redis_helpers import redis_available, running_redis
 
 import fastws
 from fastws.frames import CloseCode
+
+from asyncio_helpers import run
 
 require_nginx()
 if not redis_available():
@@ -107,8 +111,10 @@ def fastws_run(target: str, port: int, pubsub: str, mode: str, log: Path) -> Ite
             start_new_session=True,
         )
     try:
-        assert process.stdout is not None
-        line = _read_line(process, START_TIMEOUT)
+        try:
+            line = _read_line(process, START_TIMEOUT)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; its log:\n{log.read_text()}") from None
         assert line.startswith("listening on ws://127.0.0.1:"), (line, log.read_text())
         yield Runner(process, port, log)
     finally:
@@ -267,3 +273,66 @@ def test_chat_on_two_workers_behind_nginx(deployment: Deployment) -> None:
         await asyncio.wait_for(chat_through_nginx(deployment), CLIENTS_TIMEOUT)
 
     asyncio.run(bounded())
+
+
+# --- the timeouts ------------------------------------------------------------------------
+
+#: nginx's proxy_read_timeout in the timeout test, in seconds: short, to run fast.
+SHORT_READ_TIMEOUT = 1.0
+
+TIMEOUT_HTTP = """
+upstream fastws {{
+    server 127.0.0.1:{server_port};
+}}
+
+server {{
+    listen 127.0.0.1:{port};
+    location /ws {{
+        proxy_pass http://fastws;
+        {proxying}
+        proxy_read_timeout {read_timeout_ms}ms;
+    }}
+}}
+"""
+
+
+async def echo(websocket) -> None:
+    async for message in websocket:
+        await websocket.send(message)
+
+
+@pytest.mark.parametrize(
+    "ping_interval, stays_open",
+    [
+        (SHORT_READ_TIMEOUT / 4, True),  # pings more often than the timeout: kept open
+        (None, False),  # no keepalive: nginx closes the idle connection
+    ],
+    ids=["ping_interval_below_read_timeout", "no_ping"],
+)
+@run
+async def test_proxy_read_timeout_and_ping_interval(ping_interval, stays_open):
+    """docs/deployment.md's rule: nginx closes a WebSocket connection whose
+    server sends nothing for proxy_read_timeout; the server's pings count."""
+    async with fastws.serve(echo, "127.0.0.1", 0, ping_interval=ping_interval) as server:
+        server_port = server.sockets[0].getsockname()[1]
+        port = free_port()
+        http = CONNECTION_UPGRADE_MAP + TIMEOUT_HTTP.format(
+            server_port=server_port,
+            port=port,
+            proxying=WEBSOCKET_PROXYING,
+            read_timeout_ms=int(SHORT_READ_TIMEOUT * 1000),
+        )
+        with running_nginx(http, port):
+            # A client that sends nothing by itself either.
+            async with fastws.connect(f"ws://127.0.0.1:{port}/ws", ping_interval=None) as client:
+                closed = asyncio.ensure_future(client.wait_closed())
+                # Idle for twice nginx's timeout (or until nginx closes).
+                await asyncio.wait([closed], timeout=2 * SHORT_READ_TIMEOUT)
+                if stays_open:
+                    assert not closed.done(), f"nginx closed it: {client.close_code}"
+                    await client.send("still there")
+                    assert await client.recv() == "still there"
+                else:
+                    assert closed.done(), "nginx did not close an idle connection"
+                    assert client.close_code == CloseCode.ABNORMAL_CLOSURE
+                closed.cancel()
