@@ -311,8 +311,8 @@ async def echo(websocket) -> None:
 )
 @run
 async def test_proxy_read_timeout_and_ping_interval(ping_interval, stays_open):
-    """docs/deployment.md's rule: nginx closes a WebSocket connection whose
-    server sends nothing for proxy_read_timeout; the server's pings count."""
+    """docs/deployment.md's rule: nginx closes a WebSocket connection through
+    which nothing goes for proxy_read_timeout; the server's pings count."""
     async with fastws.serve(echo, "127.0.0.1", 0, ping_interval=ping_interval) as server:
         server_port = server.sockets[0].getsockname()[1]
         port = free_port()
