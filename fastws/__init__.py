@@ -88,6 +88,8 @@ _LAZY_MODULES: dict[str, tuple[str, ...]] = {
     ),
     # topics of connections, in one process or through Redis
     "pubsub": ("PubSub", "current_pubsub"),
+    # worker processes sharing a port
+    "runner": ("run",),
 }
 #: name -> submodule (relative to fastws) that defines it
 _LAZY: dict[str, str] = {
@@ -118,6 +120,7 @@ if TYPE_CHECKING:
     from .http11 import Headers, Request, Response
     from .protocol import ClientProtocol, Protocol, ServerProtocol, Side, State
     from .pubsub import PubSub, current_pubsub
+    from .runner import run
 
 # A literal list, so that type checkers know every exported name (strict mypy
 # re-exports only the names in __all__). tests/test_implementation.py checks that
@@ -204,6 +207,8 @@ __all__ = [
     # pub/sub (lazy)
     "PubSub",
     "current_pubsub",
+    # worker processes (lazy)
+    "run",
 ]
 
 # Hidden from type checkers: every name it serves is imported above for them, so a

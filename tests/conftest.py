@@ -152,3 +152,13 @@ def pytest_runtest_makereport(item, call):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"skipped ({reason}), and FASTWS_FORBID_SKIPS is set"
+
+
+@pytest.fixture
+def redis_server():
+    """A fresh redis-server on a free loopback port, persistence off, for one
+    test (tests/redis_helpers.py)."""
+    from redis_helpers import running_redis
+
+    with running_redis() as server:
+        yield server

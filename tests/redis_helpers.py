@@ -171,6 +171,7 @@ def running_redis(**options) -> Iterator[RedisServer]:
 
 @pytest.fixture
 def redis_server() -> Iterator[RedisServer]:
-    """A fresh redis-server on a free loopback port, for one test."""
+    """A fresh redis-server on a free loopback port, for one test (conftest.py
+    defines the same fixture for every test file, with no import needed)."""
     with running_redis() as server:
         yield server

@@ -24,6 +24,11 @@ from pathlib import Path
 from typing import Dict, Iterator, List, NamedTuple
 
 import pytest
+
+import fastws
+from fastws.frames import CloseCode
+
+from asyncio_helpers import run
 from deployment_app import WHOAMI
 from nginx_helpers import (
     CONNECTION_UPGRADE_MAP,
@@ -33,11 +38,6 @@ from nginx_helpers import (
     running_nginx,
 )
 from redis_helpers import redis_available, running_redis
-
-import fastws
-from fastws.frames import CloseCode
-
-from asyncio_helpers import run
 
 require_nginx()
 if not redis_available():

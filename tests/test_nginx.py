@@ -18,6 +18,12 @@ from typing import Iterator
 
 import pytest
 import websockets
+
+import fastws
+from fastws.exceptions import InvalidStatus
+from fastws.sync.client import connect as sync_connect
+
+from asyncio_helpers import run
 from nginx_helpers import (
     CONNECTION_UPGRADE_MAP,
     WEBSOCKET_PROXYING,
@@ -25,12 +31,6 @@ from nginx_helpers import (
     require_nginx,
     running_nginx,
 )
-
-import fastws
-from fastws.exceptions import InvalidStatus
-from fastws.sync.client import connect as sync_connect
-
-from asyncio_helpers import run
 
 require_nginx()
 
