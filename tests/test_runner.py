@@ -14,15 +14,15 @@ import sys
 import textwrap
 
 import pytest
-import runner_helpers
-from runner_helpers import ROOT, SERVING, STEP, start_runner
 
 import fastws
 from fastws import CloseCode, ConnectionClosedOK
 from fastws.runner import MAX_QUICK_DEATHS, handler_target
 from fastws.runner import run as run_workers
 
+import runner_helpers
 from asyncio_helpers import run
+from runner_helpers import ROOT, SERVING, STEP, start_runner
 
 MODES = pytest.mark.parametrize("mode", ["--reuse-port", "--no-reuse-port"], ids=["reuse_port", "parent_accept"])
 

@@ -8,13 +8,12 @@ import asyncio
 import socket
 
 import pytest
-from redis_helpers import redis_server  # noqa: F401 - a fixture
-from runner_helpers import STEP, start_runner
 
 import fastws
 from fastws import CloseCode
 
 from asyncio_helpers import run
+from runner_helpers import STEP, start_runner
 
 MODES = pytest.mark.parametrize("mode", ["--reuse-port", "--no-reuse-port"], ids=["reuse_port", "parent_accept"])
 
@@ -27,7 +26,7 @@ async def join(uri: str):
 
 @MODES
 @run
-async def test_a_client_receives_what_a_client_on_another_worker_publishes(mode, redis_server):  # noqa: F811
+async def test_a_client_receives_what_a_client_on_another_worker_publishes(mode, redis_server):
     async with start_runner(
         "runner_helpers:room", "--port", "0", "--workers", "2", mode, "--pubsub", redis_server.url
     ) as runner:
