@@ -48,6 +48,7 @@ from bench.pubsub.procs import children, cpu_total, peers_by_pid  # noqa: E402
 from bench.workers import CLIENT, GOAL_RATIO, LABELS, STACKS  # noqa: E402
 
 READY_TIMEOUT = 30.0
+SETTINGS = ("duration", "warmup", "repeat", "balance", "loop", "pin", "connections")
 #: Reconnections allowed while spreading the clients over the workers.
 MAX_MOVES = 40
 
@@ -109,30 +110,42 @@ def run_case(stack: str, n: int, args: argparse.Namespace, tmp: str) -> Dict[str
             for _ in range(n):
                 clients.append(
                     subprocess.Popen(
-                        [sys.executable, "-m", "bench.workers.client", CLIENT[stack], str(port)],
+                        [
+                            sys.executable, "-m", "bench.workers.client", CLIENT[stack], str(port),
+                            f"--connections={args.connections}",
+                        ],
                         cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
                     )  # fmt: skip
                 )
-        local = [int(_readline(c, READY_TIMEOUT, "connect").split()[1]) for c in clients]
+        if args.pin:
+            # Worker i on CPU i, client i on the other: the same placement for every server.
+            cpus = sorted(os.sched_getaffinity(0))
+            for i, pid in enumerate(pids):
+                os.sched_setaffinity(pid, {cpus[i % len(cpus)]})
+            for i, c in enumerate(clients):
+                os.sched_setaffinity(c.pid, {cpus[(i + 1) % len(cpus)]})
+        local = [[int(p) for p in _readline(c, READY_TIMEOUT, "connect").split()[1:]] for c in clients]
+        total = n * args.connections
 
         def placement() -> Dict[int, List[int]]:
             deadline = time.monotonic() + 5
             while True:  # until every connection has been accepted by a worker
                 peers = peers_by_pid(pids, port)
-                if sum(len(p) for p in peers.values()) >= n or time.monotonic() > deadline:
+                if sum(len(p) for p in peers.values()) >= total or time.monotonic() > deadline:
                     return peers
                 time.sleep(0.01)
 
         moves = 0
         peers = placement()
-        while args.balance and any(len(p) != 1 for p in peers.values()):
+        while args.balance and any(len(p) != args.connections for p in peers.values()):
             if moves >= MAX_MOVES:
                 raise CaseError(f"connections still on {sorted(map(len, peers.values()))} after {moves} moves")
-            crowded = next(p for p in peers.values() if len(p) > 1)
-            i = local.index(crowded[-1])
+            # A client with a connection on the most crowded worker opens its connections again.
+            crowded = max(peers.values(), key=len)
+            i = moves % n if args.connections > 1 else next(i for i, p in enumerate(local) if p[0] in crowded)
             clients[i].stdin.write(b"RECONNECT\n")  # type: ignore[union-attr]
             clients[i].stdin.flush()  # type: ignore[union-attr]
-            local[i] = int(_readline(clients[i], READY_TIMEOUT, "reconnect").split()[1])
+            local[i] = [int(p) for p in _readline(clients[i], READY_TIMEOUT, "reconnect").split()[1:]]
             moves += 1
             peers = placement()
         spread = sorted((len(p) for p in peers.values()), reverse=True)
@@ -218,6 +231,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         "--loop", choices=LOOPS, default="asyncio",
         help="the loop of the servers started without fastws run (default: asyncio, the runner's)",
     )  # fmt: skip
+    parser.add_argument(
+        "--connections", type=int, default=1, metavar="C",
+        help="connections per client (default: 1); with more, the workers are the busy end",
+    )  # fmt: skip
+    parser.add_argument(
+        "--pin", action="store_true",
+        help="worker i on CPU i, client i on the next CPU (Linux): the same placement for every server",
+    )  # fmt: skip
     parser.add_argument("--json", metavar="PATH", help="also write every result here")
     args = parser.parse_args(argv)
     args.duration = args.duration if args.duration is not None else (0.5 if args.quick else 3.0)
@@ -251,10 +272,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"  fastws {env['fastws']}; uvloop {env['uvloop']}")
     print(f"  servers on {args.loop} (fastws run: asyncio, its loop), clients on uvloop")
     print(
-        f"  N workers on one port (SO_REUSEPORT), N clients with one connection each, {SMALL} B round trips, "
+        f"  N workers on one port (SO_REUSEPORT), N clients with {args.connections} connection(s) each, "
+        f"{SMALL} B round trips, "
         f"one message in flight per connection; {args.duration} s per measure"
         + (f", median of {args.repeat} runs" if args.repeat > 1 else "")
-        + ("; clients moved until each worker holds one" if args.balance else "; connections left where they fell")
+        + ("; clients moved until the workers hold equal shares" if args.balance else "; connections left where they fell")
+        + ("; worker i on CPU i, client i on the next" if args.pin else "")
     )
     if load is not None:
         print(f"  load average (1 min) before the run: {load:.2f}" + ("  <- other processes ran" if load > 0.3 else ""))
@@ -306,7 +329,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             json.dump(
                 {
                     "environment": env,
-                    "settings": {k: getattr(args, k) for k in ("duration", "warmup", "repeat", "balance", "loop")},
+                    "settings": {k: getattr(args, k) for k in SETTINGS},
                     "load": load,
                     "results": [r for runs in results.values() for r in runs],
                     "summary": [{"stack": k[0], "workers": k[1], **v} for k, v in summary.items()],
