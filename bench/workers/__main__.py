@@ -276,7 +276,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         f"{SMALL} B round trips, "
         f"one message in flight per connection; {args.duration} s per measure"
         + (f", median of {args.repeat} runs" if args.repeat > 1 else "")
-        + ("; clients moved until the workers hold equal shares" if args.balance else "; connections left where they fell")
+        + ("; clients moved until the workers hold equal shares" if args.balance else "; connections as they fell")
         + ("; worker i on CPU i, client i on the next" if args.pin else "")
     )
     if load is not None:
