@@ -557,3 +557,37 @@ def test_websockets_server_names_exist():
     ]
     assert [n for n in documented if not hasattr(Server, n)] == []
     assert callable(ServerConnection.respond)
+
+
+@run
+async def test_connect_accepted_socket_serves_a_socket_accepted_elsewhere():
+    """What the runner's parent-accept mode relies on: a socket accepted by
+    someone else is served like one the server accepted, and closed with it."""
+    import socket
+
+    async def echo(websocket):
+        async for message in websocket:
+            await websocket.send(message)
+
+    elsewhere = socket.create_server(("127.0.0.1", 0))
+    elsewhere.setblocking(False)
+    port = elsewhere.getsockname()[1]
+    starter = fastws.serve(echo, "127.0.0.1", 0, ping_interval=None, start_serving=False)
+    server = await starter
+    with pytest.raises(RuntimeError, match="not accepting connections"):
+        await server.connect_accepted_socket(socket.socket())
+    await server.start_serving()
+    loop = asyncio.get_running_loop()
+    client_task = asyncio.ensure_future(fastws.connect(f"ws://127.0.0.1:{port}/"))
+    accepted, _ = await loop.sock_accept(elsewhere)
+    connection = await server.connect_accepted_socket(accepted)
+    client = await client_task
+    await client.send("through another accept()")
+    assert await client.recv() == "through another accept()"
+    assert connection in server.connections
+    server.close()
+    await server.wait_closed()
+    with pytest.raises(fastws.ConnectionClosedOK):
+        await client.recv()
+    assert client.close_code == 1001
+    elsewhere.close()

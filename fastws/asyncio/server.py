@@ -122,6 +122,8 @@ class Server:
         self._handlers: Set[asyncio.Task[None]] = set()
         self._close_task: Optional[asyncio.Task[None]] = None
         self._done: Optional[asyncio.Future[None]] = None  # set once closed
+        # makes one ServerConnection; set by serve()
+        self._factory: Optional[Callable[[], ServerConnection]] = None
 
     def _started(self) -> asyncio.Server:
         if self.server is None:
@@ -156,6 +158,32 @@ class Server:
     def is_serving(self) -> bool:
         """True while the server accepts connections."""
         return self.server is not None and self.server.is_serving()
+
+    async def connect_accepted_socket(self, sock: socket.socket, **kwargs: Any) -> ServerConnection:
+        """Serve one connection on ``sock``, a socket accepted elsewhere (by
+        another process, and handed over with :func:`socket.send_fds`), as if
+        this server had accepted it: the opening handshake, the handler, and
+        :meth:`close` closing it with the others.
+
+        Args:
+            sock: A connected stream socket.
+            kwargs: For :meth:`asyncio.loop.connect_accepted_socket`
+                (``ssl``, ``ssl_handshake_timeout``...).
+
+        Returns:
+            The connection, before its opening handshake.
+
+        Raises:
+            RuntimeError: If the server is not accepting connections (not
+                started, not serving yet, or closing).
+        """
+        if self._factory is None or not self.is_serving():
+            raise RuntimeError("the server is not accepting connections")
+        loop = self.get_loop()
+        # Every asyncio loop has it; AbstractEventLoop declares it from Python 3.10 on.
+        accept = loop.connect_accepted_socket  # type: ignore[attr-defined,unused-ignore]
+        _, connection = await accept(self._factory, sock, **kwargs)
+        return connection  # type: ignore[no-any-return,unused-ignore]
 
     async def start_serving(self) -> None:
         """Start accepting connections, after ``serve(..., start_serving=False)``;
@@ -525,7 +553,7 @@ class serve:
                 )
             return connection
 
-        self._factory = make_connection
+        self._factory = self._server._factory = make_connection
         self._host, self._port = host, port
         self._unix, self._path = unix, path
         self._kwargs = create_server_kwargs

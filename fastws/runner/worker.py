@@ -13,7 +13,7 @@ import socket
 import sys
 import tempfile
 import traceback
-from typing import Any, Callable, Set
+from typing import Any, Set
 
 from ..asyncio.listener import Listener
 from ..asyncio.server import serve
@@ -102,12 +102,6 @@ class _HideListening(logging.Filter):
         return not str(record.msg).startswith("server listening on")
 
 
-def _connection_factory(starter: serve) -> Callable[[], asyncio.Protocol]:
-    """The protocol factory that ``starter`` gives ``loop.create_server``, for
-    ``loop.connect_accepted_socket``: fastws.asyncio has no public name for it."""
-    return starter._factory  # type: ignore[return-value]
-
-
 # --- a worker ---------------------------------------------------------------------------
 
 
@@ -182,7 +176,6 @@ async def _worker(index: int, config: WorkerConfig, channel: socket.socket) -> i
         stack.push_async_callback(server.wait_closed)
         stack.callback(server.close)
         adopting: Set[asyncio.Task[Any]] = set()
-        factory = _connection_factory(starter)
 
         def adopted(task: asyncio.Task[Any]) -> None:
             adopting.discard(task)
@@ -202,10 +195,7 @@ async def _worker(index: int, config: WorkerConfig, channel: socket.socket) -> i
                     if stop.done():
                         sock.close()
                         continue
-                    # asyncio's loops have it since Python 3.5.3; AbstractEventLoop
-                    # declares it from 3.10 on.
-                    accepted = loop.connect_accepted_socket  # type: ignore[attr-defined,unused-ignore]
-                    task = loop.create_task(accepted(factory, sock))
+                    task = loop.create_task(server.connect_accepted_socket(sock))
                     adopting.add(task)
                     task.add_done_callback(adopted)
                 if not data:  # the parent is gone: stop too
