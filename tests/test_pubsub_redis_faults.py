@@ -1,7 +1,8 @@
 """fastws.PubSub when Redis goes away (issue #17, items 2 and 5): connections
 to Redis dropped mid-stream, Redis killed and started again empty, publishing
 while it is away (the bounded buffer), closing while it is away, and a reader
-that falls further behind than the stream keeps.
+that falls further behind than the stream keeps; and a Redis that cannot be
+reached (or trusted) at start.
 
 The nodes and helpers are those of ``test_pubsub_redis.py``. A reader is
 stopped without touching the PubSub's insides by running its node in a process
@@ -21,6 +22,7 @@ from test_pubsub_redis import (
     STREAM,
     WAIT,
     close_promptly,
+    free_port,
     node,
     node_process,
     numbered,
@@ -28,10 +30,12 @@ from test_pubsub_redis import (
     receive_until,
     redis_client,
     subscriber,
+    tls_redis,
     wait_for_redis,
     wait_until,
 )
 
+import fastws
 from fastws.exceptions import PublishBufferFull, PubSubError
 
 from asyncio_helpers import run
@@ -315,3 +319,50 @@ async def test_a_reader_far_behind_skips_ahead_and_counts_what_it_missed(redis_s
                 # It reads on from there as usual.
                 await a.pubsub.publish("x", "a:end")
                 assert await receive(client, 1) == ["a:end"]
+
+
+# --- Redis unreachable at start ------------------------------------------------------
+
+
+@run
+async def test_tls_with_an_untrusted_certificate_fails_at_start() -> None:
+    with tls_redis() as redis:
+        pubsub = fastws.PubSub(redis.url, stream=STREAM)  # no ssl_ca_certs: the CA is unknown
+        with pytest.raises(PubSubError) as raised:
+            await pubsub.start()
+        assert str(raised.value).startswith(f"cannot reach Redis at {redis.url}: ")
+        assert "certificate" in str(raised.value).lower()
+
+
+#: URLs with credentials, and the part that errors and reprs show of them.
+CREDENTIALS = [
+    ("redis://127.0.0.1:{port}/0", "redis://127.0.0.1:{port}/0"),
+    ("redis://alice:s3cret@127.0.0.1:{port}/0", "redis://127.0.0.1:{port}/0"),
+    ("redis://:s3cret@127.0.0.1:{port}/0", "redis://127.0.0.1:{port}/0"),
+    ("redis://alice:p%40s3cret@127.0.0.1:{port}/0", "redis://127.0.0.1:{port}/0"),
+    ("redis://127.0.0.1:{port}/0?password=s3cret", "redis://127.0.0.1:{port}/0"),
+    ("unix://:s3cret@/nonexistent-fastws/redis.sock", "unix:///nonexistent-fastws/redis.sock"),
+    ("unix:///nonexistent-fastws/redis.sock?db=0&password=s3cret", "unix:///nonexistent-fastws/redis.sock"),
+]
+
+
+@pytest.mark.parametrize("url, shown", CREDENTIALS, ids=[
+    "plain", "user-password", "password", "quoted-password", "password-query", "unix-password", "unix-password-query"
+])
+@run
+async def test_unreachable_redis_at_start_names_the_url_without_credentials(url: str, shown: str) -> None:
+    port = free_port()  # nothing listens there
+    url, shown = url.format(port=port), shown.format(port=port)
+    pubsub = fastws.PubSub(url, stream=STREAM)
+    with pytest.raises(PubSubError) as raised:
+        await pubsub.start()
+    message = str(raised.value)
+    assert message.startswith(f"cannot reach Redis at {shown}"), message
+    assert repr(pubsub).startswith(f"<PubSub {shown}"), repr(pubsub)
+    for secret in ("s3cret", "alice"):
+        assert secret not in message
+        assert secret not in repr(pubsub)
+    # Not started: publishing fails; closing is harmless.
+    with pytest.raises(PubSubError, match=r"^publish before start"):
+        await pubsub.publish("x", "x")
+    await pubsub.close()
