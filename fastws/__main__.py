@@ -355,6 +355,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds the workers get to exit after SIGTERM before they are killed (default: 30)",
     )
     run.add_argument(
+        "--loop", default="auto", choices=["auto", "asyncio", "uvloop"],
+        help="the workers' event loop (default: auto, uvloop when it is installed)",
+    )
+    run.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error", "critical"],
         help="logging level of the parent and the workers (default: info)",
     )
@@ -372,7 +376,7 @@ def run_workers(args: argparse.Namespace) -> int:
         return run(
             args.handler, args.host, args.port,
             workers=args.workers, pubsub=args.pubsub, reuse_port=args.reuse_port,
-            shutdown_timeout=args.shutdown_timeout, log_level=args.log_level,
+            shutdown_timeout=args.shutdown_timeout, log_level=args.log_level, loop=args.loop,
             **options,
         )
     except (TypeError, ValueError, RuntimeError, ImportError) as exc:

@@ -27,6 +27,12 @@ async def echo_pid(websocket) -> None:
         await websocket.send(str(os.getpid()))
 
 
+async def loop_name(websocket) -> None:
+    """Answer every message with the module of the worker's event loop class."""
+    async for _ in websocket:
+        await websocket.send(type(asyncio.get_running_loop()).__module__)
+
+
 class PidListener(fastws.Listener):
     """The same as echo_pid, with the callback interface."""
 

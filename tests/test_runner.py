@@ -108,6 +108,7 @@ def test_handler_target_refuses_an_impostor():
         (dict(listener=object), TypeError, "run() sets 'listener' itself"),
         (dict(no_such_option=1), TypeError, "unexpected keyword argument 'no_such_option'"),
         (dict(max_size=-1), ValueError, "max_size"),
+        (dict(loop="trio"), ValueError, "loop must be 'auto', 'asyncio' or 'uvloop', not 'trio'"),
         (dict(process_request=lambda connection, request: None), TypeError, "must be picklable"),
         (dict(ssl=ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)), TypeError, "terminate TLS in a reverse proxy"),
     ],
@@ -123,11 +124,23 @@ def test_cli_defaults():
     args = build_parser().parse_args(["run", "app:handler"])
     assert (args.handler, args.host, args.port, args.workers) == ("app:handler", "127.0.0.1", 8765, None)
     assert (args.pubsub, args.reuse_port, args.max_size, args.log_level) == (None, None, None, "info")
+    assert args.loop == "auto"
     args = build_parser().parse_args(["run", "a:b", "--no-reuse-port", "--workers", "3", "--pubsub", "redis://h"])
     assert (args.reuse_port, args.workers, args.pubsub) == (False, 3, "redis://h")
 
 
 # --- serving ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "loop, module",
+    [("asyncio", "asyncio.unix_events"), ("uvloop", "uvloop"), ("auto", "uvloop")],
+)
+@run
+async def test_the_workers_event_loop(loop, module):
+    """--loop picks the workers' loop; auto is uvloop, installed with the test dependencies."""
+    async with start_runner("runner_helpers:loop_name", "--port", "0", "--workers", "1", "--loop", loop) as runner:
+        assert await ask(runner.uri) == module
 
 
 @MODES

@@ -62,6 +62,7 @@ from .common import (
     WorkerConfig,
     bind,
     configure_logging,
+    event_loop_name,
     handler_target,
 )
 from .supervisor import Supervisor
@@ -87,6 +88,7 @@ def run(
     reuse_port: Optional[bool] = None,
     shutdown_timeout: float = 30.0,
     log_level: Union[int, str, None] = "info",
+    loop: str = "auto",
     **serve_options: Any,
 ) -> int:
     """Serve ``handler`` from ``workers`` processes sharing ``host:port``,
@@ -122,6 +124,8 @@ def run(
         log_level: The level of the ``logging`` configuration set up in the
             parent and in each worker (``"info"`` shows which worker serves
             with which pid); None leaves logging alone.
+        loop: The workers' event loop: ``"uvloop"``, ``"asyncio"``, or
+            ``"auto"``, uvloop when it is installed (as uvicorn does).
         **serve_options: Passed to :func:`fastws.serve` in each worker
             (``max_size``, ``ping_interval``, ``compression``,
             ``process_request`` defined at the top level of a module...);
@@ -138,6 +142,7 @@ def run(
             (``reuse_port``, ``sock``...) or one :func:`fastws.serve` does not
             take, or one that cannot be pickled (``ssl``).
         ValueError: If ``workers`` or ``shutdown_timeout`` is not positive,
+            ``loop`` is not one of the three (or names uvloop, not installed),
             ``reuse_port`` is True where the system has no ``SO_REUSEPORT``,
             ``pubsub`` is not a Redis URL, or :func:`fastws.serve` refuses an
             option's value.
@@ -158,6 +163,7 @@ def run(
         reuse_port = sys.platform.startswith("linux")
     elif reuse_port and not hasattr(socket, "SO_REUSEPORT"):
         raise ValueError("reuse_port=True needs SO_REUSEPORT, which this system does not have")
+    loop = event_loop_name(loop)
     if not shutdown_timeout > 0:
         raise ValueError(f"shutdown_timeout must be positive, not {shutdown_timeout!r}")
     if pubsub is not None:
@@ -195,6 +201,7 @@ def run(
         pubsub=pubsub,
         serve_options=dict(serve_options),
         log_level=log_level,
+        loop=loop,
     )
     supervisor = Supervisor(config, workers, sockets, shutdown_timeout)
     try:

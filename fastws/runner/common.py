@@ -3,12 +3,15 @@ workers' configuration, the constants, the sockets."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import sys
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Type, Union
+from typing import Any, Callable, Coroutine, Dict, List, NamedTuple, Optional, Type, TypeVar, Union
 
 from ..asyncio.listener import Listener
+
+T = TypeVar("T")
 
 __all__ = ["WorkerConfig", "handler_target", "bind", "addresses", "configure_logging"]
 
@@ -45,6 +48,7 @@ class WorkerConfig(NamedTuple):
     pubsub: Optional[str]
     serve_options: Dict[str, Any]
     log_level: Union[int, str, None]
+    loop: str  # "asyncio" or "uvloop"
 
 
 def lookup(module: Any, qualname: str) -> Any:
@@ -149,6 +153,35 @@ def addresses(sockets: List[socket.socket]) -> str:
         host, port = sock.getsockname()[:2]
         shown.append(f"ws://[{host}]:{port}/" if ":" in host else f"ws://{host}:{port}/")
     return ", ".join(shown)
+
+
+def event_loop_name(loop: str) -> str:
+    """``"asyncio"`` or ``"uvloop"``: what ``loop`` (one of those or ``"auto"``) means here.
+
+    Raises:
+        ValueError: If ``loop`` is none of the three, or is ``"uvloop"`` where
+            uvloop is not installed.
+    """
+    if loop not in ("auto", "asyncio", "uvloop"):
+        raise ValueError(f"loop must be 'auto', 'asyncio' or 'uvloop', not {loop!r}")
+    if loop == "asyncio":
+        return loop
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        if loop == "uvloop":
+            raise ValueError("loop='uvloop' needs uvloop: pip install uvloop") from None
+        return "asyncio"
+    return "uvloop"
+
+
+def run_loop(main: Coroutine[Any, Any, T], loop: str) -> T:
+    """``asyncio.run(main)``, on uvloop when ``loop`` is ``"uvloop"``."""
+    if loop == "uvloop":
+        import uvloop
+
+        return uvloop.run(main)  # type: ignore[no-any-return,unused-ignore]
+    return asyncio.run(main)
 
 
 def configure_logging(level: Union[int, str, None]) -> None:

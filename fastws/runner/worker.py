@@ -17,7 +17,16 @@ from typing import Any, Set
 
 from ..asyncio.listener import Listener
 from ..asyncio.server import serve
-from .common import ERROR, EXIT_CONFIG, READY, WorkerConfig, addresses, configure_logging, lookup
+from .common import (
+    ERROR,
+    EXIT_CONFIG,
+    READY,
+    WorkerConfig,
+    addresses,
+    configure_logging,
+    lookup,
+    run_loop,
+)
 
 logger = logging.getLogger("fastws.runner")
 
@@ -109,7 +118,7 @@ def worker_main(index: int, config: WorkerConfig, channel: socket.socket) -> Non
     """What a spawned worker runs: serve until told to stop, exit with its status."""
     configure_logging(config.log_level)
     try:
-        status = asyncio.run(_worker(index, config, channel))
+        status = run_loop(_worker(index, config, channel), config.loop)
     except KeyboardInterrupt:  # SIGINT before the loop handled it
         status = 0
     sys.exit(status)
