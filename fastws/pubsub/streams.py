@@ -29,7 +29,8 @@ import collections
 import itertools
 import logging
 import os
-from typing import Any, Deque, List, Mapping, Optional, Tuple, Type
+import urllib.parse
+from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Tuple, Type
 
 from ..exceptions import PublishBufferFull, PubSubError
 from ..frames import Opcode
@@ -108,15 +109,22 @@ class RedisStreams:
         self._wakeup: asyncio.Event = None  # type: ignore[assignment]  # set: something is pending
         self._emptied: asyncio.Event = None  # type: ignore[assignment]  # set: nothing is pending
         self._last_id: bytes = b"0-0"
-        self._run_id: Optional[str] = None  # of the Redis the writer last talked to
-        self._reader_run_id: Optional[str] = None
+        # The run_id of a Redis server changes when it restarts. Each side keeps
+        # the one it has dealt with ("known") and the one its connection hook saw
+        # last ("seen"); a hook that sees a new one fails the command under way,
+        # so that the side deals with the new server before sending anything.
+        self._known_run_id: Dict[str, Optional[str]] = {"writer": None, "reader": None}
+        self._seen_run_id: Dict[str, Optional[str]] = {"writer": None, "reader": None}
+        self._connections_made: Dict[str, int] = {"writer": 0, "reader": 0}
+        self._check_writer = False  # the reader saw a restart: the writer looks too
+        self._closing = False
         self._seen: collections.OrderedDict[bytes, int] = collections.OrderedDict()
         self._tasks: List[asyncio.Task] = []
         self._writer: Any = None
         self._reader: Any = None
         self._errors = _connection_errors()
 
-    def _client(self, *, socket_timeout: Optional[float]) -> Any:
+    def _client(self, side: str, *, socket_timeout: Optional[float]) -> Any:
         import redis.asyncio
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
@@ -125,9 +133,36 @@ class RedisStreams:
         options.update(self.redis_options)
         # Reconnection is ours (with backoff, and knowing what to send again).
         options["retry"] = Retry(NoBackoff(), 0)
-        options["single_connection_client"] = True
         options["decode_responses"] = False
+        options["redis_connect_func"] = self._connect_hook(side)
+        options.setdefault("client_name", f"fastws-pubsub-{side}-{self.publisher.decode()}")
         return redis.asyncio.Redis.from_url(self.url, **options)
+
+    def _connect_hook(self, side: str) -> Callable[[Any], Any]:
+        """What runs on each connection redis-py makes for ``side``, before its
+        first command: a connection made again silently (redis-py replaces a
+        dead idle connection by itself) must not hide a restarted Redis."""
+        from redis.exceptions import ConnectionError
+
+        async def on_connect(connection: Any) -> None:
+            await connection.on_connect()
+            await connection.send_command("INFO", "server")
+            info = await connection.read_response()
+            if isinstance(info, (bytes, bytearray)):
+                info = bytes(info).decode("utf-8", "replace")
+            run_id = _run_id(str(info))
+            self._connections_made[side] += 1
+            if self._connections_made[side] > 1:
+                self.counters.reconnections += 1
+            self._seen_run_id[side] = run_id
+            known = self._known_run_id[side]
+            if known is not None and run_id != known:
+                if side == "reader":
+                    self._check_writer = True  # a quiet writer would not notice
+                    self._wakeup.set()
+                raise ConnectionError(f"Redis at {self._shown_url()} restarted")
+
+        return on_connect
 
     # --- life -----------------------------------------------------------------------
 
@@ -139,11 +174,12 @@ class RedisStreams:
         """
         self._wakeup = asyncio.Event()
         self._emptied = asyncio.Event()
-        self._writer = self._client(socket_timeout=10.0)
-        self._reader = self._client(socket_timeout=BLOCK_MS / 1000 + 10.0)
+        self._writer = self._client("writer", socket_timeout=10.0)
+        self._reader = self._client("reader", socket_timeout=BLOCK_MS / 1000 + 10.0)
         try:
-            self._run_id = self._reader_run_id = await self._server_run_id(self._writer)
             self._last_id = await self._stream_end(self._writer)
+            run_id = self._seen_run_id["writer"]
+            self._known_run_id = {"writer": run_id, "reader": run_id}
         except self._errors as exc:
             await self._close_clients()
             raise PubSubError(f"cannot reach Redis at {self._shown_url()}: {exc}") from exc
@@ -160,14 +196,8 @@ class RedisStreams:
                 await asyncio.wait_for(self._emptied.wait(), timeout)
             except asyncio.TimeoutError:
                 pass
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-        self._tasks = []
+        self._closing = True
+        await self._stop_tasks()
         if self._pending:
             self.logger.error(
                 "closed with %d messages Redis never took (at %s)", len(self._pending), self._shown_url()
@@ -181,6 +211,20 @@ class RedisStreams:
         self._replay_bytes = 0
         await self._close_clients()
 
+    async def _stop_tasks(self) -> None:
+        """Cancel the writer and the reader until they end: a cancellation that
+        lands as a command completes can be lost in redis-py's timeouts
+        (``asyncio.wait_for`` before Python 3.12), so once is not enough."""
+        pending = set(self._tasks)
+        while pending:
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=0.1)
+        for task in self._tasks:
+            if not task.cancelled() and task.exception() is not None:
+                self.logger.error("the PubSub's %s failed", task.get_name(), exc_info=task.exception())
+        self._tasks = []
+
     async def _close_clients(self) -> None:
         for client in (self._writer, self._reader):
             if client is not None:
@@ -191,14 +235,7 @@ class RedisStreams:
         self._writer = self._reader = None
 
     def _shown_url(self) -> str:
-        scheme, sep, rest = self.url.partition("://")
-        if "@" in rest:  # credentials stay out of logs and errors
-            rest = rest.rsplit("@", 1)[1]
-        return f"{scheme}{sep}{rest}"
-
-    async def _server_run_id(self, client: Any) -> str:
-        info = await client.info("server")
-        return str(info.get("run_id", ""))
+        return shown_url(self.url)
 
     async def _stream_end(self, client: Any) -> bytes:
         last = await client.xrevrange(self.stream, count=1)
@@ -238,17 +275,25 @@ class RedisStreams:
         loop = asyncio.get_running_loop()
         delays = None
         connected = True
-        while True:
-            if not self._pending:
+        while not self._closing:
+            if self._seen_run_id["writer"] != self._known_run_id["writer"]:
+                self._known_run_id["writer"] = self._seen_run_id["writer"]
+                self._replay_all()
+            if not self._pending and not self._check_writer:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
             batch: List[_Entry] = []
             try:
+                if self._check_writer:
+                    self._check_writer = False
+                    await self._writer.ping()  # a new connection, if need be, sees the new Redis
                 if not connected:
-                    await self._reconnect_writer()
+                    self.logger.info("publishing to Redis at %s again", self._shown_url())
                     connected = True
                     delays = None
+                if not self._pending:
+                    continue
                 batch = list(itertools.islice(self._pending, BATCH))
                 pipe = self._writer.pipeline(transaction=False)
                 for entry in batch:
@@ -265,7 +310,7 @@ class RedisStreams:
                 await asyncio.sleep(next(delays))
                 continue
             except Exception as exc:  # a reply Redis gives every time: WRONGTYPE...
-                if not batch:  # while reconnecting: try again later
+                if not batch:  # not publishing: try again later
                     self.logger.error("cannot use Redis at %s: %s", self._shown_url(), exc)
                     delays = delays or backoff(initial_delay=0.1, min_delay=0.1, max_delay=5.0, factor=2.0)
                     await asyncio.sleep(next(delays))
@@ -303,27 +348,23 @@ class RedisStreams:
         ):
             self._replay_bytes -= replay.popleft()[1].size
 
-    async def _reconnect_writer(self) -> None:
-        run_id = await self._server_run_id(self._writer)
-        self.counters.reconnections += 1
-        if run_id != self._run_id:
-            # A new Redis: what the old one took but nobody may have read yet
-            # is gone with it (without persistence). Publish it again, first.
-            self._trim_replay(asyncio.get_running_loop().time())
-            again = [entry for _, entry in self._replay]
-            for entry in reversed(again):
-                entry.future = None
-                self._pending.appendleft(entry)
-                self._pending_bytes += entry.size
-            self._replay.clear()
-            self._replay_bytes = 0
-            self.logger.warning(
-                "Redis at %s restarted: publishing again the %d messages it took in the last %g s",
-                self._shown_url(), len(again), self.replay,
-            )
-            self._run_id = run_id
-        else:
-            self.logger.info("reconnected to Redis at %s", self._shown_url())
+    def _replay_all(self) -> None:
+        """A new Redis: what the old one took but nobody may have read yet is
+        gone with it (without persistence). Publish it again, first."""
+        self._trim_replay(asyncio.get_running_loop().time())
+        again = [entry for _, entry in self._replay]
+        for entry in reversed(again):
+            entry.future = None
+            self._pending.appendleft(entry)
+            self._pending_bytes += entry.size
+        self._replay.clear()
+        self._replay_bytes = 0
+        if again:
+            self._emptied.clear()
+        self.logger.warning(
+            "Redis at %s restarted: publishing again the %d messages it took in the last %g s",
+            self._shown_url(), len(again), self.replay,
+        )
 
     # --- reading --------------------------------------------------------------------
 
@@ -331,10 +372,20 @@ class RedisStreams:
         delays = None
         connected = True
         stream = self.stream
-        while True:
+        check_end = False
+        while not self._closing:
             try:
+                if self._seen_run_id["reader"] != self._known_run_id["reader"]:
+                    self._known_run_id["reader"] = self._seen_run_id["reader"]
+                    check_end = True
+                if check_end:
+                    end = await self._stream_end(self._reader)
+                    if _id_key(end) < _id_key(self._last_id):
+                        # The stream was made anew (Redis lost it): all of it is new.
+                        self._last_id = b"0-0"
+                    check_end = False
                 if not connected:
-                    await self._reconnect_reader()
+                    self.logger.info("reading from Redis at %s again", self._shown_url())
                     connected = True
                     delays = None
                 reply = await self._reader.xread({stream: self._last_id}, count=BATCH, block=BLOCK_MS)
@@ -356,15 +407,6 @@ class RedisStreams:
                         self._received(fields)
                     except Exception:
                         self.logger.exception("failed to deliver entry %s", entry_id)
-
-    async def _reconnect_reader(self) -> None:
-        run_id = await self._server_run_id(self._reader)
-        if run_id != self._reader_run_id:
-            end = await self._stream_end(self._reader)
-            if _id_key(end) < _id_key(self._last_id):
-                # The stream was made anew (Redis lost it): all of it is new.
-                self._last_id = b"0-0"
-            self._reader_run_id = run_id
 
     def _received(self, fields: Mapping[bytes, bytes]) -> None:
         publisher = fields[b"p"]
@@ -395,6 +437,29 @@ class RedisStreams:
     def buffered(self) -> int:
         """Messages published that Redis has not taken yet."""
         return len(self._pending)
+
+
+def shown_url(url: str) -> str:
+    """``url`` without credentials, for logs and errors: no user or password
+    before the host, no ``password`` or ``username`` in the query."""
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    query = urllib.parse.urlencode(
+        [
+            (name, value)
+            for name, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+            if name.lower() not in ("password", "username")
+        ]
+    )
+    shown = f"{parts.scheme}://{netloc}{parts.path}"
+    return f"{shown}?{query}" if query else shown
+
+
+def _run_id(info: str) -> Optional[str]:
+    for line in info.splitlines():
+        if line.startswith("run_id:"):
+            return line[7:].strip()
+    return None
 
 
 def _id_key(entry_id: bytes) -> Tuple[int, int]:
