@@ -167,11 +167,3 @@ def running_redis(**options) -> Iterator[RedisServer]:
         yield server
     finally:
         server.cleanup()
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    """A fresh redis-server on a free loopback port, for one test (conftest.py
-    defines the same fixture for every test file, with no import needed)."""
-    with running_redis() as server:
-        yield server

@@ -77,7 +77,8 @@ class PubSub:
             streams of their own.
         retention: About how many entries the stream keeps (``MAXLEN ~``): how
             far behind a process may fall before it misses messages, and what
-            the stream costs Redis in memory.
+            the stream costs Redis in memory. Keep it well above the largest
+            burst of publishes, which readers would otherwise find trimmed.
         max_buffer: Messages that may wait for Redis (while it is away, or
             slower than the publishers); a publish beyond it raises
             :class:`~fastws.exceptions.PublishBufferFull`. It also bounds the
