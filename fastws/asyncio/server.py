@@ -161,7 +161,7 @@ class Server:
 
     async def connect_accepted_socket(self, sock: socket.socket, **kwargs: Any) -> ServerConnection:
         """Serve one connection on ``sock``, a socket accepted elsewhere (by
-        another process, and handed over with :func:`socket.send_fds`), as if
+        another process, and handed over with ``socket.send_fds``), as if
         this server had accepted it: the opening handshake, the handler, and
         :meth:`close` closing it with the others.
 
