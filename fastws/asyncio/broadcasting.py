@@ -100,6 +100,8 @@ def deliver(
             skipped(connection, ConcurrencyError(f"{connection!r} is sending a fragmented message"))
             continue
         transport = connection.transport
+        if transport is None or transport.is_closing():
+            continue  # reset by the peer: connection_lost is on its way
         if transport.get_write_buffer_size() > connection.write_limit:
             skipped(connection, RuntimeError(f"{connection!r} is not reading fast enough"))
             continue

@@ -119,6 +119,8 @@ class PubSub:
                 raise ValueError(f"{name} must be at least 1, got {value}")
         if replay < 0:
             raise ValueError(f"replay must be >= 0, got {replay}")
+        if close_timeout < 0:
+            raise ValueError(f"close_timeout must be >= 0, got {close_timeout}")
         if isinstance(logger, logging.Logger):
             self.logger = logger
         else:
@@ -132,9 +134,10 @@ class PubSub:
         self._closed = False
         self._redis: Any = None
         if url is not None:
-            if not url.startswith(("redis://", "rediss://", "unix://")):
-                raise ValueError(f"expected a redis://, rediss:// or unix:// URL, got {url!r}")
-            from .streams import RedisStreams
+            from .streams import RedisStreams, shown_url
+
+            if not url.lower().startswith(("redis://", "rediss://", "unix://")):
+                raise ValueError(f"expected a redis://, rediss:// or unix:// URL, got {shown_url(url)!r}")
 
             self._redis = RedisStreams(
                 url,
@@ -201,7 +204,10 @@ class PubSub:
 
         Raises:
             TypeError: If ``connection`` is none of these, or ``topic`` is not a string.
+            PubSubError: If this PubSub is closed.
         """
+        if self._closed:
+            raise PubSubError("subscribe on a closed PubSub")
         self._topics.subscribe(as_connection(connection), _check_topic(topic))
 
     def unsubscribe(self, connection: Any, topic: str) -> None:
@@ -210,7 +216,7 @@ class PubSub:
 
     def unsubscribe_all(self, connection: Any) -> None:
         """Take ``connection`` out of every topic (closing does this by itself)."""
-        self._topics.forget(as_connection(connection))
+        self._topics.leave_all(as_connection(connection))
 
     def topics(self, connection: Any = None) -> FrozenSet[str]:
         """The topics ``connection`` is subscribed to; with no argument, every
@@ -242,8 +248,9 @@ class PubSub:
 
         Raises:
             PublishBufferFull: If the buffer for Redis is full.
-            PubSubError: If this PubSub is closed, or, with Redis, not started
-                or closed before Redis took the message.
+            PubSubError: If this PubSub is closed, or, with Redis, not started,
+                closed before Redis took the message, or if Redis refused it
+                for good (the stream's key holds another type...).
             TypeError: If ``message`` is neither ``str`` nor bytes-like.
         """
         future = self._publish(topic, message, text, wait=True)

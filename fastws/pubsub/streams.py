@@ -30,7 +30,7 @@ import itertools
 import logging
 import os
 import urllib.parse
-from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Tuple, Type
+from typing import Any, Callable, Deque, Dict, Iterator, List, Mapping, Optional, Tuple, Type
 
 from ..exceptions import PublishBufferFull, PubSubError
 from ..frames import Opcode
@@ -47,6 +47,9 @@ BLOCK_MS = 5000
 PUBLISHERS_REMEMBERED = 65536
 
 _TEXT, _BINARY = b"t", b"b"
+
+#: Error replies to a command that Redis may take later (unmapped by redis-py).
+_PASSING_PREFIXES = ("OOM", "MISCONF", "READONLY", "LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "NOREPLICAS")
 
 
 class _Entry:
@@ -117,6 +120,7 @@ class RedisStreams:
         self._seen_run_id: Dict[str, Optional[str]] = {"writer": None, "reader": None}
         self._connections_made: Dict[str, int] = {"writer": 0, "reader": 0}
         self._check_writer = False  # the reader saw a restart: the writer looks too
+        self._info_allowed = True  # False once Redis refused INFO (an ACL)
         self._closing = False
         self._seen: collections.OrderedDict[bytes, int] = collections.OrderedDict()
         self._tasks: List[asyncio.Task] = []
@@ -142,18 +146,25 @@ class RedisStreams:
         """What runs on each connection redis-py makes for ``side``, before its
         first command: a connection made again silently (redis-py replaces a
         dead idle connection by itself) must not hide a restarted Redis."""
-        from redis.exceptions import ConnectionError
+        from redis.exceptions import ConnectionError, ResponseError
 
         async def on_connect(connection: Any) -> None:
             await connection.on_connect()
-            await connection.send_command("INFO", "server")
-            info = await connection.read_response()
+            info: Any = ""
+            if self._info_allowed:
+                await connection.send_command("INFO", "server")
+                try:
+                    info = await connection.read_response()
+                except ResponseError as exc:  # NOPERM: INFO is in ACL's @dangerous
+                    self._info_allowed = False
+                    self.logger.warning(
+                        "cannot run INFO on Redis at %s (%s): a restart of Redis will not be"
+                        " noticed, nor the messages it lost published again; allow the user +info",
+                        self._shown_url(), exc,
+                    )
             if isinstance(info, (bytes, bytearray)):
                 info = bytes(info).decode("utf-8", "replace")
             run_id = _run_id(str(info))
-            self._connections_made[side] += 1
-            if self._connections_made[side] > 1:
-                self.counters.reconnections += 1
             self._seen_run_id[side] = run_id
             known = self._known_run_id[side]
             if known is not None and run_id != known:
@@ -161,6 +172,9 @@ class RedisStreams:
                     self._check_writer = True  # a quiet writer would not notice
                     self._wakeup.set()
                 raise ConnectionError(f"Redis at {self._shown_url()} restarted")
+            self._connections_made[side] += 1
+            if self._connections_made[side] > 1:
+                self.counters.reconnections += 1
 
         return on_connect
 
@@ -180,7 +194,7 @@ class RedisStreams:
             self._last_id = await self._stream_end(self._writer)
             run_id = self._seen_run_id["writer"]
             self._known_run_id = {"writer": run_id, "reader": run_id}
-        except self._errors as exc:
+        except Exception as exc:  # unreachable, refused (NOAUTH, NOPERM...)
             await self._close_clients()
             raise PubSubError(f"cannot reach Redis at {self._shown_url()}: {exc}") from exc
         loop = asyncio.get_running_loop()
@@ -190,14 +204,21 @@ class RedisStreams:
         ]
 
     async def close(self, timeout: Optional[float]) -> None:
-        """Wait up to ``timeout`` seconds for Redis to take what is pending, then stop."""
-        if self._pending and self._tasks:
-            try:
-                await asyncio.wait_for(self._emptied.wait(), timeout)
-            except asyncio.TimeoutError:
-                pass
-        self._closing = True
-        await self._stop_tasks()
+        """Wait up to ``timeout`` seconds for Redis to take what is pending, then
+        stop (also when the wait is cancelled)."""
+        try:
+            if self._pending and self._tasks:
+                try:
+                    await asyncio.wait_for(self._emptied.wait(), timeout)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            self._closing = True
+            await self._stop_tasks()
+            self._fail_pending()
+            await self._close_clients()
+
+    def _fail_pending(self) -> None:
         if self._pending:
             self.logger.error(
                 "closed with %d messages Redis never took (at %s)", len(self._pending), self._shown_url()
@@ -209,7 +230,6 @@ class RedisStreams:
         self._pending_bytes = 0
         self._replay.clear()
         self._replay_bytes = 0
-        await self._close_clients()
 
     async def _stop_tasks(self) -> None:
         """Cancel the writer and the reader until they end: a cancellation that
@@ -272,9 +292,7 @@ class RedisStreams:
         return future
 
     async def _write_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        delays = None
-        connected = True
+        delays: Optional[Iterator[float]] = None
         while not self._closing:
             if self._seen_run_id["writer"] != self._known_run_id["writer"]:
                 self._known_run_id["writer"] = self._seen_run_id["writer"]
@@ -283,57 +301,71 @@ class RedisStreams:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            batch: List[_Entry] = []
             try:
                 if self._check_writer:
                     self._check_writer = False
                     await self._writer.ping()  # a new connection, if need be, sees the new Redis
-                if not connected:
-                    self.logger.info("publishing to Redis at %s again", self._shown_url())
-                    connected = True
-                    delays = None
-                if not self._pending:
-                    continue
-                batch = list(itertools.islice(self._pending, BATCH))
-                pipe = self._writer.pipeline(transaction=False)
-                for entry in batch:
-                    pipe.xadd(self.stream, entry.fields, maxlen=self.retention, approximate=True)
-                await pipe.execute()
+                if self._pending:
+                    batch = list(itertools.islice(self._pending, BATCH))
+                    pipe = self._writer.pipeline(transaction=False)
+                    for entry in batch:
+                        pipe.xadd(self.stream, entry.fields, maxlen=self.retention, approximate=True)
+                    results = await pipe.execute(raise_on_error=False)
+                    refused = self._settle(batch, results)
+                else:
+                    refused = None
             except self._errors as exc:
-                if connected:
+                if delays is None:
                     self.logger.warning(
                         "lost Redis at %s while publishing (%s); %d messages wait",
                         self._shown_url(), exc or type(exc).__name__, len(self._pending),
                     )
-                connected = False
-                delays = delays or backoff(initial_delay=0.1, min_delay=0.1, max_delay=5.0, factor=2.0)
+                    delays = _backoff()
                 await asyncio.sleep(next(delays))
                 continue
-            except Exception as exc:  # a reply Redis gives every time: WRONGTYPE...
-                if not batch:  # not publishing: try again later
+            except Exception as exc:  # not a reply to an XADD: a PING refused...
+                if delays is None:
                     self.logger.error("cannot use Redis at %s: %s", self._shown_url(), exc)
-                    delays = delays or backoff(initial_delay=0.1, min_delay=0.1, max_delay=5.0, factor=2.0)
-                    await asyncio.sleep(next(delays))
-                    continue
-                self.logger.error("Redis refused %d messages: %s", len(batch), exc)
-                for _ in batch:
-                    self._forget_pending()
-                for entry in batch:
-                    if entry.future is not None and not entry.future.done():
-                        entry.future.set_exception(PubSubError(f"Redis refused the message: {exc}"))
-                if not self._pending:
-                    self._emptied.set()
+                    delays = _backoff()
+                await asyncio.sleep(next(delays))
                 continue
-            now = loop.time()
-            for entry in batch:
-                self._forget_pending()
+            if refused is not None:  # Redis cannot take more now: OOM, MISCONF...
+                if delays is None:
+                    self.logger.warning(
+                        "Redis at %s takes no messages for now (%s); %d messages wait",
+                        self._shown_url(), refused, len(self._pending),
+                    )
+                    delays = _backoff()
+                await asyncio.sleep(next(delays))
+                continue
+            if delays is not None:
+                self.logger.info("publishing to Redis at %s again", self._shown_url())
+                delays = None
+
+    def _settle(self, batch: List[_Entry], results: List[Any]) -> Optional[Exception]:
+        """Take the replies to a batch of XADDs, in order: an entry Redis took
+        is done; one it refused for good (WRONGTYPE...) fails its publish();
+        at the first refusal that passes (out of memory, read-only...), it and
+        the ones after it stay pending, and that refusal is returned."""
+        now = asyncio.get_running_loop().time()
+        for entry, result in zip(batch, results):
+            if isinstance(result, Exception):
+                if _passing(result):
+                    return result
+                self.logger.error("Redis refused a message: %s", result)
                 if entry.future is not None and not entry.future.done():
-                    entry.future.set_result(None)
-                self._replay.append((now, entry))
-                self._replay_bytes += entry.size
-            self._trim_replay(now)
-            if not self._pending:
-                self._emptied.set()
+                    entry.future.set_exception(PubSubError(f"Redis refused the message: {result}"))
+                self._forget_pending()
+                continue
+            self._forget_pending()
+            if entry.future is not None and not entry.future.done():
+                entry.future.set_result(None)
+            self._replay.append((now, entry))
+            self._replay_bytes += entry.size
+        self._trim_replay(now)
+        if not self._pending:
+            self._emptied.set()
+        return None
 
     def _forget_pending(self) -> None:
         entry = self._pending.popleft()
@@ -369,14 +401,14 @@ class RedisStreams:
     # --- reading --------------------------------------------------------------------
 
     async def _read_loop(self) -> None:
-        delays = None
-        connected = True
+        delays: Optional[Iterator[float]] = None
         stream = self.stream
         check_end = False
         while not self._closing:
             try:
-                if self._seen_run_id["reader"] != self._known_run_id["reader"]:
-                    self._known_run_id["reader"] = self._seen_run_id["reader"]
+                seen = self._seen_run_id["reader"]
+                if seen is not None and seen != self._known_run_id["reader"]:
+                    self._known_run_id["reader"] = seen
                     check_end = True
                 if check_end:
                     end = await self._stream_end(self._reader)
@@ -384,20 +416,24 @@ class RedisStreams:
                         # The stream was made anew (Redis lost it): all of it is new.
                         self._last_id = b"0-0"
                     check_end = False
-                if not connected:
-                    self.logger.info("reading from Redis at %s again", self._shown_url())
-                    connected = True
-                    delays = None
                 reply = await self._reader.xread({stream: self._last_id}, count=BATCH, block=BLOCK_MS)
             except self._errors as exc:
-                if connected:
+                if delays is None:
                     self.logger.warning(
                         "lost Redis at %s while reading (%s)", self._shown_url(), exc or type(exc).__name__
                     )
-                connected = False
-                delays = delays or backoff(initial_delay=0.1, min_delay=0.1, max_delay=5.0, factor=2.0)
+                    delays = _backoff()
                 await asyncio.sleep(next(delays))
                 continue
+            except Exception as exc:  # WRONGTYPE, a missing permission...
+                if delays is None:
+                    self.logger.error("cannot read stream %r from Redis at %s: %s", stream, self._shown_url(), exc)
+                    delays = _backoff()
+                await asyncio.sleep(next(delays))
+                continue
+            if delays is not None:
+                self.logger.info("reading from Redis at %s again", self._shown_url())
+                delays = None
             if not reply:
                 continue
             for _, entries in reply.items() if isinstance(reply, dict) else reply:
@@ -442,6 +478,8 @@ class RedisStreams:
 def shown_url(url: str) -> str:
     """``url`` without credentials, for logs and errors: no user or password
     before the host, no ``password`` or ``username`` in the query."""
+    if "://" not in url:
+        return url  # not a URL: nothing to hide in it
     parts = urllib.parse.urlsplit(url)
     netloc = parts.netloc.rpartition("@")[2]
     query = urllib.parse.urlencode(
@@ -453,6 +491,25 @@ def shown_url(url: str) -> str:
     )
     shown = f"{parts.scheme}://{netloc}{parts.path}"
     return f"{shown}?{query}" if query else shown
+
+
+def _backoff() -> Iterator[float]:
+    return backoff(initial_delay=0.1, min_delay=0.1, max_delay=5.0, factor=2.0)
+
+
+def _passing(error: Exception) -> bool:
+    """Whether Redis may take the command later: out of memory, read-only,
+    loading, busy, unable to persist..."""
+    from redis import exceptions
+
+    passing = tuple(
+        getattr(exceptions, name)
+        for name in ("OutOfMemoryError", "ReadOnlyError", "BusyLoadingError")
+        if hasattr(exceptions, name)
+    )
+    if isinstance(error, passing):
+        return True
+    return str(error).startswith(_PASSING_PREFIXES)
 
 
 def _run_id(info: str) -> Optional[str]:

@@ -121,9 +121,18 @@ class Topics:
         self._leave(connection, topic)
 
     def forget(self, connection: Connection) -> None:
-        """Take ``connection`` out of every topic (it closed)."""
+        """Take ``connection`` out of every topic, and out of this registry (it closed)."""
         for topic in self._topics_of.pop(connection, ()):
             self._leave(connection, topic)
+
+    def leave_all(self, connection: Connection) -> None:
+        """Take ``connection`` out of every topic; it stays registered, with
+        its close callback, for the topics it may join again."""
+        topics = self._topics_of.get(connection)
+        if topics:
+            for topic in topics:
+                self._leave(connection, topic)
+            topics.clear()
 
     def _leave(self, connection: Connection, topic: str) -> None:
         subscribers = self._subscribers[topic]

@@ -186,6 +186,13 @@ async def _worker(index: int, config: WorkerConfig, channel: socket.socket) -> i
         stack.callback(server.close)
         adopting: Set[asyncio.Task[Any]] = set()
 
+        async def adopt(sock: socket.socket) -> None:
+            try:
+                await server.connect_accepted_socket(sock)
+            except BaseException:
+                sock.close()  # not the event loop's: nothing else would close it
+                raise
+
         def adopted(task: asyncio.Task[Any]) -> None:
             adopting.discard(task)
             if not task.cancelled() and task.exception() is not None:
@@ -204,7 +211,7 @@ async def _worker(index: int, config: WorkerConfig, channel: socket.socket) -> i
                     if stop.done():
                         sock.close()
                         continue
-                    task = loop.create_task(server.connect_accepted_socket(sock))
+                    task = loop.create_task(adopt(sock))
                     adopting.add(task)
                     task.add_done_callback(adopted)
                 if not data:  # the parent is gone: stop too
