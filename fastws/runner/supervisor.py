@@ -198,6 +198,8 @@ class Supervisor:
             if all(s.process is None for s in self.slots) and not self.gone.done():
                 self.gone.set_result(None)
             return
+        if self.done.done():
+            return  # the runner is stopping for another worker's reason: one is enough
         if slot.received.startswith(ERROR) or status == EXIT_CONFIG:
             message = slot.received[len(ERROR):].decode("utf-8", "replace")
             if not message:
