@@ -63,9 +63,22 @@ def pubsub_tasks() -> List[str]:
 @run
 async def test_close_cancelled_while_waiting_still_stops(redis_server: RedisServer) -> None:
     """close() waits for Redis to take a pending message; cancelled in that
-    wait, it still stops the writer and reader and fails what was pending."""
+    wait, it still stops the writer and reader, fails what was pending and
+    forgets the subscriptions."""
     pubsub = fastws.PubSub(redis_server.url, stream=STREAM, close_timeout=10)
     await pubsub.start()
+    subscribed = asyncio.get_running_loop().create_future()
+
+    async def handler(websocket: Any) -> None:
+        pubsub.subscribe(websocket, "x")
+        subscribed.set_result(None)
+        await websocket.wait_closed()
+
+    server = await fastws.serve(handler, "127.0.0.1", 0, ping_interval=None)
+    port = server.sockets[0].getsockname()[1]
+    client = await fastws.connect(f"ws://127.0.0.1:{port}/", ping_interval=None)
+    await subscribed
+    assert pubsub.topics() == {"x"}
     redis_server.kill()
     waiter = asyncio.ensure_future(pubsub.publish("x", "hello"))
     await wait_until(lambda: pubsub.buffered > 0, "the message to wait for Redis")
@@ -73,9 +86,13 @@ async def test_close_cancelled_while_waiting_still_stops(redis_server: RedisServ
         await asyncio.wait_for(pubsub.close(), 0.5)
     assert pubsub_tasks() == []
     assert pubsub.buffered == 0
+    assert pubsub.topics() == frozenset()
     with pytest.raises(PubSubError):
         await asyncio.wait_for(waiter, 1.0)
     await close_promptly(pubsub)  # a second close returns at once
+    await client.close()
+    server.close()
+    await server.wait_closed()
 
 
 # --- Redis away: one warning, backoff, one "again" ---------------------------------------
@@ -327,6 +344,9 @@ async def test_credentials_never_show(caplog: pytest.LogCaptureFixture) -> None:
     shown.append(str(raised.value))
     with pytest.raises(ValueError) as refused:
         fastws.PubSub(url.replace("redis://", "http://"))
+    shown.append(str(refused.value))
+    with pytest.raises(ValueError) as refused:
+        fastws.PubSub(url.replace("redis://", "redis:/"))  # not a URL, credentials all the same
     shown.append(str(refused.value))
     shown.extend(r.getMessage() for r in caplog.records)
     for text in shown:

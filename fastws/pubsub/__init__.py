@@ -179,9 +179,11 @@ class PubSub:
         if self._closed:
             return
         self._closed = True
-        if self._redis is not None and self._started:
-            await self._redis.close(self.close_timeout)
-        self._topics.clear()
+        try:
+            if self._redis is not None and self._started:
+                await self._redis.close(self.close_timeout)
+        finally:
+            self._topics.clear()
 
     async def __aenter__(self) -> PubSub:
         await self.start()

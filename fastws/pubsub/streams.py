@@ -479,7 +479,8 @@ def shown_url(url: str) -> str:
     """``url`` without credentials, for logs and errors: no user or password
     before the host, no ``password`` or ``username`` in the query."""
     if "://" not in url:
-        return url  # not a URL: nothing to hide in it
+        # not a URL: what may hold credentials goes (before an @, a query)
+        return url.rpartition("@")[2].partition("?")[0]
     parts = urllib.parse.urlsplit(url)
     netloc = parts.netloc.rpartition("@")[2]
     query = urllib.parse.urlencode(
