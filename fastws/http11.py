@@ -57,6 +57,7 @@ _VERSION = re.compile(rb"HTTP/([0-9])\.([0-9])")
 _STATUS = re.compile(rb"[0-9]{3}")
 _TARGET = re.compile(rb"[\x21-\x7e]+")
 _REASON = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
+_DIGITS = re.compile(r"[0-9]+")  # a Content-Length value (a str: headers are decoded)
 
 @dataclass
 class Request:
@@ -501,7 +502,8 @@ class ResponseParser(_HeadParser[Tuple[str, int, str]]):
         lengths = headers.get_all("Content-Length")
         if lengths:
             values = {v.strip() for v in lengths for v in v.split(",")}
-            if len(values) != 1 or not next(iter(values)).isdigit():
+            # ASCII digits only: str.isdigit() takes "¹" and other digits int() refuses
+            if len(values) != 1 or not _DIGITS.fullmatch(next(iter(values))):
                 raise self._fail(f"invalid Content-Length: {', '.join(lengths)!r}")
             self._length = int(next(iter(values)))
             if self._length > self.max_body:

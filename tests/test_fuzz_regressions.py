@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from fastws.exceptions import InvalidURI
+from fastws.exceptions import InvalidMessage, InvalidURI
 from fastws.handshake import build_request, parse_uri
-from fastws.http11 import RequestParser
+from fastws.http11 import RequestParser, ResponseParser
 
 
 # fuzz/corpus/http/regress-uri-host-with-spaces: parse_uri("ws://1.07,,  ")
@@ -44,3 +44,13 @@ def test_parse_uri_still_accepts_valid_hosts(uri, host):
     # and the request built for it parses back the same
     request = build_request(parsed, "dGhlIHNhbXBsZSBub25jZQ==")
     assert RequestParser().feed(request.serialize()) == request
+
+
+# fuzz/corpus/protocol/regress-content-length-superscript-digits: a response with
+# "Content-Length: ¹¹4" (latin-1 superscript digits) passed the parser's
+# str.isdigit() check, then int() raised a ValueError out of the client's
+# handshake instead of an InvalidMessage. Only ASCII digits are a length now.
+@pytest.mark.parametrize("value", [b"\xb9\xb94", b"\xb2", b"\xb3", b"1\xbc"])
+def test_content_length_takes_ascii_digits_only(value):
+    with pytest.raises(InvalidMessage, match="invalid Content-Length"):
+        ResponseParser().feed(b"HTTP/1.1 400 X\r\nContent-Length: " + value + b"\r\n\r\n")

@@ -371,6 +371,8 @@ BAD_RESPONSES = [
     ("bare-lf", b"HTTP/1.1 101 OK\n\n", "LF instead of CRLF"),
     ("bad-header", b"HTTP/1.1 101 OK\r\nNo colon\r\n\r\n", "without a colon"),
     ("bad-content-length", b"HTTP/1.1 400 X\r\nContent-Length: -1\r\n\r\n", "invalid Content-Length"),
+    # latin-1 superscript digits: str.isdigit() says yes, int() says no (found by the fuzzer)
+    ("superscript-content-length", b"HTTP/1.1 400 X\r\nContent-Length: \xb9\xb94\r\n\r\n", "invalid Content-Length"),
     (
         "conflicting-content-length",
         b"HTTP/1.1 400 X\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
