@@ -13,7 +13,7 @@ from ..protocol import OPEN
 if TYPE_CHECKING:
     from .connection import Connection, Data
 
-__all__ = ["broadcast", "deliver"]
+__all__ = ["broadcast", "deliver", "message_opcode"]
 
 
 def broadcast(
@@ -47,12 +47,7 @@ def broadcast(
     Raises:
         TypeError: If ``message`` is neither ``str`` nor bytes-like.
     """
-    if isinstance(message, str):
-        opcode = Opcode.BINARY if text is False else Opcode.TEXT
-    elif isinstance(message, (bytes, bytearray, memoryview)):
-        opcode = Opcode.TEXT if text is True else Opcode.BINARY
-    else:
-        raise TypeError(f"message must be str or bytes-like, not {type(message).__name__}")
+    opcode = message_opcode(message, text)
     errors: List[Exception] = []
 
     def skipped(connection: Connection, error: Exception) -> None:
@@ -64,6 +59,19 @@ def broadcast(
     deliver(connections, opcode, message, skipped)
     if errors:
         raise _exception_group("skipped broadcast", errors)
+
+
+def message_opcode(message: object, text: Optional[bool]) -> Opcode:
+    """The opcode of ``message`` sent with ``text`` (see :func:`broadcast`).
+
+    Raises:
+        TypeError: If ``message`` is neither ``str`` nor bytes-like.
+    """
+    if isinstance(message, str):
+        return Opcode.BINARY if text is False else Opcode.TEXT
+    if isinstance(message, (bytes, bytearray, memoryview)):
+        return Opcode.TEXT if text is True else Opcode.BINARY
+    raise TypeError(f"message must be str or bytes-like, not {type(message).__name__}")
 
 
 def deliver(

@@ -25,8 +25,8 @@ import asyncio
 import logging
 from typing import Any, FrozenSet, Mapping, Optional, Union
 
+from ..asyncio.broadcasting import message_opcode
 from ..exceptions import PubSubError
-from ..frames import Opcode
 from .topics import Counters, Topics, as_connection
 
 __all__ = ["PubSub", "Counters", "current_pubsub", "set_current"]
@@ -273,12 +273,7 @@ class PubSub:
 
     def _publish(self, topic: str, message: Message, text: Optional[bool], *, wait: bool) -> Optional[asyncio.Future]:
         _check_topic(topic)
-        if isinstance(message, str):
-            opcode = Opcode.BINARY if text is False else Opcode.TEXT
-        elif isinstance(message, (bytes, bytearray, memoryview)):
-            opcode = Opcode.TEXT if text is True else Opcode.BINARY
-        else:
-            raise TypeError(f"message must be str or bytes-like, not {type(message).__name__}")
+        opcode = message_opcode(message, text)
         if self._closed:
             raise PubSubError("publish on a closed PubSub")
         if self._redis is None:
