@@ -49,6 +49,8 @@ class Measure:
             of grouped bars; default: the measure's own id.
         short: A short name for the chart's x axis (``"32 B"``, ``"1 MiB"``);
             default: the title.
+        chart_title: The title of the chart this measure is drawn in (the
+            first measure of a chart that sets one wins); default: ``title``.
         log: Draw this measure's chart with a logarithmic value axis.
         extra: Secondary figures by stack (server CPU per session, connections
             per worker...), shown in ``report.md`` under the measure's table.
@@ -64,6 +66,7 @@ class Measure:
     floor: Optional[str] = None
     chart: Optional[str] = None
     short: Optional[str] = None
+    chart_title: Optional[str] = None
     log: bool = False
     extra: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     note: str = ""
@@ -106,6 +109,7 @@ class Measure:
             "floor": self.floor,
             "chart": self.chart or self.id,
             "short": self.short,
+            "chart_title": self.chart_title,
             "log": self.log,
             "extra": self.extra,
             "note": self.note,
