@@ -34,6 +34,12 @@ STACKS: Tuple[str, ...] = (
 #: Extra stacks, run only when named with ``--stacks``.
 EXTRA_STACKS: Tuple[str, ...] = ("picows-loop",)
 ALL_STACKS: Tuple[str, ...] = STACKS + EXTRA_STACKS
+#: Stacks with a server in ``servers.py`` but no client in ``clients.py``: other
+#: groups drive them with their own clients (``bench.handshake``'s wsload,
+#: memory and compression groups), the echo comparison does not.
+SERVER_ONLY_STACKS: Tuple[str, ...] = ("socketify",)
+#: Every stack ``servers.py`` can start.
+SERVER_STACKS: Tuple[str, ...] = ALL_STACKS + SERVER_ONLY_STACKS
 
 LABELS = {
     "fastws": "fastws recv/send",
@@ -43,6 +49,7 @@ LABELS = {
     "picows": "picows",
     "picows-loop": "picows (loop transport)",
     "raw-tcp": "raw TCP (floor)",
+    "socketify": "socketify",
 }
 
 #: Modules a stack needs (server and client alike); missing ones skip the stack.
@@ -54,6 +61,7 @@ REQUIRES = {
     "picows": ("picows",),
     "picows-loop": ("picows",),
     "raw-tcp": (),
+    "socketify": ("socketify",),
 }
 
 LOOPS: Tuple[str, ...] = ("asyncio", "uvloop")

@@ -9,8 +9,12 @@ or died), whichever comes first. ``--profile FILE`` runs the server under
 cProfile and writes the stats to FILE on the way out (``python -m pstats FILE``).
 
 Every server echoes each message as it came (binary as binary, text as text),
-without compression, with keepalive pings off and a message size limit of
-``MAX_SIZE`` (4 MiB).
+without compression (unless ``FASTWS_BENCH_COMPRESSION`` asks for it), with
+keepalive pings off and a message size limit of ``MAX_SIZE`` (4 MiB).
+
+``socketify`` runs in its own idiom, ``App().ws(...).listen(...).run()``, which
+drives uWebSockets' libuv loop from an asyncio loop of the kind LOOP names; it
+has no client in :mod:`bench.echo.clients` (other groups drive it with theirs).
 """
 
 from __future__ import annotations
@@ -21,9 +25,9 @@ import os
 import signal
 import sys
 import threading
-from typing import Any, Awaitable, Callable, Dict, Optional, Sequence
+from typing import Any, Awaitable, Callable, Coroutine, Dict, Optional, Sequence, cast
 
-from . import ALL_STACKS, COMPRESSION, HOST, LOOPS, MAX_SIZE, run
+from . import ALL_STACKS, COMPRESSION, HOST, LOOPS, MAX_SIZE, SERVER_STACKS, loop_factory, run
 
 # Each starter listens on (HOST, port) and returns (bound port, async closer).
 
@@ -110,7 +114,7 @@ async def start_aiohttp(port: int):
     return runner.addresses[0][1], runner.cleanup
 
 
-def _picows_starter(use_aiofastnet: bool):
+def _picows_starter(use_aiofastnet: Optional[bool]):
     async def start_picows(port: int):
         from picows import WSListener, WSMsgType, ws_create_server
 
@@ -171,6 +175,77 @@ STARTERS: Dict[str, Callable[[int], Awaitable[Any]]] = {
 assert set(STARTERS) == set(ALL_STACKS)
 
 
+def run_socketify(port: int, kind: str) -> None:
+    """Serve socketify's echo on (HOST, port) until SIGTERM, SIGINT or the end
+    of standard input, printing ``READY <port>`` once it listens.
+
+    socketify runs its own loop (``App.run()``), so it cannot be one of the
+    coroutine starters above; its asyncio loop is swapped for one of ``kind``
+    through its public ``Loop.set_event_loop`` before it runs.
+
+    Raises:
+        SystemExit: when it cannot listen on the port.
+    """
+    from socketify import App, AppListenOptions, CompressOptions  # type: ignore[import-untyped]
+
+    compress = bool(COMPRESSION)
+
+    def echo(ws: Any, message: Any, opcode: Any) -> None:
+        ws.send(message, opcode, compress)
+
+    app = App()
+    default_loop = app.loop.loop
+    loop = loop_factory(kind)()
+    app.loop.set_event_loop(loop)
+    default_loop.close()
+    app.ws(
+        "/*",
+        {
+            "compression": CompressOptions.SHARED_COMPRESSOR if compress else CompressOptions.DISABLED,
+            "max_payload_length": MAX_SIZE,
+            "max_backpressure": MAX_SIZE,
+            "idle_timeout": 0,  # 0: never closes an idle connection (as the others)
+            "message": echo,
+        },
+    )
+    bound: list = []
+    # The handler runs within listen() when it succeeds; on failure socketify
+    # raises inside a C callback (printed, not propagated), so an empty list is
+    # the only sign.
+    app.listen(AppListenOptions(port=port, host=HOST), lambda config: bound.append(config.port))
+    if not bound:
+        raise SystemExit(f"socketify could not listen on {HOST}:{port}")
+
+    def stop() -> None:
+        if app.loop.started:
+            app.close()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop)
+
+    def watch_stdin() -> None:
+        try:
+            while os.read(sys.stdin.fileno(), 4096):
+                pass
+        except (OSError, ValueError):
+            pass
+        try:
+            loop.call_soon_threadsafe(stop)
+        except RuntimeError:  # loop already closed
+            pass
+
+    threading.Thread(target=watch_stdin, daemon=True).start()
+    print(f"READY {bound[0]}", flush=True)
+    # App.run() installs its own SIGINT handler (close, then exit(0)); SIGTERM
+    # and the end of stdin go through stop().
+    app.run()
+
+
+#: Stacks whose server runs its own loop: ``runner(port, loop kind)``.
+BLOCKING: Dict[str, Callable[[int, str], None]] = {"socketify": run_socketify}
+assert set(STARTERS) | set(BLOCKING) == set(SERVER_STACKS)
+
+
 def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Future) -> None:
     """Stop when stdin reaches EOF, so that a server never outlives its parent.
     Reads the file descriptor itself: a daemon thread blocked in the buffered
@@ -181,8 +256,12 @@ def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Future) -> None:
             pass
     except (OSError, ValueError):
         pass
+    def stop_now() -> None:
+        if not stop.done():
+            stop.set_result("stdin closed")
+
     try:
-        loop.call_soon_threadsafe(lambda: stop.done() or stop.set_result("stdin closed"))
+        loop.call_soon_threadsafe(stop_now)
     except RuntimeError:  # loop already closed
         pass
 
@@ -222,12 +301,14 @@ async def serve(stack: str, port: int) -> None:
 
 
 def server_main(
-    prog: str, description: str, what: str, choices: Sequence[str], serve: Callable[[str, int], Awaitable[None]],
-    argv: Optional[Sequence[str]] = None,
+    prog: str, description: str, what: str, choices: Sequence[str],
+    serve: Callable[[str, int], Coroutine[Any, Any, None]],
+    argv: Optional[Sequence[str]] = None, blocking: Optional[Dict[str, Callable[[int, str], None]]] = None,
 ) -> int:
     """The command line of a server module, ``prog WHAT LOOP PORT [--profile
     FILE]``: runs ``serve(WHAT, PORT)`` on LOOP, under cProfile with --profile
-    (:mod:`bench.asgi.servers` has the same one)."""
+    (:mod:`bench.asgi.servers` has the same one). A WHAT in ``blocking`` runs
+    its own loop instead: ``blocking[WHAT](PORT, LOOP)``."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument(what, choices=choices)
     parser.add_argument("loop", choices=LOOPS)
@@ -236,8 +317,14 @@ def server_main(
     args = parser.parse_args(argv)
     name = getattr(args, what)
 
+    def go() -> None:
+        if blocking and name in blocking:
+            blocking[name](args.port, args.loop)
+        else:
+            run(serve(name, args.port), args.loop)
+
     if not args.profile:
-        run(serve(name, args.port), args.loop)
+        go()
         return 0
 
     import cProfile
@@ -245,7 +332,7 @@ def server_main(
     profiler = cProfile.Profile()
     profiler.enable()
     try:
-        run(serve(name, args.port), args.loop)
+        go()
     finally:
         profiler.disable()
         profiler.dump_stats(args.profile)
@@ -253,11 +340,13 @@ def server_main(
 
 
 def main(argv=None) -> int:
-    return server_main("python -m bench.echo.servers", __doc__.split("\n\n")[0], "stack", ALL_STACKS, serve, argv)
+    return server_main(
+        "python -m bench.echo.servers", __doc__.split("\n\n")[0], "stack", SERVER_STACKS, serve, argv, BLOCKING
+    )
 
 
 if __name__ == "__main__":
-    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
+    cast(Any, sys.stdout).reconfigure(line_buffering=True)
     code = main()
     sys.stdout.flush()
     os._exit(code)  # do not wait for the stdin watcher thread
