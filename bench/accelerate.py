@@ -49,6 +49,8 @@ class Row:
         self.library, self.what, self.unit, self.units_per_call = library, what, unit, units_per_call
         self.before: Optional[float] = None
         self.after: Optional[float] = None
+        #: Every run's figure, unpatched and patched (``before`` and ``after`` are the best).
+        self.samples: Dict[str, List[float]] = {"before": [], "after": []}
         self.note = ""
 
     def as_dict(self) -> Dict[str, Any]:
@@ -59,14 +61,16 @@ class Row:
             "before": self.before,
             "after": self.after,
             "speedup": (self.after / self.before) if self.before and self.after else None,
+            "before_samples": self.samples["before"],
+            "after_samples": self.samples["after"],
             "note": self.note,
         }
 
 
-def rate(fn: Callable[[], Any], seconds: float, repeat: int) -> float:
-    """Calls per second: best of ``repeat`` runs of about ``seconds`` each."""
+def rates(fn: Callable[[], Any], seconds: float, repeat: int) -> List[float]:
+    """Calls per second of each of ``repeat`` runs of about ``seconds`` each."""
     fn()
-    best = 0.0
+    out = []
     for _ in range(repeat):
         n = 0
         batch = 1
@@ -79,8 +83,8 @@ def rate(fn: Callable[[], Any], seconds: float, repeat: int) -> float:
             if elapsed >= seconds:
                 break
             batch = min(batch * 2, 1 << 16)
-        best = max(best, n / elapsed)
-    return best
+        out.append(n / elapsed)
+    return out
 
 
 def _fmt(value: Optional[float], unit: str) -> str:
@@ -99,8 +103,10 @@ class Bench:
         self.rows: List[Row] = []
 
     def measure(self, row: Row, phase: str, fn: Callable[[], Any]) -> Any:
-        per_second = rate(fn, self.seconds, self.repeat) * row.units_per_call
-        setattr(row, phase, per_second / 1e9 if row.unit == "GB/s" else per_second)
+        scale = row.units_per_call / (1e9 if row.unit == "GB/s" else 1)
+        values = [r * scale for r in rates(fn, self.seconds, self.repeat)]
+        row.samples[phase] = values
+        setattr(row, phase, max(values))
         return fn()
 
     def pair(self, library: str, what: str, unit: str, units: float, get: Callable[[], Callable[[], Any]],

@@ -1,0 +1,264 @@
+"""The echo group of ``python -m bench``: :func:`run_group`.
+
+Runs :func:`bench.echo.__main__.run_case` (an echo server process, its
+client in another) for every stack on asyncio and on uvloop, repeated, and
+turns the clients' results into :class:`~bench.results.Measure` objects:
+32 B round trips per second, 1 MiB throughput, and the server's CPU time per
+32 B echo, one measure per loop, the loops grouped on one chart per kind.
+
+socketify has an echo server in :mod:`bench.echo.servers` but no client
+library of its own: picows's client, the leanest of the others, drives it, and
+its label says so (``"socketify (picows client)"``).
+
+Also the home of what the other group adapters share: :func:`median_or_none`,
+:func:`labelled` and :func:`pin_or_none`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import statistics
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import bench.echo as echo
+from bench.echo import LABELS, LARGE, LOOPS, SMALL, STACKS
+from bench.echo.__main__ import LOOP_MODULES, CaseError, run_case, unavailable
+from bench.results import Context, GroupResult, GroupSkipped, Measure
+
+#: Stacks whose server has no client of its own: the client that drives it.
+BORROWED_CLIENT: Dict[str, str] = {"socketify": "picows"}
+#: fastws's own stacks.
+FASTWS = ("fastws", "fastws-listener")
+FLOOR = "raw-tcp"
+
+Key = Tuple[str, str]  # (loop, stack)
+
+
+def stack_label(stack: str) -> str:
+    """The label a reader sees: bench.echo's, with the client named where it is borrowed."""
+    label = LABELS.get(stack, stack)
+    if stack in BORROWED_CLIENT:
+        label += f" ({BORROWED_CLIENT[stack]} client)"
+    return label
+
+
+def group_stacks() -> List[str]:
+    """bench.echo's default stacks, and the server-only ones a borrowed client can drive."""
+    server_only = getattr(echo, "SERVER_ONLY_STACKS", ())
+    return list(STACKS) + [s for s in server_only if s in BORROWED_CLIENT]
+
+
+def stack_unavailable(stack: str) -> Optional[str]:
+    """Why ``stack`` cannot run here (its library or its borrowed client's is missing)."""
+    reason = unavailable(stack)
+    if reason is None and stack in BORROWED_CLIENT:
+        reason = unavailable(BORROWED_CLIENT[stack])
+    return reason
+
+
+def pin_or_none() -> Optional[Tuple[int, int]]:
+    """Two CPUs (server's, client's) when this process may use two or more, else None."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    return (cpus[0], cpus[1]) if len(cpus) >= 2 else None
+
+
+def median_or_none(values: Iterable[Optional[float]]) -> Optional[float]:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def labelled(samples: Dict[str, List[float]], order: Sequence[str]) -> Dict[str, List[float]]:
+    """``samples`` in the order of ``order``, without the labels that have none."""
+    return {label: samples[label] for label in order if samples.get(label)}
+
+
+def collect(
+    stacks: Sequence[str],
+    loops: Sequence[str],
+    duration: float,
+    warmup: float,
+    repeat: int,
+    step: Callable[[str], None],
+    pin: Optional[Tuple[int, int]] = None,
+) -> Tuple[Dict[Key, List[Dict[str, Any]]], Dict[Key, str]]:
+    """Run every (loop, stack) ``repeat`` times, the whole sequence once per repeat.
+
+    Returns:
+        The results by (loop, stack): the client's JSON (bench.echo.clients'
+        format) or ``{"error": ...}`` for each run; and the cases that could
+        not run, with the reason.
+    """
+    skipped: Dict[Key, str] = {}
+    cases: List[Key] = []
+    for loop in loops:
+        module = LOOP_MODULES[loop]
+        for stack in stacks:
+            if module is not None and importlib.util.find_spec(module) is None:
+                skipped[(loop, stack)] = f"{loop} not installed"
+                continue
+            reason = stack_unavailable(stack)
+            if reason:
+                skipped[(loop, stack)] = reason
+            else:
+                cases.append((loop, stack))
+    results: Dict[Key, List[Dict[str, Any]]] = {}
+    total = len(cases) * repeat
+    done = 0
+    for _ in range(repeat):
+        for loop, stack in cases:
+            done += 1
+            step(f"echo: {stack_label(stack)} on {loop} ({done}/{total})")
+            try:
+                result = run_case(stack, loop, duration, warmup, pin=pin, client_stack=BORROWED_CLIENT.get(stack))
+            except CaseError as exc:
+                result = {"stack": stack, "loop": loop, "error": str(exc)}
+            results.setdefault((loop, stack), []).append(result)
+    return results, skipped
+
+
+def _per_echo(run: Dict[str, Any], size: str, side: str) -> Optional[float]:
+    """CPU seconds of ``side`` per echo of ``size`` ("small", "large") in one run."""
+    figures = run[size]
+    count = figures["round_trips" if size == "small" else "messages"]
+    cpu = figures.get(f"{side}_cpu_s")
+    return cpu / count if cpu is not None and count else None
+
+
+def to_measures(
+    results: Dict[Key, List[Dict[str, Any]]], loops: Sequence[str], stacks: Sequence[str]
+) -> Tuple[List[Measure], List[str]]:
+    """The measures of :func:`collect`'s results, and notes on the runs that failed.
+
+    Per loop: ``echo.rate.LOOP`` (round trips/s, 32 B), ``echo.mbps.LOOP``
+    (MB/s, 1 MiB) and ``echo.cpu.LOOP`` (server CPU us per 32 B echo); the
+    charts ``echo.rate``, ``echo.mbps`` and ``echo.cpu`` group them by loop.
+    """
+    labels = {stack: stack_label(stack) for stack in stacks}
+    order = [labels[s] for s in stacks]
+    fastws = [labels[s] for s in FASTWS if s in labels]
+    floor = labels.get(FLOOR)
+    measures: List[Measure] = []
+    notes: List[str] = []
+    for loop in loops:
+        rate: Dict[str, List[float]] = {}
+        mbps: Dict[str, List[float]] = {}
+        cpu: Dict[str, List[float]] = {}
+        rate_extra: Dict[str, Dict[str, Any]] = {}
+        mbps_extra: Dict[str, Dict[str, Any]] = {}
+        for stack in stacks:
+            runs = results.get((loop, stack), [])
+            ok = [r for r in runs if "error" not in r]
+            failed = [r["error"] for r in runs if "error" in r]
+            label = labels[stack]
+            if failed:
+                notes.append(f"{label} on {loop}: {len(failed)} of {len(runs)} runs failed: {failed[-1]}")
+            if not ok:
+                continue
+            rate[label] = [r["small"]["rate"] for r in ok]
+            mbps[label] = [r["large"]["mb_per_s"] for r in ok]
+            server_small = [_per_echo(r, "small", "server") for r in ok]
+            if all(v is not None for v in server_small):
+                cpu[label] = [v * 1e6 for v in server_small if v is not None]
+            client_small = median_or_none(_per_echo(r, "small", "client") for r in ok)
+            if client_small is not None:
+                rate_extra[label] = {"client CPU per round trip (us)": round(client_small * 1e6, 1)}
+            server_large = median_or_none(_per_echo(r, "large", "server") for r in ok)
+            client_large = median_or_none(_per_echo(r, "large", "client") for r in ok)
+            figures = {}
+            if server_large is not None:
+                figures["server CPU per 1 MiB echo (ms)"] = round(server_large * 1e3, 2)
+            if client_large is not None:
+                figures["client CPU per 1 MiB echo (ms)"] = round(client_large * 1e3, 2)
+            if figures:
+                mbps_extra[label] = figures
+        mine = [label for label in fastws if label in rate]
+        bottom = floor if floor in rate else None
+        if rate:
+            measures.append(
+                Measure(
+                    id=f"echo.rate.{loop}",
+                    title=f"Echo round trips per second, {SMALL} B messages, one connection ({loop})",
+                    unit="round trips/s",
+                    higher_is_better=True,
+                    samples=labelled(rate, order),
+                    chart="echo.rate",
+                    extra=rate_extra,
+                    note="One message in flight: send, wait for the echo, repeat. Each stack's own client"
+                    " (socketify: picows's); server and client in separate processes.",
+                    fastws=mine,
+                    floor=bottom,
+                    short=loop,
+                )
+            )
+        if mbps:
+            measures.append(
+                Measure(
+                    id=f"echo.mbps.{loop}",
+                    title=f"Echo throughput, {LARGE // 2**20} MiB messages, one connection ({loop})",
+                    unit="MB/s",
+                    higher_is_better=True,
+                    samples=labelled(mbps, order),
+                    chart="echo.mbps",
+                    extra=mbps_extra,
+                    note="10^6 bytes echoed per second, counted in one direction.",
+                    fastws=mine,
+                    floor=bottom,
+                    short=loop,
+                )
+            )
+        if cpu:
+            measures.append(
+                Measure(
+                    id=f"echo.cpu.{loop}",
+                    title=f"Server CPU time per {SMALL} B echo ({loop})",
+                    unit="us",
+                    higher_is_better=False,
+                    samples=labelled(cpu, order),
+                    chart="echo.cpu",
+                    note="User + system time of the server process (all threads, from /proc) during the"
+                    " round-trip measure, divided by the round trips: what other load on the machine"
+                    " disturbs least.",
+                    fastws=[label for label in fastws if label in cpu],
+                    floor=floor if floor in cpu else None,
+                    short=loop,
+                )
+            )
+    return measures, notes
+
+
+def run_group(ctx: Context) -> GroupResult:
+    """The echo group: every stack on asyncio and uvloop, repeated.
+
+    quick: 0.2 s per measure, once; default: 0.5 s per measure, twice;
+    full: 2 s per measure (the standalone default), three times.
+
+    Raises:
+        GroupSkipped: when no stack can run here.
+    """
+    duration, warmup, repeat = ctx.pick((0.2, 0.05, 1), (0.5, 0.2, 2), (2.0, 0.3, 3))
+    stacks = group_stacks()
+    loops = list(LOOPS)
+    pin = pin_or_none()
+    results, skipped = collect(stacks, loops, duration, warmup, repeat, ctx.step, pin)
+    if not results:
+        raise GroupSkipped("no echo stack can run here: " + "; ".join(sorted(set(skipped.values()))))
+    measures, notes = to_measures(results, loops, stacks)
+    where = (
+        f"server on CPU {pin[0]}, client on CPU {pin[1]}" if pin else "processes placed by the scheduler"
+    )
+    method = (
+        f"For each loop and stack, an echo server process and a client process (each stack's own client;"
+        f" socketify has none, picows's drives it), one connection with one message in flight:"
+        f" {warmup} s of warm-up per size, then {duration} s of {SMALL} B round trips and {duration} s of"
+        f" {LARGE // 2**20} MiB messages; every echo checked. {repeat} run(s) of every case, the cases"
+        f" interleaved; {where}. CPU times from /proc."
+    )
+    return GroupResult(
+        measures=measures,
+        skipped={f"{stack_label(stack)} on {loop}": reason for (loop, stack), reason in skipped.items()},
+        method=method,
+        notes=notes,
+    )
