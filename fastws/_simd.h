@@ -48,6 +48,14 @@ static void fastws_mask_generic(const uint8_t *src, uint8_t *dst, size_t n,
         v ^= k64;
         memcpy(dst + i, &v, 8);
     }
+    /* At most 7 bytes are left: one 4-byte word, then up to 3 bytes. */
+    if (i + 4 <= n) {
+        uint32_t w;
+        memcpy(&w, src + i, 4);
+        w ^= k32;
+        memcpy(dst + i, &w, 4);
+        i += 4;
+    }
     for (; i < n; i++)
         dst[i] = src[i] ^ key[i & 3];
 }

@@ -50,6 +50,8 @@ cdef extern from "Python.h":
     const Py_ssize_t PY_SSIZE_T_MAX
     int _PyBytes_Resize(PyObject **bytes, Py_ssize_t newsize) except -1
     const char *PyUnicode_AsUTF8AndSize(object unicode, Py_ssize_t *size) except NULL
+    object PyNumber_Index(object o)
+    long PyLong_AsLongAndOverflow(object o, int *overflow) except? -1
     # (PyUnicode_DecodeUTF8: declared in _speedups.pxd)
 
 
@@ -72,6 +74,8 @@ _OP_TEXT = Opcode.TEXT
 _OP_BINARY = Opcode.BINARY
 # Bit i set when opcode i is defined (RFC 6455 section 5.2).
 cdef int _DEFINED_OPCODES = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 8) | (1 << 9) | (1 << 10)
+# apply_mask_inplace's default phase.
+cdef object _PHASE_0 = 0
 # Above this size, masking and validation release the GIL.
 cdef Py_ssize_t _NOGIL_SIZE = 1 << 16
 
@@ -117,12 +121,18 @@ cdef int _acquire(object obj, Py_buffer *view, str what) except -1:
     return 0
 
 
-cdef int _load_key(object mask, uint8_t *key) except -1:
-    cdef Py_buffer view
-    cdef Py_ssize_t n
+cdef inline int _load_key(object mask, uint8_t *key) except -1:
+    """Copy the 4-byte masking key into ``key``: inline for ``bytes``, the
+    usual type, through the buffer protocol for the others."""
     if type(mask) is bytes and PyBytes_GET_SIZE(mask) == 4:
         memcpy(key, PyBytes_AS_STRING(mask), 4)
         return 0
+    return _load_key_buffer(mask, key)
+
+
+cdef int _load_key_buffer(object mask, uint8_t *key) except -1:
+    cdef Py_buffer view
+    cdef Py_ssize_t n
     _acquire(mask, &view, "mask")
     n = view.len
     if n == 4:
@@ -131,6 +141,22 @@ cdef int _load_key(object mask, uint8_t *key) except -1:
     if n != 4:
         raise ValueError(f"mask must be 4 bytes, got {n}")
     return 0
+
+
+cdef inline long _phase_of(object phase) except -1:
+    """``phase`` as a C long, 0 to 3, with the pure twin's errors: TypeError
+    from ``operator.index`` for what is not an integer, ValueError for any
+    integer out of range, however large. An int costs no Python call."""
+    cdef long p
+    cdef int overflow
+    if phase is _PHASE_0:  # the default (CPython shares the int 0): nothing to convert
+        return 0
+    if type(phase) is not int:
+        phase = PyNumber_Index(phase)
+    p = PyLong_AsLongAndOverflow(phase, &overflow)
+    if overflow or p < 0 or p > 3:
+        raise ValueError(f"phase must be 0 to 3, got {phase}")
+    return p
 
 
 cdef inline void _mask_from(const uint8_t *src, uint8_t *dst, Py_ssize_t n,
@@ -225,20 +251,20 @@ def apply_mask_inplace(buffer, mask, phase=0):
     cdef uint8_t rotated[4]
     cdef Py_buffer view
     cdef Py_ssize_t n
+    cdef long p
     cdef int i
+    # Argument order of the checks as in the pure twin: mask, phase, buffer.
     _load_key(mask, key)
-    phase = operator.index(phase)
-    if not 0 <= phase <= 3:  # compared as Python ints: a huge one is a ValueError too
-        raise ValueError(f"phase must be 0 to 3, got {phase}")
-    if phase:
+    p = _phase_of(phase)
+    if p:
         for i in range(4):
-            rotated[i] = key[(phase + i) & 3]
+            rotated[i] = key[(p + i) & 3]
         memcpy(key, rotated, 4)
     if type(buffer) is bytearray:
         n = PyByteArray_GET_SIZE(buffer)
         _mask_maybe_nogil(<const uint8_t *>PyByteArray_AS_STRING(buffer),
                           <uint8_t *>PyByteArray_AS_STRING(buffer), n, key)
-        return (phase + n) & 3
+        return (p + n) & 3
     try:
         PyObject_GetBuffer(buffer, &view, PyBUF_SIMPLE)
     except TypeError:
@@ -250,15 +276,14 @@ def apply_mask_inplace(buffer, mask, phase=0):
         n = strided.nbytes
         _rules.write_back(strided, apply_mask(_rules.contiguous_copy(strided),
                                               PyBytes_FromStringAndSize(<const char *>key, 4)))
-        return (phase + n) & 3
-    try:
-        if view.readonly:
-            raise TypeError("buffer must be writable")
-        n = view.len
-        _mask_maybe_nogil(<const uint8_t *>view.buf, <uint8_t *>view.buf, n, key)
-    finally:
+        return (p + n) & 3
+    if view.readonly:
         PyBuffer_Release(&view)
-    return (phase + n) & 3
+        raise TypeError("buffer must be writable")
+    n = view.len
+    _mask_maybe_nogil(<const uint8_t *>view.buf, <uint8_t *>view.buf, n, key)
+    PyBuffer_Release(&view)
+    return (p + n) & 3
 
 
 # --- UTF-8 -----------------------------------------------------------------------
