@@ -136,7 +136,7 @@ class Opener:
                 in_flight += 1
             if time.monotonic() > deadline:
                 raise OpenError(f"{in_flight} handshakes still in flight after {OPEN_TIMEOUT:.0f} s")
-            for key, events in select(1.0):
+            for key, _ in select(1.0):
                 pending: Pending = key.data
                 sock = pending.sock
                 if not pending.sent:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 from ..echo import HOST
 from ..echo.servers import serve_until_stopped, server_main
@@ -69,7 +69,7 @@ def main(argv: Optional[list] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
+    cast(Any, sys.stdout).reconfigure(line_buffering=True)
     code = main()
     sys.stdout.flush()
     os._exit(code)  # do not wait for the stdin watcher thread
