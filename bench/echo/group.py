@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import statistics
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import bench.echo as echo
@@ -127,19 +128,46 @@ def _per_echo(run: Dict[str, Any], size: str, side: str) -> Optional[float]:
     return cpu / count if cpu is not None and count else None
 
 
-def to_measures(
-    results: Dict[Key, List[Dict[str, Any]]], loops: Sequence[str], stacks: Sequence[str]
-) -> Tuple[List[Measure], List[str]]:
-    """The measures of :func:`collect`'s results, and notes on the runs that failed.
+CPU_NOTE = (
+    "User + system time of the server process (all threads, from /proc) during the round-trip measure, divided"
+    " by the round trips: the figure that other load on the machine disturbs least."
+)
 
-    Per loop: ``echo.rate.LOOP`` (round trips/s, 32 B), ``echo.mbps.LOOP``
-    (MB/s, 1 MiB) and ``echo.cpu.LOOP`` (server CPU us per 32 B echo); the
-    charts ``echo.rate``, ``echo.mbps`` and ``echo.cpu`` group them by loop.
+
+@dataclass
+class EchoSpec:
+    """How :func:`echo_measures` names and explains the measures of a group.
+
+    Attributes:
+        group: The measures' id prefix (``"echo"``: ``echo.rate.uvloop``...).
+        what: What runs, in the titles (``"one connection"``).
+        rate_note: The note of the round-trip measures.
+        fastws: The labels of fastws's stacks.
+        floor: The label of the floor (or ceiling) stack, if any.
     """
-    labels = {stack: stack_label(stack) for stack in stacks}
-    order = [labels[s] for s in stacks]
-    fastws = [labels[s] for s in FASTWS if s in labels]
-    floor = labels.get(FLOOR)
+
+    group: str
+    what: str
+    rate_note: str
+    fastws: Sequence[str] = ()
+    floor: Optional[str] = None
+
+
+def echo_measures(
+    results: Dict[Key, List[Dict[str, Any]]],
+    loops: Sequence[str],
+    names: Sequence[str],
+    labels: Dict[str, str],
+    spec: EchoSpec,
+) -> Tuple[List[Measure], List[str]]:
+    """Measures of echo runs in bench.echo.clients' format, keyed (loop, name),
+    and notes on the runs that failed.
+
+    Per loop: ``GROUP.rate.LOOP`` (round trips/s, 32 B), ``GROUP.mbps.LOOP``
+    (MB/s, 1 MiB) and ``GROUP.cpu.LOOP`` (server CPU us per 32 B echo); the
+    charts ``GROUP.rate``, ``GROUP.mbps`` and ``GROUP.cpu`` group them by loop.
+    """
+    order = [labels[name] for name in names]
     measures: List[Measure] = []
     notes: List[str] = []
     for loop in loops:
@@ -148,11 +176,11 @@ def to_measures(
         cpu: Dict[str, List[float]] = {}
         rate_extra: Dict[str, Dict[str, Any]] = {}
         mbps_extra: Dict[str, Dict[str, Any]] = {}
-        for stack in stacks:
-            runs = results.get((loop, stack), [])
+        for name in names:
+            runs = results.get((loop, name), [])
             ok = [r for r in runs if "error" not in r]
             failed = [r["error"] for r in runs if "error" in r]
-            label = labels[stack]
+            label = labels[name]
             if failed:
                 notes.append(f"{label} on {loop}: {len(failed)} of {len(runs)} runs failed: {failed[-1]}")
             if not ok:
@@ -174,59 +202,56 @@ def to_measures(
                 figures["client CPU per 1 MiB echo (ms)"] = round(client_large * 1e3, 2)
             if figures:
                 mbps_extra[label] = figures
-        mine = [label for label in fastws if label in rate]
-        bottom = floor if floor in rate else None
-        if rate:
+        for kind, samples, extra in (("rate", rate, rate_extra), ("mbps", mbps, mbps_extra), ("cpu", cpu, {})):
+            if not samples:
+                continue
+            title, unit, higher, note = {
+                "rate": (
+                    f"Echo round trips per second, {SMALL} B messages, {spec.what} ({loop})",
+                    "round trips/s", True, spec.rate_note,
+                ),
+                "mbps": (
+                    f"Echo throughput, {LARGE // 2**20} MiB messages, {spec.what} ({loop})",
+                    "MB/s", True, "10^6 bytes echoed per second, counted in one direction.",
+                ),
+                "cpu": (
+                    f"Server CPU time per {SMALL} B echo, {spec.what} ({loop})",
+                    "us", False,
+                    CPU_NOTE,
+                ),
+            }[kind]  # fmt: skip
             measures.append(
                 Measure(
-                    id=f"echo.rate.{loop}",
-                    title=f"Echo round trips per second, {SMALL} B messages, one connection ({loop})",
-                    unit="round trips/s",
-                    higher_is_better=True,
-                    samples=labelled(rate, order),
-                    chart="echo.rate",
-                    extra=rate_extra,
-                    note="One message in flight: send, wait for the echo, repeat. Each stack's own client"
-                    " (socketify: picows's); server and client in separate processes.",
-                    fastws=mine,
-                    floor=bottom,
+                    id=f"{spec.group}.{kind}.{loop}",
+                    title=title,
+                    unit=unit,
+                    higher_is_better=higher,
+                    samples=labelled(samples, order),
+                    fastws=[label for label in spec.fastws if label in samples],
+                    floor=spec.floor if spec.floor in samples else None,
+                    chart=f"{spec.group}.{kind}",
                     short=loop,
-                )
-            )
-        if mbps:
-            measures.append(
-                Measure(
-                    id=f"echo.mbps.{loop}",
-                    title=f"Echo throughput, {LARGE // 2**20} MiB messages, one connection ({loop})",
-                    unit="MB/s",
-                    higher_is_better=True,
-                    samples=labelled(mbps, order),
-                    chart="echo.mbps",
-                    extra=mbps_extra,
-                    note="10^6 bytes echoed per second, counted in one direction.",
-                    fastws=mine,
-                    floor=bottom,
-                    short=loop,
-                )
-            )
-        if cpu:
-            measures.append(
-                Measure(
-                    id=f"echo.cpu.{loop}",
-                    title=f"Server CPU time per {SMALL} B echo ({loop})",
-                    unit="us",
-                    higher_is_better=False,
-                    samples=labelled(cpu, order),
-                    chart="echo.cpu",
-                    note="User + system time of the server process (all threads, from /proc) during the"
-                    " round-trip measure, divided by the round trips: what other load on the machine"
-                    " disturbs least.",
-                    fastws=[label for label in fastws if label in cpu],
-                    floor=floor if floor in cpu else None,
-                    short=loop,
+                    extra=extra,
+                    note=note,
                 )
             )
     return measures, notes
+
+
+def to_measures(
+    results: Dict[Key, List[Dict[str, Any]]], loops: Sequence[str], stacks: Sequence[str]
+) -> Tuple[List[Measure], List[str]]:
+    """The echo group's measures of :func:`collect`'s results (see :func:`echo_measures`)."""
+    labels = {stack: stack_label(stack) for stack in stacks}
+    spec = EchoSpec(
+        group="echo",
+        what="one connection",
+        rate_note="One message in flight: send, wait for the echo, repeat. Each stack's own client (socketify:"
+        " picows's); server and client in separate processes.",
+        fastws=[labels[s] for s in FASTWS if s in labels],
+        floor=labels.get(FLOOR),
+    )
+    return echo_measures(results, loops, stacks, labels, spec)
 
 
 def run_group(ctx: Context) -> GroupResult:
