@@ -58,7 +58,7 @@ def _compiler() -> List[str]:
     return shlex.split(os.environ.get("CC") or "cc") or ["cc"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _build(cc: tuple, source_digest: str, directory: str) -> str:
     binary = os.path.join(directory, f"wsload-{source_digest}")
     if os.access(binary, os.X_OK):
