@@ -10,9 +10,9 @@ in turns, each client over one connection: send a message of ``--size`` bytes,
 wait for its echo, again, for ``--duration`` seconds. Every client is measured
 in each turn, in an order rotated from turn to turn, so that whatever else the
 machine does hits them alike. The table gives the median round trips per second
-over the turns and the interquartile range; the goal lines give the ratios of
-the medians (the issue asks fastws.sync >= 1.0x the asyncio client and >= 1.5x
-websockets.sync). The exit code is 1 if a client failed.
+over the turns and the interquartile range; the last lines give the ratios of
+the medians: fastws.sync against the asyncio client and against
+websockets.sync. The exit code is 1 if a client failed.
 
 Clients:
 
@@ -41,7 +41,7 @@ if ROOT not in sys.path:
 Measure = Tuple[float, float]
 
 CLIENTS = ("fastws.sync", "fastws.asyncio", "websockets.sync", "raw-socket")
-#: (numerator, denominator, the ratio asked for)
+#: (numerator, denominator, the ratio issue #16 asked for: kept in the JSON, not printed)
 GOALS = (("fastws.sync", "fastws.asyncio", 1.0), ("fastws.sync", "websockets.sync", 1.5))
 
 
@@ -223,7 +223,7 @@ def measure(server_name: str, args: argparse.Namespace, clients: List[str], payl
 
 
 def report(server_name: str, args: argparse.Namespace, clients: List[str], result: Dict[str, Any]) -> Dict[str, Any]:
-    """Print one server's table and goal lines; return its summary."""
+    """Print one server's table and the ratios of fastws.sync to its peers; return its summary."""
     loop = f" on {args.server_loop}" if server_name == "fastws.serve" else " (a thread per connection)"
     print(f"\nserver {server_name}{loop}")
     print(f"{'client':<18}{'median rt/s':>14}{'IQR':>22}{'client CPU us/rt':>19}")
@@ -237,19 +237,17 @@ def report(server_name: str, args: argparse.Namespace, clients: List[str], resul
         median = statistics.median(values)
         low, high = quartiles(values)
         cpu = statistics.median(result["cpus"][client])
-        summary[client] = {"median": median, "q1": low, "q3": high, "rates": values, "cpu_us": cpu}
+        summary[client] = {
+            "median": median, "q1": low, "q3": high, "rates": values, "cpu_us": cpu, "cpus": result["cpus"][client],
+        }  # fmt: skip
         print(f"{client:<18}{median:>14,.0f}{f'{low:,.0f} - {high:,.0f}':>22}{cpu:>19.1f}")
     goals = []
     for top, bottom, wanted in GOALS:
         if top in summary and bottom in summary:
             ratio = summary[top]["median"] / summary[bottom]["median"]
             goals.append({"client": top, "peer": bottom, "ratio": ratio, "goal": wanted, "met": ratio >= wanted})
-            verdict = "met" if ratio >= wanted else "NOT met"
             cpu_ratio = summary[bottom]["cpu_us"] / summary[top]["cpu_us"]
-            print(
-                f"goal {top} / {bottom}: {ratio:.2f}x the round trips (wanted >= {wanted}x): {verdict};"
-                f" {cpu_ratio:.2f}x less client CPU per round trip"
-            )
+            print(f"{top} / {bottom}: {ratio:.2f}x the round trips; {cpu_ratio:.2f}x less client CPU per round trip")
     return {"server": server_name, "summary": summary, "goals": goals, "errors": errors}
 
 

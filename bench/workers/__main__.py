@@ -45,7 +45,7 @@ from bench.echo.__main__ import (  # noqa: E402
 )
 from bench.pubsub.__main__ import free_port  # noqa: E402
 from bench.pubsub.procs import children, cpu_total, peers_by_pid  # noqa: E402
-from bench.workers import CLIENT, GOAL_RATIO, LABELS, STACKS  # noqa: E402
+from bench.workers import CLIENT, LABELS, STACKS  # noqa: E402
 
 READY_TIMEOUT = 30.0
 SETTINGS = ("duration", "warmup", "repeat", "balance", "loop", "pin", "connections")
@@ -316,13 +316,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(
         "  server us: CPU time (user + system) of all workers per round trip; client us: of one client"
     )
-    print()
-    print(f"Goal (issue 17): 2 workers >= {GOAL_RATIO:g}x 1 worker")
-    for stack in stacks:
-        one, two = summary.get((stack, 1)), summary.get((stack, 2))
-        if one and two:
-            r = two["rate"] / one["rate"]
-            print(f"  {LABELS[stack]}: {r:.2f}x {'met' if r >= GOAL_RATIO else 'NOT met'}")
     print(f"\n  ({time.monotonic() - started:.0f} s)")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
