@@ -231,13 +231,14 @@ def _picows_client(use_aiofastnet):
                 if self.phase is not None:
                     self.phase.fail(ConnectionError("disconnected"))
 
-        transport, listener = await ws_connect(
+        transport, created = await ws_connect(
             EchoClient,
             url,
             max_frame_size=MAX_SIZE,
             enable_auto_ping=False,
             use_aiofastnet=use_aiofastnet,
         )
+        listener: Any = created  # the EchoClient made above (ws_connect is typed for any WSListener)
         send = functools.partial(transport.send, binary)
 
         async def run_phase(payloads, duration):
