@@ -42,8 +42,7 @@ def to_measures(rows: List[Dict[str, Any]]) -> List[Measure]:
         library, what, unit = row["library"], row["what"], row["unit"]
         notes = [row["note"]] if row.get("note") else []
         if "reference" in what:
-            notes.append("The unpatched figure is the library's compiled code; fastws.accelerate replaces it only"
-                         " with force=True.")
+            notes.append("Unpatched: the library's compiled code")
         measures.append(
             Measure(
                 id=f"accelerate.{library}.{_slug(what)}",
@@ -53,7 +52,7 @@ def to_measures(rows: List[Dict[str, Any]]) -> List[Measure]:
                 samples={UNPATCHED: list(before), PATCHED: list(after)},
                 fastws=[PATCHED],
                 chart="accelerate." + _slug(unit),
-                short=f"{library}: {what.split(' (')[0]}",
+                short=f"{library}: {re.sub(r' [(][^)]*[)]', '', what)}",
                 log=True,
                 note=" ".join(note.rstrip(".") + "." for note in notes),
             )
