@@ -4,9 +4,10 @@ Python clients cost more CPU per connection than the servers they measure, so
 server-scale groups (handshakes per second, broadcast) drive the servers with
 ``wsload.c``: one process, epoll, non-blocking sockets, nothing beyond libc.
 It is compiled on first use with ``cc -O2`` (``CC`` in the environment chooses
-another compiler) into ``~/.cache/fastws-bench/`` (``$XDG_CACHE_HOME`` or
-``FASTWS_BENCH_CACHE`` move it), under a name that carries a hash of the source
-and the compiler command, so an edited source is rebuilt.
+another compiler) into ``bench/loadgen/build/`` (git-ignored; where the checkout
+is read-only, ``~/.cache/fastws-bench/``; ``FASTWS_BENCH_CACHE`` sets another),
+under a name that carries a hash of the source and the compiler command, so an
+edited source is rebuilt.
 
     binary = build()                      # path, or GroupSkipped("no C compiler: ...")
     handshake(port, duration=2.0)         # sessions/s: open, 16 B echo, close; 64 in flight
@@ -46,10 +47,14 @@ class LoadgenError(RuntimeError):
 
 def cache_dir() -> str:
     """Where compiled binaries live: ``$FASTWS_BENCH_CACHE``, else
-    ``$XDG_CACHE_HOME/fastws-bench``, else ``~/.cache/fastws-bench``."""
+    ``bench/loadgen/build`` when this directory is writable, else
+    ``$XDG_CACHE_HOME/fastws-bench`` or ``~/.cache/fastws-bench``."""
     explicit = os.environ.get("FASTWS_BENCH_CACHE")
     if explicit:
         return explicit
+    here = os.path.dirname(SOURCE)
+    if os.access(here, os.W_OK):
+        return os.path.join(here, "build")
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "fastws-bench")
 
@@ -145,6 +150,7 @@ def handshake(
     host: str = HOST,
     path: str = "/",
     cpu: Optional[int] = None,
+    raw: bool = False,
 ) -> Dict[str, Any]:
     """Measure sessions per second: connect, upgrade, one echo of ``size`` bytes, close.
 
@@ -161,6 +167,8 @@ def handshake(
         host: IPv4 address of the server.
         path: Request target of the upgrade.
         cpu: Run wsload on this CPU only.
+        raw: Plain TCP sessions instead (connect, ``size`` bytes sent and read
+            back, the server closes): the floor under the WebSocket ones.
 
     Returns:
         wsload's output: ``sessions`` ended within the window, ``seconds``,
@@ -180,6 +188,8 @@ def handshake(
     ]
     if cpu is not None:
         args += ["--cpu", str(cpu)]
+    if raw:
+        args += ["--raw", "1"]
     return run("handshake", args, bound=warmup + duration + 2 * timeout + 30)
 
 

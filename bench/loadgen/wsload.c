@@ -3,7 +3,7 @@
  *
  *   wsload handshake --port P [--concurrency 64] [--duration S] [--size 16]
  *                    [--host 127.0.0.1] [--path /] [--warmup S] [--timeout S]
- *                    [--max-errors N] [--cpu N]
+ *                    [--max-errors N] [--cpu N] [--raw 1]
  *   wsload broadcast --port P --clients N --messages K [--size 64]
  *                    [--host 127.0.0.1] [--path /] [--concurrency 128]
  *                    [--timeout S] [--cpu N]
@@ -17,6 +17,9 @@
  * so the TIME_WAIT state stays on the server's side and the client's ephemeral
  * ports are free again at once (28,000 ports at 20,000 sessions/s would run out
  * in under two seconds otherwise).
+ * With --raw 1, a session is plain TCP, the floor under the WebSocket ones:
+ * connect, SIZE random bytes sent, the same bytes read back, then the end of
+ * the stream awaited (the server closes first) and the socket closed.
  *
  * broadcast: opens CLIENTS connections (CONCURRENCY handshakes at a time),
  * then the first sends the text message "bcast K SIZE"; the server answers by
@@ -259,6 +262,7 @@ typedef struct {
 
 static struct {
     int handshake_mode;
+    int raw;
     const char *host;
     const char *path;
     int port;
@@ -269,7 +273,7 @@ static struct {
     long clients;
     long messages;
     int cpu;
-} opt = {0, "127.0.0.1", "/", 0, -1, 1.0, 0.0, 5.0, (size_t)-1, 1000, 0, 0, -1};
+} opt = {0, 0, "127.0.0.1", "/", 0, -1, 1.0, 0.0, 5.0, (size_t)-1, 1000, 0, 0, -1};
 
 static int ep;
 static struct sockaddr_in server_addr;
@@ -382,7 +386,14 @@ static int start_conn(size_t i, double now) {
         drop(i);
         return -1;
     }
-    /* The request goes out once connect() completes (EPOLLOUT). */
+    /* The request (or, with --raw, the payload) goes out once connect()
+       completes (EPOLLOUT). */
+    if (opt.raw) {
+        rng_fill(c->payload, opt.size);
+        queue_out(c, c->payload, opt.size);
+        set_events(i, EPOLL_CTL_ADD);
+        return 0;
+    }
     uint8_t key_bytes[16];
     char key[32];
     rng_fill(key_bytes, sizeof key_bytes);
@@ -636,6 +647,22 @@ static int on_readable(size_t i, double now, int *done) {
             return -1;
         }
         c->in_len += (size_t)n;
+        if (opt.raw) {
+            if (c->state != S_OPEN || c->in_len > opt.size) {
+                record_error(E_ECHO_MISMATCH, "%zu bytes back, %zu sent", c->in_len, opt.size);
+                return -1;
+            }
+            if (c->in_len == opt.size) {
+                if (memcmp(c->in, c->payload, opt.size) != 0) {
+                    record_error(E_ECHO_MISMATCH, "the %zu bytes back differ from those sent", opt.size);
+                    return -1;
+                }
+                c->state = S_WAIT_EOF;
+                c->in_len = 0;
+                c->deadline = now + opt.timeout;
+            }
+            continue;
+        }
         if (c->state == S_RESPONSE) {
             size_t scan = c->in_len < HTTP_MAX ? c->in_len : HTTP_MAX;
             uint8_t *end = memmem(c->in, scan, "\r\n\r\n", 4);
@@ -666,7 +693,8 @@ static int on_event(size_t i, uint32_t events, double now) {
         socklen_t len = sizeof err;
         if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
         if (err) { record_error(E_CONNECT, "connect: %s", strerror(err)); goto fail; }
-        c->state = S_RESPONSE;
+        c->state = opt.raw ? S_OPEN : S_RESPONSE;
+        if (opt.raw) handshaking--;
         c->deadline = now + opt.timeout;
         if (flush_out(i) < 0) goto fail;
         return 0;
@@ -783,7 +811,8 @@ static void run_handshake(void) {
     double seconds = measured_end - window_start;
     if (seconds < 0) seconds = 0;
     qsort(latencies, latencies_len, sizeof *latencies, cmp_double);
-    printf("{\"mode\":\"handshake\",\"sessions\":%lld,\"seconds\":%.6f,\"rate\":%.3f,\"completed\":%lld,"
+    printf("{\"mode\":\"%s\",", opt.raw ? "raw" : "handshake");
+    printf("\"sessions\":%lld,\"seconds\":%.6f,\"rate\":%.3f,\"completed\":%lld,"
            "\"unfinished\":%zu,\"concurrency\":%d,\"size\":%zu,\"aborted\":%s,",
            sessions_window, seconds, seconds > 0 ? (double)sessions_window / seconds : 0.0, sessions_total,
            unfinished, opt.concurrency, opt.size, aborted ? "true" : "false");
@@ -882,6 +911,7 @@ static void run_broadcast(void) {
 static void usage(void) {
     fputs("usage: wsload handshake --port P [--concurrency 64] [--duration S] [--size 16] [--host H]\n"
           "                        [--path /] [--warmup S] [--timeout S] [--max-errors N] [--cpu N]\n"
+          "                        [--raw 1]\n"
           "       wsload broadcast --port P --clients N --messages K [--size 64] [--host H] [--path /]\n"
           "                        [--concurrency 128] [--timeout S] [--max-errors N] [--cpu N]\n",
           stderr);
@@ -915,12 +945,14 @@ int main(int argc, char **argv) {
         else if (!strcmp(name, "--max-errors")) opt.max_errors = (long long)parse_num(name, v, 1, 1e12);
         else if (!strcmp(name, "--clients") && !opt.handshake_mode) opt.clients = (long)parse_num(name, v, 1, 1000000);
         else if (!strcmp(name, "--messages") && !opt.handshake_mode) opt.messages = (long)parse_num(name, v, 0, 10000000);
+        else if (!strcmp(name, "--raw") && opt.handshake_mode) opt.raw = (int)parse_num(name, v, 0, 1);
         else if (!strcmp(name, "--cpu")) opt.cpu = (int)parse_num(name, v, 0, CPU_SETSIZE - 1);
         else die("unknown option %s for %s", name, argv[1]);
     }
     if (!opt.port) die("--port is required");
     if (!opt.handshake_mode && !opt.clients) die("--clients is required");
     if (opt.size == (size_t)-1) opt.size = opt.handshake_mode ? 16 : 64;
+    if (opt.raw && opt.size < 1) die("--size 0: a raw session echoes at least one byte");
     if (!opt.handshake_mode && opt.size < 4) die("--size %zu: a broadcast message holds a 4-byte index", opt.size);
     if (opt.concurrency < 0) opt.concurrency = opt.handshake_mode ? 64 : 128;
     if (strlen(opt.path) > 256 || opt.path[0] != '/' || strpbrk(opt.path, " \r\n")) die("--path %s: expected /...", opt.path);

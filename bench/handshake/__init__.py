@@ -1,0 +1,298 @@
+"""Handshakes: how many WebSocket sessions a server completes per second.
+
+    python -m bench.handshake            # the table (about a minute)
+    python -m bench.handshake --quick    # smoke run (seconds)
+
+A session is what a short-lived client costs a server: a TCP connection, the
+HTTP upgrade, one 16-byte binary message echoed, the closing handshake (code
+1000), and the server closing TCP. The sessions come from :mod:`bench.loadgen`'s
+``wsload handshake`` (C, epoll), which keeps 64 of them in flight and checks
+every step (the 101 status, Sec-WebSocket-Accept, the echo, the close code), so
+the client's own cost stays far below the server's.
+
+Each stack's echo server (:mod:`bench.echo.servers`, on uvloop; socketify on
+its own loop over uvloop) runs in a process of its own, pinned to one CPU,
+wsload to another. The floor, a bare uvloop :class:`asyncio.Protocol` that
+answers one read with the same bytes and closes (:mod:`bench.handshake.servers`),
+driven by ``wsload --raw 1`` (connect, 16 bytes each way, server closes), is
+what accepting and closing a TCP connection costs on that loop. All servers run
+at once, and each repeat measures every stack in turn, so that a change of load
+on the machine touches every stack alike.
+
+Two measures: ``handshake.sessions`` (sessions per second) and ``handshake.cpu``
+(the server's CPU time, user + system from /proc, per session: less noisy than
+the rate on a shared machine). :func:`run_group` is the group of
+``python -m bench``; :func:`measure_stack` one run of one stack.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import statistics
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from bench.echo.clients import cpu_seconds
+from bench.results import Context, GroupResult, GroupSkipped, Measure
+
+from .. import loadgen
+
+__all__ = ["STACKS", "LABELS", "FLOOR", "settings", "measure_stack", "run_stacks", "run_group"]
+
+#: The floor's name: a bare uvloop protocol, in :mod:`bench.handshake.servers`.
+FLOOR = "floor"
+#: Stacks, in table order; the floor last.
+STACKS: Tuple[str, ...] = ("fastws", "fastws-listener", "websockets", "aiohttp", "picows", "socketify", FLOOR)
+LABELS: Dict[str, str] = {
+    "fastws": "fastws serve()",
+    "fastws-listener": "fastws Listener",
+    "websockets": "websockets",
+    "aiohttp": "aiohttp",
+    "picows": "picows",
+    "socketify": "socketify",
+    FLOOR: "bare uvloop protocol (floor)",
+}
+FASTWS = ("fastws", "fastws-listener")
+#: Modules each stack's server needs (all run on uvloop).
+REQUIRES: Dict[str, Tuple[str, ...]] = {
+    "fastws": ("fastws", "uvloop"),
+    "fastws-listener": ("fastws", "uvloop"),
+    "websockets": ("websockets", "uvloop"),
+    "aiohttp": ("aiohttp", "uvloop"),
+    "picows": ("picows", "uvloop"),
+    "socketify": ("socketify", "uvloop"),
+    FLOOR: ("uvloop",),
+}
+
+CONCURRENCY = 64  #: sessions in flight
+SIZE = 16  #: bytes of the message echoed in each session
+WARMUP = 0.25  #: seconds of sessions before each measured window
+#: Errors tolerated per completed session before a run counts as failed.
+ERROR_RATE = 0.001
+
+
+def settings(mode: str) -> Tuple[int, float]:
+    """(repeats, seconds per run) for a mode of :data:`bench.results.MODES`."""
+    return {"quick": (1, 1.0), "default": (3, 2.0), "full": (5, 3.0)}[mode]
+
+
+def missing(stack: str) -> List[str]:
+    """The modules ``stack`` needs that are not installed."""
+    return [m for m in REQUIRES[stack] if importlib.util.find_spec(m) is None]
+
+
+def cpu_pair() -> Tuple[Optional[int], Optional[int]]:
+    """(server's CPU, wsload's CPU): two different CPUs this process may use,
+    or (None, None) where there are fewer than two."""
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None, None
+    return (cpus[0], cpus[1]) if len(cpus) >= 2 else (None, None)
+
+
+def measure_stack(stack: str, port: int, pid: int, duration: float, cpu: Optional[int]) -> Dict[str, Any]:
+    """One run of wsload against the server of ``stack`` (process ``pid``).
+
+    Returns:
+        wsload's output, with ``server_us``: the server's CPU time per
+        completed session in microseconds (None where /proc cannot tell).
+
+    Raises:
+        bench.loadgen.LoadgenError: wsload could not run.
+    """
+    before = cpu_seconds(pid)
+    result = loadgen.handshake(
+        port, concurrency=CONCURRENCY, duration=duration, size=SIZE, warmup=WARMUP, cpu=cpu,
+        raw=stack == FLOOR,
+    )
+    after = cpu_seconds(pid)
+    completed = result.get("completed") or 0
+    if before is None or after is None or not completed:
+        result["server_us"] = None
+    else:
+        # Every session whose work the interval holds ended in it (wsload
+        # drains the sessions in flight): warm-up, window and drain alike.
+        result["server_us"] = (after - before) / completed * 1e6
+    return result
+
+
+def failure(result: Dict[str, Any]) -> Optional[str]:
+    """Why a run's numbers are void (too many errors, aborted), or None."""
+    errors = result.get("error_total", 0)
+    completed = result.get("completed", 0)
+    if result.get("aborted") or not result.get("sessions"):
+        return f"{errors} errors, {completed} sessions; first: {result.get('first_error')}"
+    if errors > ERROR_RATE * completed:
+        return f"{errors} errors in {completed} sessions; first: {result.get('first_error')}"
+    return None
+
+
+def run_stacks(
+    stacks: Sequence[str],
+    repeats: int,
+    duration: float,
+    step: Callable[[str], None] = lambda message: None,
+) -> Tuple[Dict[str, List[Dict[str, Any]]], Dict[str, str], Optional[Tuple[int, int]]]:
+    """Start every stack's server, then measure each in turn, ``repeats`` times.
+
+    Returns:
+        (stack -> the wsload results of its good runs, stack -> why it has
+        none or lost some, the (server, wsload) CPUs or None).
+
+    Raises:
+        GroupSkipped: wsload cannot be built here.
+    """
+    # Imported here, not at the top: python -m bench.handshake.servers imports this package.
+    from .servers import ServerError, server
+
+    loadgen.build()  # GroupSkipped before any server starts
+    server_cpu, client_cpu = cpu_pair()
+    results: Dict[str, List[Dict[str, Any]]] = {}
+    problems: Dict[str, str] = {}
+    ports: Dict[str, Tuple[int, int]] = {}
+    with contextlib.ExitStack() as servers:
+        for stack in stacks:
+            absent = missing(stack)
+            if absent:
+                problems[stack] = f"not installed: {', '.join(absent)}"
+                continue
+            step(f"starting {LABELS[stack]}")
+            try:
+                ports[stack] = servers.enter_context(server(stack, "uvloop", server_cpu))
+            except ServerError as exc:
+                problems[stack] = str(exc)
+        for run in range(repeats):
+            for stack, (port, pid) in ports.items():
+                if stack in problems:
+                    continue
+                step(f"{LABELS[stack]}: run {run + 1}/{repeats}")
+                try:
+                    result = measure_stack(stack, port, pid, duration, client_cpu)
+                except loadgen.LoadgenError as exc:
+                    problems[stack] = str(exc)
+                    continue
+                why = failure(result)
+                if why:
+                    problems[stack] = why
+                    continue
+                results.setdefault(stack, []).append(result)
+    pin = (server_cpu, client_cpu) if server_cpu is not None and client_cpu is not None else None
+    return {s: r for s, r in results.items() if s not in problems}, problems, pin
+
+
+def _median(values: Sequence[Optional[float]]) -> Optional[float]:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def run_group(ctx: Context) -> GroupResult:
+    """The handshake group of ``python -m bench``.
+
+    Raises:
+        GroupSkipped: No C compiler for wsload, or uvloop missing.
+    """
+    if importlib.util.find_spec("uvloop") is None:
+        raise GroupSkipped("uvloop is not installed (every server runs on it)")
+    repeats, duration = settings(ctx.mode)
+    results, problems, pin = run_stacks(STACKS, repeats, duration, ctx.step)
+    if not results:
+        raise GroupSkipped("no stack could be measured: " + "; ".join(f"{s}: {w}" for s, w in problems.items()))
+    order = [s for s in STACKS if s in results]
+    sessions = {LABELS[s]: [r["rate"] for r in results[s]] for s in order}
+    cpu: Dict[str, List[float]] = {}
+    for s in order:
+        values = [r["server_us"] for r in results[s] if r["server_us"] is not None]
+        if values:
+            cpu[LABELS[s]] = values
+    extra = {
+        LABELS[s]: {
+            "server CPU per session (us)": _round(_median([r["server_us"] for r in results[s]])),
+            "p50 latency (ms)": _round(_median([r["latency_ms"]["p50"] for r in results[s]]), 2),
+            "p99 latency (ms)": _round(_median([r["latency_ms"]["p99"] for r in results[s]]), 2),
+        }
+        for s in order
+    }
+    fastws = [LABELS[s] for s in FASTWS if s in results]
+    floor = LABELS[FLOOR] if FLOOR in results else None
+    measures = [
+        Measure(
+            id="handshake.sessions",
+            title=f"Sessions per second (connect, upgrade, {SIZE} B echo, close; {CONCURRENCY} clients)",
+            unit="sessions/s",
+            higher_is_better=True,
+            samples=sessions,
+            fastws=fastws,
+            floor=floor,
+            extra=extra,
+            note=f"{CONCURRENCY} sessions in flight from wsload (C, epoll); the floor is TCP connect,"
+            f" {SIZE} bytes each way and close, on a bare uvloop protocol.",
+        )
+    ]
+    if cpu:
+        measures.append(
+            Measure(
+                id="handshake.cpu",
+                title="Server CPU time per session (user + system)",
+                unit="µs",
+                higher_is_better=False,
+                samples=cpu,
+                fastws=[label for label in fastws if label in cpu],
+                floor=floor if floor in cpu else None,
+                note="The server process's CPU time over a run (from /proc) over the sessions it completed.",
+            )
+        )
+    placement = (
+        f"the server pinned to CPU {pin[0]}, wsload to CPU {pin[1]}" if pin else "no CPU pinning (fewer than 2 CPUs)"
+    )
+    method = (
+        f"Each stack's echo server runs in its own process on uvloop (socketify drives its libuv loop from a uvloop"
+        f" loop), all started at once; {placement}. wsload (bench/loadgen/wsload.c, C with epoll) keeps"
+        f" {CONCURRENCY} sessions in flight: TCP connect, HTTP upgrade (status, Upgrade, Connection and"
+        f" Sec-WebSocket-Accept checked), one masked {SIZE} B binary message and its echo compared, close 1000"
+        f" both ways, the server closing TCP first. {repeats} run(s) of {duration:g} s per stack after"
+        f" {WARMUP:g} s of warm-up, stacks taken in turn within each repeat. Rate: sessions ended within the"
+        f" window over its length. Server CPU: the process's user + system time over the whole run (from /proc)"
+        f" over the sessions completed in it. A run with errors above {ERROR_RATE:.1%} of its sessions voids"
+        " the stack."
+    )
+    notes = []
+    load = _loadavg()
+    if load is not None:
+        notes.append(f"Load average at the end of the group: {load:.2f}.")
+    if "socketify" in results:
+        notes.append(
+            "socketify polls libuv from its asyncio loop (call_soon while busy, then every 1-10 ms when idle), so"
+            " its CPU time includes that polling."
+        )
+    return GroupResult(
+        measures=measures,
+        skipped={LABELS[s]: why for s, why in problems.items()},
+        method=method,
+        notes=notes,
+        versions=_versions(),
+    )
+
+
+def _round(value: Optional[float], digits: int = 1) -> Optional[float]:
+    return None if value is None else round(value, digits)
+
+
+def _loadavg() -> Optional[float]:
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return None
+
+
+def _versions() -> Dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for dist in ("websockets", "aiohttp", "picows", "socketify", "uvloop"):
+        try:
+            found[dist] = version(dist)
+        except PackageNotFoundError:
+            pass
+    return found
