@@ -34,6 +34,7 @@ from .headers import (
     TOKEN,
     Headers,
     HeadersLike,
+    _check_value,
     build_authorization_basic,
     build_extension_list,
     parse_extension_list,
@@ -86,15 +87,16 @@ def accept_key(key: str) -> str:
         key: The client's ``Sec-WebSocket-Key``.
     """
     digest = hashlib.sha1((key + GUID).encode("ascii")).digest()
-    return base64.b64encode(digest).decode("ascii")
+    return binascii.b2a_base64(digest, newline=False).decode("ascii")
+
+
+# The base64 of 16 bytes: 22 characters of the alphabet and two of padding;
+# what base64.b64decode(key, validate=True) takes and decodes to 16 bytes.
+_KEY = re.compile(r"[A-Za-z0-9+/]{22}==")
 
 
 def _check_key(key: str) -> bool:
-    try:
-        raw = base64.b64decode(key.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError):
-        return False
-    return len(raw) == 16
+    return _KEY.fullmatch(key) is not None
 
 
 # --- header grammars ------------------------------------------------------------
@@ -277,6 +279,9 @@ def _check_rsv1(extensions: Sequence) -> None:
 
 # --- server ---------------------------------------------------------------------
 
+#: ``Connection`` values that ask for the upgrade, in lower case, which need no parsing.
+_CONNECTION_UPGRADE = frozenset({"upgrade", "keep-alive, upgrade", "upgrade, keep-alive"})
+
 
 def validate_request(request: Request) -> str:
     """Check a client's upgrade request (RFC 6455 section 4.2.1).
@@ -308,13 +313,19 @@ def validate_request(request: Request) -> str:
     if _single(headers, "Host") is None:
         raise InvalidHeader("Host")
 
-    upgrade = parse_token_list(_values(headers, "Upgrade"), "Upgrade", allow_slash=True)
-    if "websocket" not in (u.lower() for u in upgrade):
-        raise InvalidUpgrade("Upgrade", _values(headers, "Upgrade") or None)
+    # The usual values, "websocket" and "Upgrade" (or "keep-alive, Upgrade"
+    # from Firefox), take the short way; every other value is parsed.
+    values = headers.get_all("Upgrade")
+    if len(values) != 1 or values[0].lower() != "websocket":
+        upgrade = parse_token_list(", ".join(values), "Upgrade", allow_slash=True)
+        if "websocket" not in (u.lower() for u in upgrade):
+            raise InvalidUpgrade("Upgrade", _values(headers, "Upgrade") or None)
 
-    connection = parse_token_list(_values(headers, "Connection"), "Connection")
-    if "upgrade" not in (c.lower() for c in connection):
-        raise InvalidUpgrade("Connection", _values(headers, "Connection") or None)
+    values = headers.get_all("Connection")
+    if len(values) != 1 or values[0].lower() not in _CONNECTION_UPGRADE:
+        connection = parse_token_list(", ".join(values), "Connection")
+        if "upgrade" not in (c.lower() for c in connection):
+            raise InvalidUpgrade("Connection", _values(headers, "Connection") or None)
 
     versions = headers.get_all("Sec-WebSocket-Version")
     if versions != ["13"]:
@@ -423,9 +434,10 @@ def select_subprotocol(offered: Sequence[str], supported: Optional[Sequence[str]
 
 def offered_subprotocols(request: Request) -> list:
     """Subprotocols the client offered, in its order of preference."""
-    return parse_token_list(
-        _values(request.headers, "Sec-WebSocket-Protocol"), "Sec-WebSocket-Protocol"
-    )
+    values = request.headers.get_all("Sec-WebSocket-Protocol")
+    if not values:
+        return []
+    return parse_token_list(", ".join(values), "Sec-WebSocket-Protocol")
 
 
 def negotiate_server_extensions(
@@ -490,16 +502,20 @@ def build_response(
         extra_headers: Headers added at the end.
         server_header: The ``Server`` header, if any.
     """
-    headers = Headers()
-    headers.add("Upgrade", "websocket")
-    headers.add("Connection", "Upgrade")
-    headers.add("Sec-WebSocket-Accept", accept_key(key))
+    # Names and fixed values are known to be valid, and so is the base64 of
+    # the accept key: only the values that come from elsewhere are checked.
+    items = [
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Accept", accept_key(key)),
+    ]
     if subprotocol is not None:
-        headers.add("Sec-WebSocket-Protocol", subprotocol)
+        items.append(("Sec-WebSocket-Protocol", _check_value("Sec-WebSocket-Protocol", subprotocol)))
     if extensions is not None:
-        headers.add("Sec-WebSocket-Extensions", extensions)
+        items.append(("Sec-WebSocket-Extensions", _check_value("Sec-WebSocket-Extensions", extensions)))
     if server_header is not None:
-        headers.add("Server", server_header)
+        items.append(("Server", _check_value("Server", server_header)))
+    headers = Headers._trusted(items)
     if extra_headers is not None:
         headers.update(extra_headers)
     return Response(101, "Switching Protocols", headers)

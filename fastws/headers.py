@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .exceptions import InvalidHeaderFormat, InvalidHeaderValue, MultipleValuesError
 from .extensions import ExtensionParams
@@ -66,19 +66,48 @@ class Headers:
         ValueError: If a name is not a token or a value contains CR, LF or NUL.
     """
 
-    __slots__ = ("_items",)
+    __slots__ = ("_items", "_index")
 
     def __init__(self, headers: Optional[HeadersLike] = None, **kwargs: str) -> None:
-        self._items: list = []
+        self._items: List[Tuple[str, str]] = []
+        # Lower-cased name -> its values, built on the first lookup and dropped
+        # by every change: a handshake looks up a dozen names among a handful
+        # of headers, and a scan lower-casing every name for each lookup cost
+        # more than the rest of the checks.
+        self._index: Optional[Dict[str, List[str]]] = None
         if headers is not None:
             self.update(headers)
         if kwargs:
             self.update(kwargs)
 
+    @classmethod
+    def _trusted(cls, items: List[Tuple[str, str]]) -> Headers:
+        """Headers over ``items``, which the caller checked already (a parser
+        that matched the grammar of names and values); ``items`` is kept."""
+        headers = cls.__new__(cls)
+        headers._items = items
+        headers._index = None
+        return headers
+
+    def _lookup(self) -> Dict[str, List[str]]:
+        index = self._index
+        if index is None:
+            index = {}
+            for n, v in self._items:
+                key = n.lower()
+                values = index.get(key)
+                if values is None:
+                    index[key] = [v]
+                else:
+                    values.append(v)
+            self._index = index
+        return index
+
     def update(self, headers: HeadersLike) -> None:
         """Add every ``(name, value)`` of ``headers`` (appends, like :meth:`add`)."""
         if isinstance(headers, Headers):
             self._items.extend(headers._items)
+            self._index = None
             return
         items = headers.items() if isinstance(headers, Mapping) else headers
         for name, value in items:
@@ -87,11 +116,12 @@ class Headers:
     def add(self, name: str, value: str) -> None:
         """Append a value for ``name``, keeping the ones already there."""
         self._items.append((_check_name(name), _check_value(name, value)))
+        self._index = None
 
     def get_all(self, name: str) -> list:
         """Every value of ``name``, in order; empty if absent."""
-        key = name.lower()
-        return [v for n, v in self._items if n.lower() == key]
+        values = self._lookup().get(name.lower())
+        return [] if values is None else list(values)
 
     def get(self, name: str, default=None):
         """The single value of ``name``.
@@ -107,16 +137,16 @@ class Headers:
             ~fastws.exceptions.MultipleValuesError: If the header appears more
                 than once.
         """
-        values = self.get_all(name)
-        if not values:
+        values = self._lookup().get(name.lower())
+        if values is None:
             return default
         if len(values) > 1:
             raise MultipleValuesError(name)
         return values[0]
 
     def __getitem__(self, name: str) -> str:
-        values = self.get_all(name)
-        if not values:
+        values = self._lookup().get(name.lower())
+        if values is None:
             raise KeyError(name)
         if len(values) > 1:
             raise MultipleValuesError(name)
@@ -128,6 +158,7 @@ class Headers:
         key = name.lower()
         self._items = [(n, v) for n, v in self._items if n.lower() != key]
         self._items.append((name, value))
+        self._index = None
 
     def __delitem__(self, name: str) -> None:
         key = name.lower()
@@ -135,12 +166,12 @@ class Headers:
         if len(items) == len(self._items):
             raise KeyError(name)
         self._items = items
+        self._index = None
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        key = name.lower()
-        return any(n.lower() == key for n, _ in self._items)
+        return name.lower() in self._lookup()
 
     def __iter__(self) -> Iterator[Tuple[str, str]]:
         return iter(list(self._items))
@@ -151,10 +182,7 @@ class Headers:
 
     def keys(self) -> list:
         """Distinct lower-cased names, in order of first appearance."""
-        seen: dict = {}
-        for n, _ in self._items:
-            seen.setdefault(n.lower(), None)
-        return list(seen)
+        return list(self._lookup())
 
     def __len__(self) -> int:
         return len(self._items)
@@ -169,22 +197,21 @@ class Headers:
     __hash__ = None  # type: ignore[assignment]
 
     def copy(self) -> Headers:
-        new = Headers()
-        new._items = list(self._items)
-        return new
+        return Headers._trusted(list(self._items))
 
     def __repr__(self) -> str:
         return f"Headers({self._items!r})"
 
     def serialize(self) -> bytes:
         """The header lines, each ending with CRLF (no blank line after them)."""
-        return "".join(f"{n}: {v}\r\n" for n, v in self._items).encode("latin-1")
+        return "".join([f"{n}: {v}\r\n" for n, v in self._items]).encode("latin-1")
 
     def __getstate__(self):
         return self._items
 
     def __setstate__(self, state) -> None:
         self._items = list(state)
+        self._index = None
 
 
 def _as_headers(headers) -> Headers:

@@ -38,6 +38,7 @@ __all__ = [
     "Response",
     "RequestParser",
     "ResponseParser",
+    "parse_request",
     "MAX_LINE",
     "MAX_HEADERS",
     "MAX_HEADER_BYTES",
@@ -58,6 +59,15 @@ _STATUS = re.compile(rb"[0-9]{3}")
 _TARGET = re.compile(rb"[\x21-\x7e]+")
 _REASON = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
 _DIGITS = re.compile(r"[0-9]+")  # a Content-Length value (a str: headers are decoded)
+
+# The one-pass parse of a request that came whole (parse_request): a request
+# line that is certainly valid, and header lines that certainly follow the
+# grammar. Anything these refuse goes to the incremental parser, which finds
+# the precise error; so they may be stricter than it, never laxer.
+_REQUEST_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) (/[\x21-\x7e]*) (HTTP/1\.[0-9])")
+_HEADER_LINES = re.compile(r"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*\r\n)*")
+# Every phrase of http.HTTPStatus: a reason phrase known to be valid.
+_STANDARD_REASONS = frozenset(status.phrase for status in http.HTTPStatus)
 
 @dataclass
 class Request:
@@ -142,8 +152,11 @@ class Response:
         Raises:
             ValueError: If the reason phrase has a forbidden character.
         """
-        if not _REASON.fullmatch(self.reason_phrase.encode("latin-1")) or "\r" in self.reason_phrase:
-            raise ValueError(f"invalid reason phrase {self.reason_phrase!r}")
+        reason = self.reason_phrase
+        if reason not in _STANDARD_REASONS and (
+            not _REASON.fullmatch(reason.encode("latin-1")) or "\r" in reason
+        ):
+            raise ValueError(f"invalid reason phrase {reason!r}")
         return (
             f"{self.version} {self.status_code} {self.reason_phrase}\r\n".encode("latin-1")
             + self.headers.serialize()
@@ -180,7 +193,7 @@ class _HeadParser(Generic[_StartLine]):
         self._buf = bytearray()
         self._pos = 0  # start of the first line not parsed yet
         self._start: Optional[_StartLine] = None  # parsed start line
-        self._headers = Headers()
+        self._headers = Headers._trusted([])
         self._head_done = False
         self._error: Optional[InvalidMessage] = None
 
@@ -284,6 +297,8 @@ class _HeadParser(Generic[_StartLine]):
         value_str = value.decode("latin-1")
         if not FIELD_VALUE.fullmatch(value_str):
             raise self._fail(f"invalid value for header {name_str}: {_shown(value)}")
+        # Checked above; no lookup runs before the head is complete, so the
+        # index of Headers (built on the first lookup) cannot be stale.
         self._headers._items.append((name_str, value_str))
 
     def _trailing(self) -> bytes:
@@ -355,6 +370,11 @@ class RequestParser(_HeadParser[Tuple[str, str, str]]):
             raise self._error
         if self.request is not None:
             raise RuntimeError("request already complete")
+        if self._start is None and not self._buf:
+            parsed = parse_request(data, self.max_line, self.max_headers, self.max_header_bytes)
+            if parsed is not None:
+                self.request, self.trailing = parsed
+                return self.request
         if not self._feed_head(data):
             return None
         method, target, version = self._start_line()
@@ -383,6 +403,59 @@ class RequestParser(_HeadParser[Tuple[str, str, str]]):
             raise self._fail(f"invalid request target {_shown(target)}")
         version_str = _parse_version(version, self._fail)
         return method_str, target.decode("ascii"), version_str
+
+
+def parse_request(
+    data: bytes,
+    max_line: int = MAX_LINE,
+    max_headers: int = MAX_HEADERS,
+    max_header_bytes: int = MAX_HEADER_BYTES,
+) -> Optional[Tuple[Request, bytes]]:
+    """Parse in one pass a request that came whole, as most do: the request
+    line and headers matched by two regular expressions, the header lines
+    split in one call.
+
+    Args:
+        data: The first bytes received, any bytes-like object.
+        max_line: As for :class:`RequestParser`.
+        max_headers: As for :class:`RequestParser`.
+        max_header_bytes: As for :class:`RequestParser`.
+
+    Returns:
+        The :class:`Request` and the bytes that followed it; None when the
+        request is incomplete, or anything about it is unusual (an error, a
+        limit reached, a body announced, a line longer than ``max_line``):
+        :class:`RequestParser` then parses it and reports the precise error.
+    """
+    if type(data) is not bytes:
+        data = bytes(data)
+    end = data.find(b"\r\n\r\n")
+    if end < 0 or end + 4 > max_header_bytes or end > max_line:
+        return None
+    first = data.find(b"\r\n")
+    start = _REQUEST_LINE.fullmatch(data, 0, first)
+    if start is None:
+        return None
+    if first == end:
+        lines = ""
+    else:
+        # Latin-1 maps each byte to one code point, as the header values are
+        # decoded; names are ASCII tokens, the same either way.
+        lines = data[first + 2 : end + 2].decode("latin-1")
+        if _HEADER_LINES.fullmatch(lines) is None or lines.count("\r\n") > max_headers:
+            return None
+    items = []
+    for line in lines.split("\r\n")[:-1]:
+        name, _, value = line.partition(":")
+        items.append((name, value.strip(" \t")))
+    headers = Headers._trusted(items)
+    if "content-length" in headers or "transfer-encoding" in headers:
+        return None  # the incremental parser decides about a body
+    method, target, version = start.groups()
+    return (
+        Request(target.decode("ascii"), headers, method.decode("ascii"), version.decode("ascii")),
+        data[end + 4 :],
+    )
 
 
 class ResponseParser(_HeadParser[Tuple[str, int, str]]):

@@ -56,6 +56,80 @@ def test_accept_key(key, accept):
     assert accept_key(key) == accept
 
 
+# Sec-WebSocket-Key values: accepted exactly when they are the base64 of 16 bytes,
+# as base64.b64decode(key, validate=True) decodes them.
+KEYS = [
+    "dGhlIHNhbXBsZSBub25jZQ==",
+    "AAAAAAAAAAAAAAAAAAAAAA==",
+    "/+/+/+/+/+/+/+/+/+/+/+==",
+    "AAAAAAAAAAAAAAAAAAAAAB==",  # padding bits set: b64decode takes it
+    "AAAAAAAAAAAAAAAAAAAAAAA=",  # 17 bytes
+    "AAAAAAAAAAAAAAAAAAAAAAAA",  # 18 bytes
+    "AAAAAAAAAAAAAAAAAAAAAA=",
+    "AAAAAAAAAAAAAAAAAAAAAA",
+    "AAAAAAAAAAAAAAAAAAAAA===",
+    "AAAAAAAAAA==AAAAAAAAAA==",
+    "AAAAAAAAAAAAAAAAAAAAA-==",  # urlsafe alphabet
+    "AAAAAAAAAAAAAAAAAAAAAé==",
+    "AAAAAAAAAAA AAAAAAAAAA==",
+    "",
+]
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_key_check_matches_base64(key):
+    try:
+        valid = len(base64.b64decode(key.encode("ascii"), validate=True)) == 16
+    except (ValueError, UnicodeEncodeError):
+        valid = False
+    server = ServerProtocol()
+    server.receive_data(request_bytes(replace={"Sec-WebSocket-Key": key}))
+    response = parse_response(server.data_to_send())
+    assert response.status_code == (101 if valid else 400)
+    if valid:
+        assert response.headers["Sec-WebSocket-Accept"] == accept_key(key)
+
+
+# Upgrade and Connection values: those that name websocket and upgrade are
+# accepted, in any case and among other tokens; the others get 426 (or 400
+# when not a token list).
+UPGRADE_VALUES = [
+    ("Upgrade", "websocket", 101),
+    ("Upgrade", "WebSocket", 101),
+    ("Upgrade", "h2c, websocket", 101),
+    ("Upgrade", "websocket/13", 426),
+    ("Upgrade", "websockets", 426),
+    ("Upgrade", "", 426),
+    ("Connection", "Upgrade", 101),
+    ("Connection", "upgrade", 101),
+    ("Connection", "keep-alive, Upgrade", 101),
+    ("Connection", "Upgrade, keep-alive", 101),
+    ("Connection", "keep-alive,upgrade", 101),
+    ("Connection", "close, te, UPGRADE", 101),
+    ("Connection", "Upgraded", 426),
+    ("Connection", "keep-alive", 426),
+    ("Connection", "Up grade", 400),
+]
+
+
+@pytest.mark.parametrize("name, value, status", UPGRADE_VALUES)
+def test_upgrade_and_connection_values(name, value, status):
+    server = ServerProtocol()
+    server.receive_data(request_bytes(replace={name: value}))
+    assert parse_response(server.data_to_send()).status_code == status
+
+
+def test_upgrade_and_connection_split_across_lines():
+    server = ServerProtocol()
+    server.receive_data(
+        request_bytes(
+            replace={"Upgrade": "h2c", "Connection": "keep-alive"},
+            extra=[("Upgrade", "websocket"), ("connection", "Upgrade")],
+        )
+    )
+    assert parse_response(server.data_to_send()).status_code == 101
+
+
 def test_generate_key_is_fresh_base64_of_16_bytes():
     keys = {generate_key() for _ in range(100)}
     assert len(keys) == 100

@@ -17,6 +17,7 @@ from fastws.http11 import (
     RequestParser,
     Response,
     ResponseParser,
+    parse_request,
 )
 
 from protocol_helpers import byte_by_byte
@@ -74,6 +75,36 @@ def test_headers_equality_ignores_name_case_but_not_order():
     assert Headers([("a", "1")]) == Headers([("A", "1")])
     assert Headers([("a", "1"), ("b", "2")]) != Headers([("b", "2"), ("a", "1")])
     assert Headers([("a", "1")]) != Headers([("a", "2")])
+
+
+# (id, change): each change is seen by a lookup made before it (the name index is rebuilt).
+HEADER_CHANGES = [
+    ("add", lambda h: h.add("x-new", "1"), {"x-new": ["1"], "a": ["1", "2"]}),
+    ("setitem", lambda h: h.__setitem__("A", "3"), {"a": ["3"], "x-new": []}),
+    ("delitem", lambda h: h.__delitem__("a"), {"a": [], "b": ["v"]}),
+    ("update", lambda h: h.update(Headers({"A": "9"})), {"a": ["1", "2", "9"]}),
+    ("update-pairs", lambda h: h.update([("B", "w")]), {"b": ["v", "w"]}),
+    ("setstate", lambda h: h.__setstate__([("C", "c")]), {"a": [], "c": ["c"]}),
+]
+
+
+@pytest.mark.parametrize(
+    "change, expected", [c[1:] for c in HEADER_CHANGES], ids=[c[0] for c in HEADER_CHANGES]
+)
+def test_headers_lookups_follow_changes(change, expected):
+    headers = Headers([("A", "1"), ("b", "v"), ("a", "2")])
+    assert headers.get_all("A") == ["1", "2"] and "B" in headers and headers.keys() == ["a", "b"]
+    change(headers)
+    for name, values in expected.items():
+        assert headers.get_all(name.upper()) == values
+        assert (name in headers) is bool(values)
+    assert headers.keys() == list(dict.fromkeys(n.lower() for n, _ in headers.items()))
+
+
+def test_headers_get_all_returns_a_copy():
+    headers = Headers([("A", "1")])
+    headers.get_all("a").append("2")
+    assert headers.get_all("a") == ["1"]
 
 
 def test_headers_copy_is_independent_and_pickles():
@@ -284,6 +315,81 @@ def test_request_parser_refuses_feeding_after_completion():
     parser.feed(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
     with pytest.raises(RuntimeError):
         parser.feed(b"more")
+
+
+# --- parse_request: the one-pass parse of a request that came whole ---------------
+
+# (id, raw request): requests that the one-pass parse takes; it must give what the
+# incremental parser gives when fed byte by byte (which never takes the one-pass path).
+ONE_PASS_REQUESTS = [
+    ("chrome-like", CHROME_LIKE),
+    ("with-frames-after", CHROME_LIKE + b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58"),
+    ("no-headers", b"GET / HTTP/1.1\r\n\r\n"),
+    ("http10", b"GET /x HTTP/1.0\r\nHost: a\r\n\r\n"),
+    ("other-method", b"PATCH /x HTTP/1.1\r\nHost: a\r\n\r\n"),
+    ("repeated-and-cased", b"GET / HTTP/1.1\r\nhost: a\r\nX-A: 1\r\nx-a: 2\r\nHOST: b\r\n\r\n"),
+    ("tabs-and-colons", b"GET / HTTP/1.1\r\nX:\t a:b: c \t\r\nY::\r\n\r\n"),
+    ("obs-text", b"GET / HTTP/1.1\r\nX: \x80\xff\xe9t\xe9\r\n\r\n"),
+    ("every-tchar", b"GET / HTTP/1.1\r\n!#$%&'*+-.^_`|~09AZaz: v\r\n\r\n"),
+    ("at-exact-limits", _head([b"GET / HTTP/1.1"] + [b"X-%d: v" % i for i in range(MAX_HEADERS)])),
+]
+
+
+@pytest.mark.parametrize("raw", [c[1] for c in ONE_PASS_REQUESTS], ids=[c[0] for c in ONE_PASS_REQUESTS])
+def test_parse_request_matches_the_incremental_parser(raw):
+    parsed = parse_request(raw)
+    assert parsed is not None
+    request, trailing = parsed
+    parser = RequestParser()
+    expected = [parser.feed(piece) for piece in byte_by_byte(raw[: raw.index(b"\r\n\r\n") + 4])][-1]
+    assert (request.method, request.path, request.version) == (
+        expected.method,
+        expected.path,
+        expected.version,
+    )
+    assert list(request.headers) == list(expected.headers)
+    assert trailing == raw[raw.index(b"\r\n\r\n") + 4 :]
+    # Through RequestParser.feed, which takes the one-pass path for a whole request.
+    whole = RequestParser()
+    assert list(whole.feed(raw).headers) == list(expected.headers) and whole.trailing == trailing
+
+
+@pytest.mark.parametrize("raw", [c[1] for c in BAD_REQUESTS], ids=[c[0] for c in BAD_REQUESTS])
+def test_parse_request_leaves_every_bad_request_to_the_incremental_parser(raw):
+    """It never takes what the incremental parser refuses: that one reports the error."""
+    assert parse_request(raw) is None
+
+
+# (id, raw, limits): the one-pass parse declines, and the incremental parser decides.
+DECLINED = [
+    ("incomplete", b"GET / HTTP/1.1\r\nHost: a\r\n", {}),
+    ("content-length-zero", b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", {}),
+    ("too-many-headers", b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\n\r\n", {"max_headers": 1}),
+    ("too-many-bytes", b"GET / HTTP/1.1\r\nA: 1\r\n\r\n", {"max_header_bytes": 23}),
+    # Lines within the limit, but a head longer than it: it cannot tell at once.
+    ("head-longer-than-a-line", b"GET / HTTP/1.1\r\nA: 1\r\n\r\n", {"max_line": 14}),
+]
+
+
+@pytest.mark.parametrize("raw, limits", [c[1:] for c in DECLINED], ids=[c[0] for c in DECLINED])
+def test_parse_request_declines(raw, limits):
+    assert parse_request(raw, **limits) is None
+
+
+def test_parse_request_at_exact_byte_limits():
+    raw = b"GET / HTTP/1.1\r\nA: 1\r\n\r\n"
+    assert len(raw) == 24
+    assert parse_request(raw, max_header_bytes=24, max_line=len(raw) - 4) is not None
+    assert RequestParser(max_header_bytes=24).feed(raw) is not None
+    assert RequestParser(max_line=14).feed(raw) is not None
+    with pytest.raises(InvalidMessage, match="headers exceed 23 bytes"):
+        RequestParser(max_header_bytes=23).feed(raw)
+
+
+@pytest.mark.parametrize("kind", [bytes, bytearray, memoryview])
+def test_parse_request_takes_any_bytes_like_object(kind):
+    request, trailing = parse_request(kind(CHROME_LIKE + b"x"))
+    assert request.headers["X-Latin1"] == "café" and trailing == b"x" and type(trailing) is bytes
 
 
 # --- ResponseParser --------------------------------------------------------------

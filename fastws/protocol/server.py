@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence, Tuple
+from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
 from ..exceptions import InvalidHandshake, InvalidMessage, InvalidState
 from ..handshake import (
@@ -17,7 +17,7 @@ from ..handshake import (
     select_subprotocol,
     validate_request,
 )
-from ..http11 import HeadersLike, Request, RequestParser, Response
+from ..http11 import HeadersLike, Request, RequestParser, Response, parse_request
 from ..version import __version__
 from .connection import Protocol
 from .types import DEFAULT_MAX_SIZE, MaxSize, Side, State
@@ -78,7 +78,7 @@ class ServerProtocol(Protocol):
         )
         self.subprotocols = list(subprotocols) if subprotocols is not None else None
         self.select_subprotocol = select_subprotocol
-        self.origins = check_origins(origins)
+        self.origins = None if origins is None else check_origins(origins)
         self.process_request = process_request
         self.extension_factories = list(extensions or ())
         self.extra_headers = extra_headers
@@ -88,24 +88,39 @@ class ServerProtocol(Protocol):
         self.request: Optional[Request] = None
         #: The response sent, once sent.
         self.response: Optional[Response] = None
-        self._http = RequestParser(**http_limits)
-        self._pending = bytearray()
+        # A request that comes whole in the first read (most do) is parsed by
+        # parse_request(); the incremental parser is made for the others.
+        self._http: Optional[RequestParser] = RequestParser(**http_limits) if http_limits else None
+        # Bytes received after the request, before the response: bytes, or a
+        # bytearray once more came in later reads.
+        self._pending: Union[bytes, bytearray] = b""
         self._accepted: Optional[Tuple[Optional[str], Any]] = None
 
     def _receive_handshake(self, data) -> None:
         if self.request is not None:  # waiting for send_response()
-            self._pending += data
+            pending = self._pending
+            if type(pending) is not bytearray:
+                pending = self._pending = bytearray(pending)
+            pending += data
             return
-        try:
-            request = self._http.feed(data)
-        except InvalidMessage as exc:
-            self._closing.record_error(exc)
-            self.send_response(error_response(exc, server_header=self.server_header))
-            return
-        if request is None:
-            return
+        parser = self._http
+        if parser is None:
+            parsed = parse_request(data)
+            if parsed is not None:
+                request, self._pending = parsed
+            else:
+                parser = self._http = RequestParser()
+        if parser is not None:
+            try:
+                fed = parser.feed(data)
+            except InvalidMessage as exc:
+                self._closing.record_error(exc)
+                self.send_response(error_response(exc, server_header=self.server_header))
+                return
+            if fed is None:
+                return
+            request, self._pending = fed, parser.trailing
         self.request = request
-        self._pending += self._http.trailing
         self._events.append(request)
         if not self.auto_accept:
             return
@@ -177,7 +192,7 @@ class ServerProtocol(Protocol):
             self._set_extensions(extensions)
             self._writer.queue(response.serialize())
             self._start_frames()
-            pending, self._pending = self._pending, bytearray()
+            pending, self._pending = self._pending, b""
             if pending:
                 self._receive_trailing(bytes(pending))
             return
@@ -189,7 +204,7 @@ class ServerProtocol(Protocol):
             response.headers = headers = headers.copy()
             headers["Connection"] = "close"
         self._writer.queue(response.serialize())
-        self._pending = bytearray()
+        self._pending = b""
         self._closing.refuse(None)
 
     def _handshake_eof(self) -> None:
