@@ -50,9 +50,9 @@ LABELS: Dict[str, str] = {
 }
 
 #: uvicorn's own WebSocket backends: the best of them on each measure is the
-#: reference of the "vs uvicorn" columns and of the goals.
+#: reference of the "vs uvicorn" columns and of the closing ratios.
 BUILTIN: Tuple[str, ...] = ("websockets-sansio", "websockets", "wsproto")
-#: The row the goals are about, and the ceiling it is held against.
+#: The row the closing ratios are about, and the ceiling it is held against.
 SUBJECT = "fastws"
 CEILING = "fastws-serve"
 
@@ -68,7 +68,3 @@ REQUIRES: Dict[str, Tuple[str, ...]] = {
     "granian": ("granian", "starlette"),
     "fastws-serve": ("fastws",),
 }
-
-#: The goals of issue 15, as (measure, factor): fastws's backend against the best
-#: built-in uvicorn backend on the same loop.
-GOALS: Tuple[Tuple[str, float], ...] = (("rate", 1.5), ("mbps", 1.3))

@@ -100,8 +100,3 @@ REFERENCE = {
     "channels-pubsub": (13_100, 130),
     "socketio": (30_300, 140),
 }
-#: Goals of issue 17: fastws (through Redis) >= 3x the faster of Channels and
-#: socket.io, p99 under 20 ms; through Redis >= half of the in-process figure.
-GOAL_FACTOR = 3.0
-GOAL_P99_MS = 20.0
-GOAL_REDIS_SHARE = 0.5

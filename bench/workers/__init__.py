@@ -34,6 +34,3 @@ CLIENT = {
     "fastws-listener": "fastws-listener",
     "raw-tcp": "raw-tcp",
 }
-
-#: The goal of issue 17: 2 workers with 2 clients at least this many times 1 with 1.
-GOAL_RATIO = 1.7
