@@ -36,7 +36,7 @@
  *
  * Every wait is bounded: a session or connection that makes no progress within
  * --timeout seconds is an error; the run ends after DURATION plus at most
- * --timeout of draining, and stops early after --max-errors errors.
+ * twice --timeout of draining, and stops early after --max-errors errors.
  *
  * No dependencies beyond libc (Linux: epoll, sched_setaffinity, getrandom).
  */
@@ -797,9 +797,10 @@ static void run_handshake(void) {
     if (stopping && now < window_end) aborted = 1;
     double measured_end = now < window_end ? now : window_end;
     /* Drain: let the sessions in flight finish (they count in "completed"
-       only), for at most --timeout. */
+       only). Each is dropped as an error once it goes --timeout without
+       progress; twice that bounds the drain even for one that crawls on. */
     stopping = 1;
-    double drain_end = now + opt.timeout;
+    double drain_end = now + 2 * opt.timeout;
     size_t unfinished = 0;
     for (;;) {
         if (!live || now >= drain_end) { unfinished = (size_t)live; break; }
@@ -943,7 +944,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(name, "--timeout")) opt.timeout = parse_num(name, v, 0.01, 3600);
         else if (!strcmp(name, "--size")) opt.size = (size_t)parse_num(name, v, 0, 1 << 24);
         else if (!strcmp(name, "--max-errors")) opt.max_errors = (long long)parse_num(name, v, 1, 1e12);
-        else if (!strcmp(name, "--clients") && !opt.handshake_mode) opt.clients = (long)parse_num(name, v, 1, 1000000);
+        else if (!strcmp(name, "--clients") && !opt.handshake_mode) opt.clients = (long)parse_num(name, v, 1, 1e7);
         else if (!strcmp(name, "--messages") && !opt.handshake_mode) opt.messages = (long)parse_num(name, v, 0, 10000000);
         else if (!strcmp(name, "--raw") && opt.handshake_mode) opt.raw = (int)parse_num(name, v, 0, 1);
         else if (!strcmp(name, "--cpu")) opt.cpu = (int)parse_num(name, v, 0, CPU_SETSIZE - 1);
