@@ -3,12 +3,16 @@
 One group per payload size. Allocating kernels return new bytes; in-place ones
 XOR a bytearray again and again (no allocation, so they are not directly comparable
 with the allocating ones: compare them with each other). ``bytes(bytearray)`` is
-the floor of an allocating mask: one allocation and one copy of the same size.
+the floor of an allocating mask: one allocation and one copy of the same size;
+``operator.is_`` called with an in-place kernel's two arguments is the floor of an
+in-place one: the cost of the benchmark loop and of one call to a C function,
+which every row pays too and which is most of a row at 16 B.
 """
 
 from __future__ import annotations
 
 import functools
+import operator
 
 import pytest
 
@@ -59,6 +63,13 @@ def _fastws_python(request, data, key):
     return fn, (data, key), fn(data, key)
 
 
+def _fastws_python_inplace(request, data, key):
+    fn = request.getfixturevalue("fastws_python").apply_mask_inplace
+    once = bytearray(data)
+    fn(once, key)
+    return fn, (bytearray(data), key), bytes(once)
+
+
 def _websockets_speedups(request, data, key):
     fn = request.getfixturevalue("websockets_speedups").apply_mask
     return fn, (data, key), fn(data, key)
@@ -91,6 +102,11 @@ def _copy_floor(request, data, key):
     return bytes, (buf,), None  # checked against the input, not the masked output
 
 
+def _call_floor(request, data, key):
+    # A C function given the same two arguments, doing nothing with them.
+    return operator.is_, (bytearray(data), key), None
+
+
 IMPLS = {
     # id: (display name, adapter, note)
     "fastws-cython": ("fastws[cython] apply_mask", _fastws_cython, None),
@@ -100,6 +116,11 @@ IMPLS = {
         "in place on a bytearray, no allocation",
     ),
     "fastws-python": ("fastws[python] apply_mask", _fastws_python, None),
+    "fastws-python-inplace": (
+        "fastws[python] apply_mask_inplace",
+        _fastws_python_inplace,
+        "in place on a bytearray, no allocation",
+    ),
     "websockets-speedups": (BASELINE, _websockets_speedups, None),
     "websockets-utils": ("websockets.utils (py)", _websockets_utils, None),
     "aiohttp": (
@@ -109,9 +130,14 @@ IMPLS = {
     ),
     "wsaccel": ("wsaccel XorMaskerSimple", _wsaccel, "includes the masker's construction"),
     "copy-floor": ("floor: bytes(bytearray)", _copy_floor, "allocation + copy, no XOR"),
+    "call-floor": (
+        "floor: operator.is_(bytearray, key)",
+        _call_floor,
+        "the benchmark loop and one C call, no work",
+    ),
 }
 
-INPLACE = {"fastws-cython-inplace", "aiohttp"}
+INPLACE = {"fastws-cython-inplace", "fastws-python-inplace", "aiohttp", "call-floor"}
 
 CASES = [(size, impl) for size in SIZES for impl in IMPLS]
 
@@ -127,6 +153,8 @@ def test_mask(benchmark, request, size, impl):
     # Check once, outside the timed loop.
     if impl == "copy-floor":
         assert fn(*args) == data
+    elif impl == "call-floor":
+        assert fn(*args) is False
     else:
         assert produced == expected, f"{name} masked {size_label(size)} wrongly"
 
