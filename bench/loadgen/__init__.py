@@ -87,6 +87,12 @@ def _build(cc: tuple, source_digest: str, directory: str) -> str:
         tail = " | ".join(proc.stderr.strip().splitlines()[-5:])
         raise GroupSkipped(f"no C compiler: {shlex.join(command)} failed ({proc.returncode}): {tail}")
     os.replace(partial, binary)  # atomic: concurrent builds never run a half-written file
+    for name in os.listdir(directory):  # older builds (a process running one keeps its inode)
+        if name.startswith("wsload-") and name != os.path.basename(binary) and not name.endswith(".partial"):
+            try:
+                os.unlink(os.path.join(directory, name))
+            except OSError:
+                pass
     return binary
 
 
