@@ -49,15 +49,24 @@ bytes, across the frames of a message. Undecodable data fails with 1007. RSV1 on
 without the extension, on a continuation frame or on a control frame is a
 protocol error (1002), found by the frame parser.
 
+zlib. The compressor and decompressor come from a backend chosen at run time
+(:mod:`fastws.deflate_backends`): the first installed of isal, zlib-ng and the
+standard library's zlib; the factories' ``backend`` argument or the
+``FASTWS_ZLIB`` environment variable chooses another (``FASTWS_ZLIB=zlib``
+forces the standard library's).
+
 Memory, ratio, time: see ``docs/deflate.md`` (measured by ``python -m
-bench.test_deflate``). With the defaults, a connection holds about 50 KiB of
-zlib state once it has sent and received a compressed message (nothing before),
-and chat-like JSON shrinks to about 30% of its size.
+bench.test_deflate`` and ``python -m bench.compression``). With the defaults and
+the standard library's zlib, a connection holds about 50 KiB of zlib state once
+it has sent and received a compressed message (nothing before; about 200 KiB
+with zlib-ng, 310 KiB with isal), and chat-like JSON shrinks to about 30% of
+its size.
 
 Defaults, in the spirit of ``websockets``: the server limits its own window to
 12 bits and the client's to 12 bits (when the client offers
-``client_max_window_bits``, as every browser does), compresses at zlib level 6
-with ``memLevel`` 5, and sends messages under 32 bytes uncompressed. The client
+``client_max_window_bits``, as every browser does), compresses at the backend's
+default level (6 for zlib, 7 for zlib-ng, 1 for isal) with ``memLevel`` 5, and
+sends messages under 32 bytes uncompressed. The client
 offers ``client_max_window_bits`` and uses what the server answers (15 bits when
 it does not limit them). Without context takeover, the zlib state is freed after
 each message, but each message pays a fresh compressor and loses the shared
@@ -66,9 +75,9 @@ history (small messages compress much less).
 
 from __future__ import annotations
 
-import zlib
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
+from .deflate_backends import Backend, resolve
 from .exceptions import (
     DuplicateParameter,
     InvalidParameterName,
@@ -97,7 +106,9 @@ __all__ = [
 
 NAME = "permessage-deflate"
 
-#: zlib compression level (0-9); 6 is zlib's own default.
+#: zlib compression level (0-9) when the backend is the standard library's
+#: zlib or zlib-ng; 6 is zlib's own default. ``level=None`` (the default of
+#: the factories) takes the backend's own default (:attr:`Backend.level`).
 DEFAULT_LEVEL = 6
 #: zlib ``memLevel`` (1-9): 5 keeps the compressor's hash table and buffers small
 #: (zlib's default, 8, uses 8 times more for them).
@@ -112,15 +123,9 @@ DEFAULT_CLIENT_MAX_WINDOW_BITS = 12
 _TAIL = b"\x00\x00\xff\xff"
 _EMPTY = b"\x00"  # an empty message, compressed: what zlib gives for it, minus the tail
 _BITS = {str(bits): bits for bits in range(8, 16)}
-_SYNC = zlib.Z_SYNC_FLUSH
-_DEFLATED = zlib.DEFLATED
+_SYNC = 2  # Z_SYNC_FLUSH, the same in every backend
 # Below this, appending the tail (a copy) is cheaper than a second decompress().
 _COPY_TAIL = 2048
-
-
-def _zlib_bits(bits: int) -> int:
-    """zlib's window for a negotiated one: 8 becomes 9 (see the module docstring)."""
-    return 9 if bits == 8 else bits
 
 
 def _check_bits(name: str, bits: Any, *, allow_true: bool = False, allow_none: bool = True) -> None:
@@ -137,13 +142,21 @@ def _check_bits(name: str, bits: Any, *, allow_true: bool = False, allow_none: b
         raise ValueError(f"{name} must be {allowed}, got {bits!r}")
 
 
-def _check_settings(level: int, mem_level: int, min_size: int) -> None:
+def _check_settings(level: Optional[int], mem_level: int, min_size: int, backend: Backend) -> int:
+    """Check the settings; returns the level (the backend's default for None)."""
+    if level is None:
+        level = backend.level
     if isinstance(level, bool) or not isinstance(level, int) or not -1 <= level <= 9:
         raise ValueError(f"level must be an int from -1 to 9, got {level!r}")
     if isinstance(mem_level, bool) or not isinstance(mem_level, int) or not 1 <= mem_level <= 9:
         raise ValueError(f"mem_level must be an int from 1 to 9, got {mem_level!r}")
     if isinstance(min_size, bool) or not isinstance(min_size, int) or min_size < 0:
         raise ValueError(f"min_size must be an int >= 0, got {min_size!r}")
+    return level
+
+
+def _backend(backend: Union[None, str, Backend]) -> Backend:
+    return backend if isinstance(backend, Backend) else resolve(backend)
 
 
 class PerMessageDeflate(Extension):
@@ -162,13 +175,19 @@ class PerMessageDeflate(Extension):
             message.
         remote_max_window_bits: The peer's negotiated window, 8 to 15.
         local_max_window_bits: This side's negotiated window, 8 to 15.
-        level: zlib's compression level, -1 to 9.
+        level: zlib's compression level, -1 to 9 (isal maps it onto its
+            own four); None for the backend's default.
         mem_level: zlib's ``memLevel``, 1 to 9.
         min_size: Messages shorter than this (sent in one frame) go
             uncompressed.
+        backend: The zlib implementation (:mod:`fastws.deflate_backends`): a
+            :class:`~fastws.deflate_backends.Backend`, its name, ``"auto"``,
+            or None for the ``FASTWS_ZLIB`` environment variable (``auto``
+            when unset).
 
     Raises:
-        ValueError: If a setting is out of its range.
+        ValueError: If a setting is out of its range, or the backend is
+            unknown or not installed.
     """
 
     name = NAME
@@ -181,13 +200,15 @@ class PerMessageDeflate(Extension):
         local_no_context_takeover: bool = False,
         remote_max_window_bits: int = 15,
         local_max_window_bits: int = 15,
-        level: int = DEFAULT_LEVEL,
+        level: Optional[int] = None,
         mem_level: int = DEFAULT_MEM_LEVEL,
         min_size: int = DEFAULT_MIN_SIZE,
+        backend: Union[None, str, Backend] = None,
     ) -> None:
         _check_bits("remote_max_window_bits", remote_max_window_bits, allow_none=False)
         _check_bits("local_max_window_bits", local_max_window_bits, allow_none=False)
-        _check_settings(level, mem_level, min_size)
+        self.backend = _backend(backend)
+        level = _check_settings(level, mem_level, min_size, self.backend)
         self.remote_no_context_takeover = bool(remote_no_context_takeover)
         self.local_no_context_takeover = bool(local_no_context_takeover)
         self.remote_max_window_bits = remote_max_window_bits
@@ -195,8 +216,7 @@ class PerMessageDeflate(Extension):
         self.level = level
         self.mem_level = mem_level
         self.min_size = min_size
-        self._remote_wbits = -_zlib_bits(remote_max_window_bits)
-        self._local_wbits = -_zlib_bits(local_max_window_bits)
+        self._error = self.backend.error  # what the decompressor raises
         self._decoder: Any = None
         self._encoder: Any = None
         self._encoding = False  # the message being sent is compressed
@@ -207,7 +227,8 @@ class PerMessageDeflate(Extension):
             f" local_no_context_takeover={self.local_no_context_takeover},"
             f" remote_max_window_bits={self.remote_max_window_bits},"
             f" local_max_window_bits={self.local_max_window_bits},"
-            f" level={self.level}, mem_level={self.mem_level}, min_size={self.min_size})"
+            f" level={self.level}, mem_level={self.mem_level}, min_size={self.min_size},"
+            f" backend={self.backend.name!r})"
         )
 
     # --- receiving --------------------------------------------------------------
@@ -218,7 +239,7 @@ class PerMessageDeflate(Extension):
             # A new message: a fresh decompressor when there is none (first
             # message, or no context takeover), or when the peer ended the last
             # message with a final block (BFINAL set; a new stream follows).
-            decoder = self._decoder = zlib.decompressobj(wbits=self._remote_wbits)
+            decoder = self._decoder = self.backend.decompressobj(self.remote_max_window_bits)
         elif decoder is None:  # pragma: no cover - the protocol calls first=True first
             raise ProtocolError("continuation of a compressed message that did not start")
         # max_length = max_size + 1 tells "exactly max_size" from "more": inflate
@@ -233,7 +254,7 @@ class PerMessageDeflate(Extension):
                     tail = decoder.decompress(_TAIL, limit - len(data) if limit else 0)
                     if tail:  # normally nothing: no copy of a large message
                         data += tail
-        except zlib.error as exc:
+        except self._error as exc:
             self._decoder = None
             raise ProtocolError(f"invalid compressed data: {exc}", 1007) from None
         if limit and len(data) >= limit:
@@ -258,14 +279,22 @@ class PerMessageDeflate(Extension):
             self._encoding = True
         elif not self._encoding:
             return payload, False
+        if fin and not payload and first:
+            # An empty message: an empty stored block, whatever the backend
+            # (zlib emits it; isal a fixed-Huffman one). The stream is byte
+            # aligned after every flush, so the compressor need not know.
+            if self.local_no_context_takeover:
+                self._encoder = None
+            return _EMPTY, True
         encoder = self._encoder
         if encoder is None:
-            encoder = self._encoder = zlib.compressobj(
-                self.level, _DEFLATED, self._local_wbits, self.mem_level
-            )
-        data = encoder.compress(payload) + encoder.flush(_SYNC)
+            encoder = self._encoder = self.backend.compressobj(self.level, self.local_max_window_bits, self.mem_level)
+        data = encoder.compress(payload)
+        flushed = encoder.flush(_SYNC)
+        # A small message stays in zlib's buffers until the flush: no join then.
+        data = data + flushed if data else flushed
         if fin:
-            if data[-4:] == _TAIL:
+            if data.endswith(_TAIL):
                 data = data[:-4]
             elif not data:
                 # Nothing since the last flush: zlib emits nothing at all.
@@ -357,14 +386,19 @@ class ServerPerMessageDeflateFactory(ServerExtensionFactory):
         require_client_max_window_bits: Decline offers without
             ``client_max_window_bits`` instead of inflating with a 32 KiB
             window.
-        level: zlib's compression level, -1 to 9.
+        level: zlib's compression level, -1 to 9 (isal maps it onto its
+            own four); None for the backend's default.
         mem_level: zlib's ``memLevel``, 1 to 9.
         min_size: Messages shorter than this (sent in one frame) go
             uncompressed.
+        backend: The zlib implementation: ``"zlib"``, ``"zlib-ng"``,
+            ``"isal"``, ``"auto"`` (zlib-ng if installed, else zlib), or None
+            for the ``FASTWS_ZLIB`` environment variable (``auto`` when
+            unset); see :mod:`fastws.deflate_backends`.
 
     Raises:
-        ValueError: If a setting is out of its range, or
-            ``require_client_max_window_bits`` is set without
+        ValueError: If a setting is out of its range, the backend is unknown
+            or not installed, or ``require_client_max_window_bits`` is set without
             ``client_max_window_bits``.
     """
 
@@ -378,13 +412,15 @@ class ServerPerMessageDeflateFactory(ServerExtensionFactory):
         server_max_window_bits: Optional[int] = DEFAULT_SERVER_MAX_WINDOW_BITS,
         client_max_window_bits: Optional[int] = DEFAULT_CLIENT_MAX_WINDOW_BITS,
         require_client_max_window_bits: bool = False,
-        level: int = DEFAULT_LEVEL,
+        level: Optional[int] = None,
         mem_level: int = DEFAULT_MEM_LEVEL,
         min_size: int = DEFAULT_MIN_SIZE,
+        backend: Union[None, str, Backend] = None,
     ) -> None:
         _check_bits("server_max_window_bits", server_max_window_bits)
         _check_bits("client_max_window_bits", client_max_window_bits)
-        _check_settings(level, mem_level, min_size)
+        self.backend = _backend(backend)
+        level = _check_settings(level, mem_level, min_size, self.backend)
         if require_client_max_window_bits and client_max_window_bits is None:
             raise ValueError("require_client_max_window_bits needs client_max_window_bits")
         self.server_no_context_takeover = bool(server_no_context_takeover)
@@ -403,7 +439,8 @@ class ServerPerMessageDeflateFactory(ServerExtensionFactory):
             f" server_max_window_bits={self.server_max_window_bits},"
             f" client_max_window_bits={self.client_max_window_bits},"
             f" require_client_max_window_bits={self.require_client_max_window_bits},"
-            f" level={self.level}, mem_level={self.mem_level}, min_size={self.min_size})"
+            f" level={self.level}, mem_level={self.mem_level}, min_size={self.min_size},"
+            f" backend={self.backend.name!r})"
         )
 
     def negotiate(
@@ -446,6 +483,7 @@ class ServerPerMessageDeflateFactory(ServerExtensionFactory):
             level=self.level,
             mem_level=self.mem_level,
             min_size=self.min_size,
+            backend=self.backend,
         )
         return answer, extension
 
@@ -471,13 +509,19 @@ class ClientPerMessageDeflateFactory(ClientExtensionFactory):
             the server may limit this side's window; an int, 8 to 15, limits it
             here too; None does not offer it (an answer with it is then
             refused).
-        level: zlib's compression level, -1 to 9.
+        level: zlib's compression level, -1 to 9 (isal maps it onto its
+            own four); None for the backend's default.
         mem_level: zlib's ``memLevel``, 1 to 9.
         min_size: Messages shorter than this (sent in one frame) go
             uncompressed.
+        backend: The zlib implementation: ``"zlib"``, ``"zlib-ng"``,
+            ``"isal"``, ``"auto"`` (zlib-ng if installed, else zlib), or None
+            for the ``FASTWS_ZLIB`` environment variable (``auto`` when
+            unset); see :mod:`fastws.deflate_backends`.
 
     Raises:
-        ValueError: If a setting is out of its range.
+        ValueError: If a setting is out of its range, the backend is unknown
+            or not installed.
     """
 
     name = NAME
@@ -489,13 +533,15 @@ class ClientPerMessageDeflateFactory(ClientExtensionFactory):
         client_no_context_takeover: bool = False,
         server_max_window_bits: Optional[int] = None,
         client_max_window_bits: Union[None, bool, int] = True,
-        level: int = DEFAULT_LEVEL,
+        level: Optional[int] = None,
         mem_level: int = DEFAULT_MEM_LEVEL,
         min_size: int = DEFAULT_MIN_SIZE,
+        backend: Union[None, str, Backend] = None,
     ) -> None:
         _check_bits("server_max_window_bits", server_max_window_bits)
         _check_bits("client_max_window_bits", client_max_window_bits, allow_true=True)
-        _check_settings(level, mem_level, min_size)
+        self.backend = _backend(backend)
+        level = _check_settings(level, mem_level, min_size, self.backend)
         self.server_no_context_takeover = bool(server_no_context_takeover)
         self.client_no_context_takeover = bool(client_no_context_takeover)
         self.server_max_window_bits = server_max_window_bits
@@ -510,7 +556,8 @@ class ClientPerMessageDeflateFactory(ClientExtensionFactory):
             f" client_no_context_takeover={self.client_no_context_takeover},"
             f" server_max_window_bits={self.server_max_window_bits},"
             f" client_max_window_bits={self.client_max_window_bits},"
-            f" level={self.level}, mem_level={self.mem_level}, min_size={self.min_size})"
+            f" level={self.level}, mem_level={self.mem_level}, min_size={self.min_size},"
+            f" backend={self.backend.name!r})"
         )
 
     def offer(self) -> ExtensionParams:
@@ -562,4 +609,5 @@ class ClientPerMessageDeflateFactory(ClientExtensionFactory):
             level=self.level,
             mem_level=self.mem_level,
             min_size=self.min_size,
+            backend=self.backend,
         )
