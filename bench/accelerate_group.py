@@ -21,6 +21,7 @@ import tempfile
 from typing import Any, Dict, List
 
 from bench.accelerate import BENCHES
+from bench.echo.group import versions
 from bench.results import Context, GroupResult, GroupSkipped, Measure
 
 UNPATCHED = "unpatched"
@@ -101,4 +102,7 @@ def run_group(ctx: Context) -> GroupResult:
         " checked to give the same result. websockets and aiohttp: their pure-Python fallback (what runs"
         " without their extensions) against the patched one, with their compiled code as a reference row."
     )
-    return GroupResult(measures=to_measures(rows), skipped=skipped, method=method, notes=notes)
+    return GroupResult(
+        measures=to_measures(rows), skipped=skipped, method=method, notes=notes,
+        versions=versions(("autobahn", "tornado", "ws4py")),
+    )  # fmt: skip

@@ -20,7 +20,7 @@ from bench.asgi import BACKENDS, CEILING, LABELS
 from bench.asgi.__main__ import DEFAULT_CLIENT, Servers, run_client, unavailable
 from bench.echo import LOOPS
 from bench.echo.__main__ import LOOP_MODULES, _available
-from bench.echo.group import EchoSpec, echo_measures, pin_or_none
+from bench.echo.group import EchoSpec, echo_measures, pin_or_none, versions
 from bench.results import Context, GroupResult, GroupSkipped, Measure
 
 Key = Tuple[str, str]  # (server loop, backend)
@@ -122,4 +122,5 @@ def run_group(ctx: Context) -> GroupResult:
         skipped={f"{LABELS[b]} on {loop}": reason for (loop, b), reason in skipped.items()},
         method=method,
         notes=notes,
+        versions=versions(("starlette", "hypercorn", "granian", "httptools")),
     )

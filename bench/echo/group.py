@@ -10,8 +10,8 @@ socketify has an echo server in :mod:`bench.echo.servers` but no client
 library of its own: picows's client, the leanest of the others, drives it, and
 its label says so (``"socketify (picows client)"``).
 
-Also the home of what the other group adapters share: :func:`median_or_none`,
-:func:`labelled` and :func:`pin_or_none`.
+Also the home of what the other group adapters share: :func:`echo_measures`,
+:func:`median_or_none`, :func:`labelled`, :func:`pin_or_none` and :func:`versions`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 
 import bench.echo as echo
 from bench.echo import LABELS, LARGE, LOOPS, SMALL, STACKS
-from bench.echo.__main__ import LOOP_MODULES, CaseError, run_case, unavailable
+from bench.echo.__main__ import LOOP_MODULES, CaseError, _version, run_case, unavailable
 from bench.results import Context, GroupResult, GroupSkipped, Measure
 
 #: Stacks whose server has no client of its own: the client that drives it.
@@ -64,6 +64,12 @@ def pin_or_none() -> Optional[Tuple[int, int]]:
         return None
     cpus = sorted(os.sched_getaffinity(0))
     return (cpus[0], cpus[1]) if len(cpus) >= 2 else None
+
+
+def versions(dists: Sequence[str]) -> Dict[str, str]:
+    """Distribution -> version of those of ``dists`` that are installed."""
+    found = {dist: _version(dist) for dist in dists}
+    return {dist: v for dist, v in found.items() if v is not None}
 
 
 def median_or_none(values: Iterable[Optional[float]]) -> Optional[float]:
@@ -286,4 +292,5 @@ def run_group(ctx: Context) -> GroupResult:
         skipped={f"{stack_label(stack)} on {loop}": reason for (loop, stack), reason in skipped.items()},
         method=method,
         notes=notes,
+        versions=versions(("aiofastnet",)),
     )

@@ -19,7 +19,7 @@ import tempfile
 from typing import Any, Dict, List, Sequence, Tuple
 
 from bench.echo.__main__ import CaseError, _available
-from bench.echo.group import labelled, median_or_none
+from bench.echo.group import labelled, median_or_none, versions
 from bench.pubsub import LABELS, PEERS, REQUIRES, STACKS, USES_REDIS
 from bench.pubsub.__main__ import Redis, run_case
 from bench.results import Context, GroupResult, GroupSkipped, Measure
@@ -171,4 +171,7 @@ def run_group(ctx: Context) -> GroupResult:
         f" redis-server for all, flushed between stacks. {warmup} s of warm-up, then {duration} s measured;"
         f" {repeat} run(s) of every stack, interleaved. CPU times from /proc."
     )
-    return GroupResult(measures=measures, skipped=skipped, method=method, notes=notes)
+    return GroupResult(
+        measures=measures, skipped=skipped, method=method, notes=notes,
+        versions=versions(("channels_redis", "Django", "hiredis")),
+    )  # fmt: skip
