@@ -79,6 +79,11 @@ plain_message = codec.plain_message
 
 Message = Union[str, bytes]
 
+#: The queue of ``recv()`` while it is empty: one shared empty tuple. A deque
+#: (over 600 bytes) is made when a message must wait, so that an idle
+#: connection holds none.
+NO_MESSAGES: tuple = ()
+
 
 class FastPath:
     """Base of :class:`~fastws.asyncio.connection.Connection`: reading into the
@@ -95,7 +100,7 @@ class FastPath:
     listener: Any  # a Listener, or None
     max_queue: Optional[int]
     _on_message: Optional[Callable[[Any, Message], None]]  # listener.on_message, bound once
-    _messages: deque[Message]  # received, not yet taken by recv()
+    _messages: Union[deque[Message], tuple]  # received, not yet taken by recv(); NO_MESSAGES if none
     _recv_waiter: Optional[asyncio.Future[Any]]
     _reading_paused: bool
     _gates: Gates  # protocol.gates: the same object for the protocol's life
@@ -112,7 +117,7 @@ class FastPath:
         self.listener = listener
         self.max_queue = max_queue
         self._on_message = listener.on_message if listener is not None else None
-        self._messages = deque()
+        self._messages = NO_MESSAGES
         self._recv_waiter = None
         self._reading_paused = False
         self._gates = protocol.gates
@@ -283,6 +288,8 @@ class FastPath:
             if not waiter.done():
                 waiter.set_result(message)
                 return
+        if type(messages) is not deque:
+            messages = self._messages = deque()
         max_queue = self.max_queue
         if max_queue is None or len(messages) + 1 < max_queue:
             messages.append(message)

@@ -72,6 +72,7 @@ _SIDE_LOGGERS = {SERVER: "fastws.server", CLIENT: "fastws.client"}
 Data = Union[str, bytes]
 
 _CLOSED = object()  # resolves a waiting recv() when the connection ends
+NO_MESSAGES: tuple = ()  # the empty queue of recv() (see FastPath._messages)
 _OK_CODES = OK_CLOSE_CODES
 
 
@@ -151,13 +152,12 @@ class Connection(FastPath, asyncio.BufferedProtocol):
         self.loop = asyncio.get_running_loop()
         self._init_fast_path(protocol, listener, queue_high, _read_buffer(self.loop))
         self._queue_low = 0 if queue_low is None else queue_low
-        #: A unique identifier of the connection, for logs.
-        self.id: uuid.UUID = uuid.uuid4()
-        #: The connection's logger: a :class:`logging.LoggerAdapter` whose
-        #: records carry the connection as ``websocket``; on the ``fastws.server``
-        #: or ``fastws.client`` logger unless ``logger`` names another.
-        self.logger: logging.LoggerAdapter[Any] = logging.LoggerAdapter(
-            resolve_logger(logger, _SIDE_LOGGERS[protocol.side]), {"websocket": self}
+        # What a server holds per open connection counts: the identifier and
+        # the logger adapter are made when first used (see id and logger), the
+        # containers of pings and writers waiting for a drain when first needed.
+        self._id: Optional[uuid.UUID] = None
+        self._logger: Union[logging.Logger, logging.LoggerAdapter[Any]] = resolve_logger(
+            logger, _SIDE_LOGGERS[protocol.side]
         )
         # Messages are handed over asynchronously: a failure waits for them.
         protocol.defer_failure = True
@@ -175,9 +175,9 @@ class Connection(FastPath, asyncio.BufferedProtocol):
         self.latency = 0.0
         self._writelines: Any = None  # set with the transport
         self._writing_paused = False
-        self._drain_waiters: list = []
+        self._drain_waiters: Optional[list] = None
         self._send_lock: Optional[asyncio.Future] = None  # a fragmented send() in progress
-        self._pings: dict = {}  # payload -> (future, time sent)
+        self._pings: Optional[dict] = None  # payload -> (future, time sent)
         self._opened: asyncio.Future = self.loop.create_future()
         self._closed: asyncio.Future = self.loop.create_future()
         self._close_timer: Optional[asyncio.TimerHandle] = None
@@ -186,6 +186,32 @@ class Connection(FastPath, asyncio.BufferedProtocol):
         self._keepalive: Optional[asyncio.TimerHandle] = None
 
     # --- attributes ---------------------------------------------------------------
+
+    @property
+    def id(self) -> uuid.UUID:
+        """A unique identifier of the connection, for logs (a random UUID,
+        made when first read)."""
+        ident = self._id
+        if ident is None:
+            ident = self._id = uuid.uuid4()
+        return ident
+
+    @property
+    def logger(self) -> logging.LoggerAdapter[Any]:
+        """The connection's logger: a :class:`logging.LoggerAdapter` whose
+        records carry the connection as ``websocket``; on the ``fastws.server``
+        or ``fastws.client`` logger unless the ``logger`` option names another."""
+        adapter = self._logger
+        if not isinstance(adapter, logging.LoggerAdapter):
+            adapter = self._logger = logging.LoggerAdapter(adapter, {"websocket": self})
+        return adapter
+
+    @logger.setter
+    def logger(self, logger: LoggerLike) -> None:
+        if isinstance(logger, logging.LoggerAdapter):
+            self._logger = logger
+        else:
+            self._logger = resolve_logger(logger, _SIDE_LOGGERS[self.protocol.side])
 
     @property
     def state(self) -> State:
@@ -278,13 +304,14 @@ class Connection(FastPath, asyncio.BufferedProtocol):
         self._closed.set_result(None)
         self._wake_recv(_CLOSED)
         self._wake_writers()
-        if self._pings:
+        pings = self._pings
+        if pings:
             closed = self._closed_exc()
-            for future, _ in self._pings.values():
+            for future, _ in pings.values():
                 if not future.done():
                     future.set_exception(closed)
                     future.exception()
-            self._pings.clear()
+            pings.clear()
         if self.listener is not None and self._opened_ok():
             self._call_listener("on_close", self.close_code, self.close_reason or "")
 
@@ -493,9 +520,11 @@ class Connection(FastPath, asyncio.BufferedProtocol):
         # One coroutine, no helper awaited: recv() is on the hot path.
         messages = self._messages
         if messages:
-            message = messages.popleft()
-            if not messages and self.protocol.pending_failure is not None:
-                self._schedule_failure()
+            message = messages.popleft()  # type: ignore[union-attr]
+            if not messages:
+                self._messages = NO_MESSAGES  # an idle connection holds no deque
+                if self.protocol.pending_failure is not None:
+                    self._schedule_failure()
             if self._reading_paused and self.max_queue is not None and len(messages) <= self._queue_low:
                 self._reading_paused = False
                 if not self._closed.done():
@@ -674,13 +703,18 @@ class Connection(FastPath, asyncio.BufferedProtocol):
         """Wait until the transport's buffer is below the low-water mark."""
         while self._writing_paused and not self._closed.done():
             waiter = self.loop.create_future()
-            self._drain_waiters.append(waiter)
+            if self._drain_waiters is None:
+                self._drain_waiters = [waiter]
+            else:
+                self._drain_waiters.append(waiter)
             await waiter
         if self._closed.done() and self.protocol.state is not OPEN:
             raise self._closed_exc()
 
     def _wake_writers(self) -> None:
-        waiters, self._drain_waiters = self._drain_waiters, []
+        waiters, self._drain_waiters = self._drain_waiters, None
+        if not waiters:
+            return
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
@@ -721,9 +755,12 @@ class Connection(FastPath, asyncio.BufferedProtocol):
         """:meth:`ping` without awaiting, for :class:`Listener` callbacks (which
         cannot await) and other plain functions; the same arguments, result and
         errors."""
+        pings = self._pings
+        if pings is None:
+            pings = self._pings = {}
         if data is None:
             data = os.urandom(4)
-            while data in self._pings:
+            while data in pings:
                 data = os.urandom(4)
         elif isinstance(data, str):
             data = data.encode("utf-8")
@@ -731,14 +768,14 @@ class Connection(FastPath, asyncio.BufferedProtocol):
             data = bytes(data)
         else:
             raise TypeError(f"ping data must be str or bytes-like, not {type(data).__name__}")
-        if data in self._pings:
+        if data in pings:
             raise ConcurrencyError("a ping with the same data is already waiting for its pong")
         try:
             self.protocol.send_ping(data)
         except InvalidState:
             raise self._closed_exc() from None
         future = self.loop.create_future()
-        self._pings[data] = (future, time.monotonic())
+        pings[data] = (future, time.monotonic())
         self._flush()
         return future
 
@@ -752,12 +789,13 @@ class Connection(FastPath, asyncio.BufferedProtocol):
 
     def _pong_received(self, data: bytes) -> None:
         """Resolve the ping this pong answers and every ping sent before it."""
-        if data not in self._pings:
+        pings = self._pings
+        if not pings or data not in pings:
             return  # unsolicited
         now = time.monotonic()
-        while self._pings:
-            key, (future, sent) = next(iter(self._pings.items()))
-            del self._pings[key]
+        while pings:
+            key, (future, sent) = next(iter(pings.items()))
+            del pings[key]
             if not future.done():
                 future.set_result(now - sent)
             if key == data:

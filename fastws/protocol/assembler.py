@@ -96,9 +96,10 @@ class MessageAssembler:
         self._reading = False  # between start() and stop()
         self._ext: Any = None  # the extension that decodes RSV1 frames
         # The message in progress: its opcode (None: none), its payloads so far in
-        # one buffer, their size, and whether the extension decodes it.
+        # one buffer (made with the first payload of a fragmented message),
+        # their size, and whether the extension decodes it.
         self._op: Optional[int] = None
-        self._buf = bytearray()
+        self._buf: Optional[bytearray] = None
         self._size = 0
         self._decoded = False
         self._utf8: Any = None  # Utf8Validator, made on the first fragmented text
@@ -255,18 +256,22 @@ class MessageAssembler:
         # One buffer, not a list of parts: memory follows the message's size,
         # not its number of fragments (a flood of 1-byte or empty fragments).
         if payload:
-            self._buf += payload
+            buf = self._buf
+            if buf is None:
+                self._buf = bytearray(payload)
+            else:
+                buf += payload
         if not fin:
             self._size = size
             return None
-        data = bytes(self._buf)
+        data = b"" if self._buf is None else bytes(self._buf)
         self.drop()
         return data.decode() if text else data
 
     def drop(self) -> None:
         """Forget the message in progress (reading stopped, or it was taken)."""
         self._op = None
-        self._buf = bytearray()
+        self._buf = None
         self._size = 0
         self._decoded = False
         self._checked = 0

@@ -82,6 +82,29 @@ class Protocol:
             nor OPEN, or more than one extension uses RSV1.
     """
 
+    # Slots: a server holds one protocol per open connection. (The subclasses
+    # keep a __dict__ for their own attributes, which stays small.)
+    __slots__ = (
+        "side",
+        "_max_size",
+        "codec",
+        "_build_close",
+        "_parse_close",
+        "gates",
+        "_closing",
+        "_reader",
+        "_assembler",
+        "_writer",
+        "mask_frames",
+        "subprotocol",
+        "extensions",
+        "_ext",
+        "defer_failure",
+        "defer_trailing",
+        "_trailing",
+        "_events",
+    )
+
     def __init__(
         self,
         side: Side,
@@ -121,7 +144,8 @@ class Protocol:
         #: Negotiated extensions.
         self.extensions: List[Any] = []
         self._ext: Any = None
-        self._set_extensions(extensions or ())
+        if extensions:
+            self._set_extensions(extensions)
         #: See the class docstring: set it for drivers that deliver messages
         #: asynchronously.
         self.defer_failure = defer_failure
