@@ -352,3 +352,14 @@ def test_handshake_group_measures_each_server_process() -> None:
         assert result["errors"] == {} and result["sessions"] > 0, (stack, result)
         assert result["server_us"] is None or result["server_us"] > 0
 
+    # What python -m bench gets from those runs.
+    sessions, cpu = handshake.measures(results, "uvloop")
+    assert (sessions.id, cpu.id) == ("handshake.sessions", "handshake.cpu")
+    assert sessions.higher_is_better and not cpu.higher_is_better
+    labels = [handshake.label(s) for s in stacks]
+    assert list(sessions.samples) == labels
+    assert sessions.samples[labels[0]] == [results[stacks[0]][0]["rate"]]
+    assert list(sessions.fastws) == ["fastws serve()"]
+    assert sessions.floor == "bare uvloop protocol (floor)"
+    assert set(sessions.extra) == set(labels)
+

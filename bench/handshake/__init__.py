@@ -15,7 +15,8 @@ its own loop over uvloop) runs in a process of its own, pinned to one CPU,
 wsload to another. The floor, a bare uvloop :class:`asyncio.Protocol` that
 answers one read with the same bytes and closes (:mod:`bench.handshake.servers`),
 driven by ``wsload --raw 1`` (connect, 16 bytes each way, server closes), is
-what accepting and closing a TCP connection costs on that loop. All servers run
+what accepting and closing a TCP connection costs on that loop. The full run
+measures every stack on asyncio's own loop as well (``*.asyncio`` measures). All servers run
 at once, and each repeat measures every stack in turn, so that a change of load
 on the machine touches every stack alike.
 
@@ -38,7 +39,10 @@ from bench.results import Context, GroupResult, GroupSkipped, Measure
 
 from .. import loadgen
 
-__all__ = ["STACKS", "LABELS", "FLOOR", "settings", "measure_stack", "run_stacks", "run_group"]
+__all__ = [
+    "STACKS", "LABELS", "LOOPS", "FLOOR", "label", "missing", "settings", "measure_stack", "run_stacks", "measures",
+    "run_group",
+]
 
 #: The floor's name: a bare uvloop protocol, in :mod:`bench.handshake.servers`.
 FLOOR = "floor"
@@ -53,16 +57,17 @@ LABELS: Dict[str, str] = {
     "socketify": "socketify",
     FLOOR: "bare uvloop protocol (floor)",
 }
+LOOPS = ("uvloop", "asyncio")
 FASTWS = ("fastws", "fastws-listener")
-#: Modules each stack's server needs (all run on uvloop).
+#: Modules each stack's server needs (and uvloop, on uvloop).
 REQUIRES: Dict[str, Tuple[str, ...]] = {
-    "fastws": ("fastws", "uvloop"),
-    "fastws-listener": ("fastws", "uvloop"),
-    "websockets": ("websockets", "uvloop"),
-    "aiohttp": ("aiohttp", "uvloop"),
-    "picows": ("picows", "uvloop"),
-    "socketify": ("socketify", "uvloop"),
-    FLOOR: ("uvloop",),
+    "fastws": ("fastws",),
+    "fastws-listener": ("fastws",),
+    "websockets": ("websockets",),
+    "aiohttp": ("aiohttp",),
+    "picows": ("picows",),
+    "socketify": ("socketify",),
+    FLOOR: (),
 }
 
 CONCURRENCY = 64  #: sessions in flight
@@ -72,14 +77,20 @@ WARMUP = 0.25  #: seconds of sessions before each measured window
 ERROR_RATE = 0.001
 
 
-def settings(mode: str) -> Tuple[int, float]:
-    """(repeats, seconds per run) for a mode of :data:`bench.results.MODES`."""
-    return {"quick": (1, 1.0), "default": (3, 2.0), "full": (5, 3.0)}[mode]
+def settings(mode: str) -> Tuple[int, float, Tuple[str, ...]]:
+    """(repeats, seconds per run, loops) for a mode of :data:`bench.results.MODES`."""
+    return {"quick": (1, 1.0, LOOPS[:1]), "default": (3, 2.0, LOOPS[:1]), "full": (5, 3.0, LOOPS)}[mode]
 
 
-def missing(stack: str) -> List[str]:
-    """The modules ``stack`` needs that are not installed."""
-    return [m for m in REQUIRES[stack] if importlib.util.find_spec(m) is None]
+def label(stack: str, loop: str = "uvloop") -> str:
+    """What a reader sees for ``stack``; the floor names its loop."""
+    return f"bare {loop} protocol (floor)" if stack == FLOOR else LABELS[stack]
+
+
+def missing(stack: str, loop: str = "uvloop") -> List[str]:
+    """The modules ``stack`` needs on ``loop`` that are not installed."""
+    needs = REQUIRES[stack] + (("uvloop",) if loop == "uvloop" else ())
+    return [m for m in needs if importlib.util.find_spec(m) is None]
 
 
 def cpu_pair() -> Tuple[Optional[int], Optional[int]]:
@@ -134,8 +145,10 @@ def run_stacks(
     repeats: int,
     duration: float,
     step: Callable[[str], None] = lambda message: None,
+    loop: str = "uvloop",
 ) -> Tuple[Dict[str, List[Dict[str, Any]]], Dict[str, str], Optional[Tuple[int, int]]]:
-    """Start every stack's server, then measure each in turn, ``repeats`` times.
+    """Start every stack's server on ``loop``, then measure each in turn,
+    ``repeats`` times.
 
     Returns:
         (stack -> the wsload results of its good runs, stack -> why it has
@@ -154,20 +167,20 @@ def run_stacks(
     ports: Dict[str, Tuple[int, int]] = {}
     with contextlib.ExitStack() as servers:
         for stack in stacks:
-            absent = missing(stack)
+            absent = missing(stack, loop)
             if absent:
                 problems[stack] = f"not installed: {', '.join(absent)}"
                 continue
-            step(f"starting {LABELS[stack]}")
+            step(f"starting {label(stack, loop)}")
             try:
-                ports[stack] = servers.enter_context(server(stack, "uvloop", server_cpu))
+                ports[stack] = servers.enter_context(server(stack, loop, server_cpu))
             except ServerError as exc:
                 problems[stack] = str(exc)
         for run in range(repeats):
             for stack, (port, pid) in ports.items():
                 if stack in problems:
                     continue
-                step(f"{LABELS[stack]}: run {run + 1}/{repeats}")
+                step(f"{label(stack, loop)}: run {run + 1}/{repeats}")
                 try:
                     result = measure_stack(stack, port, pid, duration, client_cpu)
                 except loadgen.LoadgenError as exc:
@@ -187,68 +200,89 @@ def _median(values: Sequence[Optional[float]]) -> Optional[float]:
     return statistics.median(present) if present else None
 
 
-def run_group(ctx: Context) -> GroupResult:
-    """The handshake group of ``python -m bench``.
-
-    Raises:
-        GroupSkipped: No C compiler for wsload, or uvloop missing.
-    """
-    if importlib.util.find_spec("uvloop") is None:
-        raise GroupSkipped("uvloop is not installed (every server runs on it)")
-    repeats, duration = settings(ctx.mode)
-    results, problems, pin = run_stacks(STACKS, repeats, duration, ctx.step)
-    if not results:
-        raise GroupSkipped("no stack could be measured: " + "; ".join(f"{s}: {w}" for s, w in problems.items()))
+def measures(results: Dict[str, List[Dict[str, Any]]], loop: str) -> List[Measure]:
+    """``handshake.sessions`` and ``handshake.cpu`` (``.asyncio`` appended on
+    asyncio's loop) from the good runs of each stack."""
     order = [s for s in STACKS if s in results]
-    sessions = {LABELS[s]: [r["rate"] for r in results[s]] for s in order}
+    suffix = "" if loop == "uvloop" else f".{loop}"
+    on = "" if loop == "uvloop" else f", on {loop}"
+    sessions = {label(s, loop): [r["rate"] for r in results[s]] for s in order}
     cpu: Dict[str, List[float]] = {}
     for s in order:
         values = [r["server_us"] for r in results[s] if r["server_us"] is not None]
         if values:
-            cpu[LABELS[s]] = values
+            cpu[label(s, loop)] = values
     extra = {
-        LABELS[s]: {
-            "server CPU per session (us)": _round(_median([r["server_us"] for r in results[s]])),
+        label(s, loop): {
             "p50 latency (ms)": _round(_median([r["latency_ms"]["p50"] for r in results[s]]), 2),
             "p99 latency (ms)": _round(_median([r["latency_ms"]["p99"] for r in results[s]]), 2),
         }
         for s in order
     }
     fastws = [LABELS[s] for s in FASTWS if s in results]
-    floor = LABELS[FLOOR] if FLOOR in results else None
-    measures = [
+    floor = label(FLOOR, loop) if FLOOR in results else None
+    found = [
         Measure(
-            id="handshake.sessions",
-            title=f"Sessions per second (connect, upgrade, {SIZE} B echo, close; {CONCURRENCY} clients)",
+            id=f"handshake.sessions{suffix}",
+            title=f"Sessions per second (connect, upgrade, {SIZE} B echo, close; {CONCURRENCY} clients{on})",
             unit="sessions/s",
             higher_is_better=True,
             samples=sessions,
             fastws=fastws,
             floor=floor,
+            short=loop,
             extra=extra,
             note=f"{CONCURRENCY} sessions in flight from wsload (C, epoll); the floor is TCP connect,"
-            f" {SIZE} bytes each way and close, on a bare uvloop protocol.",
+            f" {SIZE} bytes each way and close, on a bare {loop} protocol.",
         )
     ]
     if cpu:
-        measures.append(
+        found.append(
             Measure(
-                id="handshake.cpu",
-                title="Server CPU time per session (user + system)",
+                id=f"handshake.cpu{suffix}",
+                title=f"Server CPU time per session (user + system{on})",
                 unit="µs",
                 higher_is_better=False,
                 samples=cpu,
-                fastws=[label for label in fastws if label in cpu],
+                fastws=[name for name in fastws if name in cpu],
                 floor=floor if floor in cpu else None,
+                short=loop,
                 note="The server process's CPU time over a run (from /proc) over the sessions it completed.",
             )
         )
+    return found
+
+
+def run_group(ctx: Context) -> GroupResult:
+    """The handshake group of ``python -m bench``.
+
+    Raises:
+        GroupSkipped: No C compiler for wsload, uvloop missing, or no stack
+            could be measured.
+    """
+    if importlib.util.find_spec("uvloop") is None:
+        raise GroupSkipped("uvloop is not installed (the servers run on it)")
+    repeats, duration, loops = settings(ctx.mode)
+    found: List[Measure] = []
+    skipped: Dict[str, str] = {}
+    pin: Optional[Tuple[int, int]] = None
+    measured: List[str] = []
+    for loop in loops:
+        results, problems, pin = run_stacks(STACKS, repeats, duration, ctx.step, loop)
+        where = "" if loop == "uvloop" else f" on {loop}"
+        skipped.update({label(s, loop) + where: why for s, why in problems.items()})
+        if results:
+            found += measures(results, loop)
+            measured += [s for s in STACKS if s in results]
+    if not found:
+        raise GroupSkipped("no stack could be measured: " + "; ".join(f"{s}: {w}" for s, w in skipped.items()))
     placement = (
         f"the server pinned to CPU {pin[0]}, wsload to CPU {pin[1]}" if pin else "no CPU pinning (fewer than 2 CPUs)"
     )
+    loops_text = " and ".join(loops)
     method = (
-        f"Each stack's echo server runs in its own process on uvloop (socketify drives its libuv loop from a uvloop"
-        f" loop), all started at once; {placement}. wsload (bench/loadgen/wsload.c, C with epoll) keeps"
+        f"Each stack's echo server runs in its own process on {loops_text} (socketify drives its libuv loop from"
+        f" that loop), all started at once; {placement}. wsload (bench/loadgen/wsload.c, C with epoll) keeps"
         f" {CONCURRENCY} sessions in flight: TCP connect, HTTP upgrade (status, Upgrade, Connection and"
         f" Sec-WebSocket-Accept checked), one masked {SIZE} B binary message and its echo compared, close 1000"
         f" both ways, the server closing TCP first. {repeats} run(s) of {duration:g} s per stack after"
@@ -261,18 +295,12 @@ def run_group(ctx: Context) -> GroupResult:
     load = _loadavg()
     if load is not None:
         notes.append(f"Load average at the end of the group: {load:.2f}.")
-    if "socketify" in results:
+    if "socketify" in measured:
         notes.append(
             "socketify polls libuv from its asyncio loop (call_soon while busy, then every 1-10 ms when idle), so"
             " its CPU time includes that polling."
         )
-    return GroupResult(
-        measures=measures,
-        skipped={LABELS[s]: why for s, why in problems.items()},
-        method=method,
-        notes=notes,
-        versions=_versions(),
-    )
+    return GroupResult(measures=found, skipped=skipped, method=method, notes=notes, versions=_versions())
 
 
 def _round(value: Optional[float], digits: int = 1) -> Optional[float]:

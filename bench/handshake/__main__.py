@@ -3,6 +3,7 @@
     python -m bench.handshake                       # every stack, 3 runs of 2 s
     python -m bench.handshake --quick               # 1 run of 1 s
     python -m bench.handshake --full                # 5 runs of 3 s
+    python -m bench.handshake --loop asyncio        # the servers on asyncio's own loop
     python -m bench.handshake --stacks fastws,picows,floor --duration 5 --repeat 3 --json out.json
 
 See :mod:`bench.handshake` for the method. The exit status is 1 when a stack
@@ -21,7 +22,7 @@ from typing import Any, List, Optional, Sequence
 if __package__ in (None, ""):  # run as a script
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from bench.handshake import CONCURRENCY, LABELS, SIZE, STACKS, run_stacks, settings
+from bench.handshake import CONCURRENCY, LOOPS, SIZE, STACKS, label, run_stacks, settings
 from bench.results import GroupSkipped
 
 
@@ -33,6 +34,7 @@ def _parse(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument("--stacks", help=f"comma-separated, from {','.join(STACKS)} (default: all)")
     parser.add_argument("--duration", type=float, help="seconds per run")
     parser.add_argument("--repeat", type=int, help="runs per stack")
+    parser.add_argument("--loop", choices=LOOPS, default="uvloop", help="the servers' event loop (default: uvloop)")
     parser.add_argument("--json", metavar="PATH", help="also write every run's wsload output here")
     args = parser.parse_args(argv)
     if args.stacks:
@@ -57,7 +59,7 @@ def _fmt(value: Optional[float], digits: int = 0) -> str:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parse(argv)
     mode = "quick" if args.quick else "full" if args.full else "default"
-    repeats, duration = settings(mode)
+    repeats, duration, _ = settings(mode)
     repeats = args.repeat or repeats
     duration = args.duration or duration
 
@@ -65,13 +67,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"  {message}", file=sys.stderr, flush=True)
 
     try:
-        results, problems, pin = run_stacks(args.stacks, repeats, duration, step)
+        results, problems, pin = run_stacks(args.stacks, repeats, duration, step, args.loop)
     except GroupSkipped as exc:
         print(f"cannot run: {exc}", file=sys.stderr)
         return 1
     print(
         f"Sessions per second: connect, upgrade, {SIZE} B echo, close; {CONCURRENCY} in flight;"
-        f" {repeats} x {duration:g} s per stack; servers on uvloop"
+        f" {repeats} x {duration:g} s per stack; servers on {args.loop}"
         + (f"; server on CPU {pin[0]}, wsload on CPU {pin[1]}" if pin else "; no CPU pinning")
     )
     try:
@@ -86,7 +88,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         rates = [r["rate"] for r in runs]
         cpu = [r["server_us"] for r in runs if r["server_us"] is not None]
         rows.append([
-            LABELS[stack],
+            label(stack, args.loop),
             _fmt(statistics.median(rates)),
             f"{_fmt(min(rates))}-{_fmt(max(rates))}",
             _fmt(statistics.median(cpu) if cpu else None, 1),
@@ -100,7 +102,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for row in rows:
         print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
     for stack, why in problems.items():
-        print(f"{LABELS[stack]}: not measured: {why}")
+        print(f"{label(stack, args.loop)}: not measured: {why}")
     if args.json:
         payload: Any = {"repeats": repeats, "duration": duration, "pin": pin, "results": results, "problems": problems}
         with open(args.json, "w", encoding="utf-8") as f:
