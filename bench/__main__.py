@@ -1,160 +1,113 @@
-"""Run the kernel benchmarks and print the comparison report.
+"""Run the fastws benchmark suite and print one short summary.
 
-    python -m bench                      # everything, quick settings (a few minutes)
-    python -m bench -k test_mask         # only what pytest's -k selects
-    python -m bench -k "parse or build" --max-time 1 --json results.json
-    python -m bench --report results.json   # print the report of an earlier run
-    python -m bench -- -x --benchmark-disable-gc   # after --: passed to pytest
+    python -m bench                       # the default groups, a few minutes
+    python -m bench --quick               # every group, briefly: a smoke run
+    python -m bench --full                # every group, the largest counts and most repeats
+    python -m bench --only handshake,memory --out results/
+    python -m bench --list                # the groups, and which run by default
 
-Runs ``pytest bench --benchmark-only --benchmark-json=FILE`` in a subprocess from
-the repository root, then prints :mod:`bench.report` on FILE. Any option not listed
-below also goes to pytest. The exit code is pytest's when it failed, else 0.
+Each group measures fastws and its peers (websockets, aiohttp, picows,
+socketify, where installed) in the same run, repeating every figure; the command
+shows one line of progress per group, then a table of every measure: fastws's
+best stack, the fastest peer, their ratio and who is ahead. ``--out DIR``
+(default ``bench-results``) receives ``report.md`` (every table, the machine,
+the versions and the method), ``results.json`` (every raw figure) and PNG charts
+(with matplotlib installed). The exit status is 1 when a group failed.
+
+The kernel benchmarks alone, with pytest-benchmark's options, are
+``python -m bench.kernels``; each group also runs alone as ``python -m bench.GROUP``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
-import tempfile
+import time
+from typing import List, Optional
 
-BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(BENCH_DIR)
+if __package__ in (None, ""):  # python bench/__main__.py
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from bench.suite import GROUPS
+
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="Run the fastws kernel benchmarks (pytest-benchmark) and print a comparison table.",
-        epilog="Unknown options, and everything after --, are passed to pytest.",
+        description="Run the fastws benchmark suite: fastws against its peers, one summary table.",
+        epilog="groups: " + ", ".join(group.name + ("" if group.default else " (--quick/--full)") for group in GROUPS),
     )
-    parser.add_argument("-k", dest="keyword", metavar="EXPR", help="pytest -k expression, e.g. 'test_mask and 64KiB'")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="every group, fewer repeats and smaller counts: a smoke run")
+    size.add_argument("--full", action="store_true", help="every group, the largest counts and the most repeats")
+    parser.add_argument("--only", metavar="GROUP[,GROUP]", help="run only these groups (in any mode)")
     parser.add_argument(
-        "--json",
-        metavar="PATH",
-        help="keep pytest-benchmark's JSON results here (default: a temporary file, deleted)",
+        "--out",
+        metavar="DIR",
+        default="bench-results",
+        help="where report.md, results.json and the charts go (default: bench-results)",
     )
-    parser.add_argument(
-        "--max-time",
-        type=float,
-        default=0.2,
-        metavar="S",
-        help="pytest-benchmark's --benchmark-max-time per benchmark (default: 0.2)",
-    )
-    parser.add_argument(
-        "--min-rounds",
-        type=int,
-        default=5,
-        metavar="N",
-        help="pytest-benchmark's --benchmark-min-rounds (default: 5)",
-    )
-    parser.add_argument(
-        "--min-time",
-        type=float,
-        default=0.0001,
-        metavar="S",
-        help="pytest-benchmark's --benchmark-min-time, the least duration of one round: "
-        "fast calls are repeated within a round (default: 0.0001, which keeps timer "
-        "overhead small and the JSON to a few MB)",
-    )
-    parser.add_argument(
-        "--stat",
-        choices=("median", "mean", "min"),
-        default="median",
-        help="statistic for throughput and ratios in the report (default: median)",
-    )
-    parser.add_argument(
-        "--baseline",
-        metavar="NAME",
-        help="compare every group against this implementation (its display name, e.g. 'fastws[cython] apply_mask')",
-    )
-    parser.add_argument(
-        "--report",
-        metavar="PATH",
-        help="do not run anything: print the report of an existing JSON file",
-    )
+    parser.add_argument("--list", action="store_true", help="list the groups and exit")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    extra: list[str] = []
-    if "--" in argv:
-        cut = argv.index("--")
-        argv, extra = argv[:cut], argv[cut + 1 :]
-    args, unknown = build_parser().parse_known_args(argv)
-    extra = unknown + extra
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    from bench import charts, summary
+    from bench.suite import GROUPS, machine, run_suite, select
 
-    # Imported here so that `python -m bench --help` works without pytest.
-    if ROOT not in sys.path:
-        sys.path.insert(0, ROOT)
-    from bench import report
-
-    if args.report:
-        report.report(report.load(args.report), stat=args.stat, baseline=args.baseline)
+    if args.list:
+        for group in GROUPS:
+            when = "default" if group.default else "--quick, --full"
+            print(f"{group.name:<12} {group.title} [{when}]")
         return 0
 
-    if args.json:
-        json_path = os.path.abspath(args.json)
-        cleanup = False
-    else:
-        fd, json_path = tempfile.mkstemp(prefix="fastws-bench-", suffix=".json")
-        os.close(fd)
-        os.unlink(json_path)  # written by pytest-benchmark only if something ran
-        cleanup = True
-
-    cmd = [
-        sys.executable,
-        "-m",
-        "pytest",
-        BENCH_DIR,
-        "--benchmark-only",
-        f"--benchmark-json={json_path}",
-        f"--benchmark-max-time={args.max_time}",
-        f"--benchmark-min-rounds={args.min_rounds}",
-        f"--benchmark-min-time={args.min_time}",
-        "--benchmark-quiet",  # our report replaces pytest-benchmark's own table
-        "-q",
-        "-rs",  # list skipped implementations with their reasons
-        "-p",
-        "no:cacheprovider",
-    ]
-    if args.keyword:
-        cmd += ["-k", args.keyword]
-    cmd += extra
-
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH", "")) if p)
-    print("+ " + " ".join(cmd[2:]), flush=True)
+    mode = "quick" if args.quick else "full" if args.full else "default"
+    only = [name.strip() for name in args.only.split(",") if name.strip()] if args.only else None
     try:
-        rc = subprocess.call(cmd, cwd=ROOT, env=env)
+        groups = select(mode, only)
+    except ValueError as exc:
+        print(f"python -m bench: {exc}", file=sys.stderr)
+        return 2
+    out_dir = os.path.abspath(args.out)
+    os.makedirs(out_dir, exist_ok=True)
+
+    info = machine()
+    print(
+        f"fastws benchmarks, {mode} run: {', '.join(group.name for group in groups)}\n"
+        f"{info['cpu']}, {info['cpus_usable']} CPUs usable, load {info['load_average']:.2f}; "
+        f"fastws {info['fastws']}; {info['python']}",
+        flush=True,
+    )
+    started = time.monotonic()
+    try:
+        runs = run_suite(groups, mode, out_dir)
     except KeyboardInterrupt:
-        rc = 130
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    seconds = time.monotonic() - started
+    info["load_average_after"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
-    try:
-        # pytest-benchmark creates the file even when nothing ran (left empty).
-        data = None
-        if os.path.exists(json_path) and os.path.getsize(json_path) > 0:
-            try:
-                data = report.load(json_path)
-            except ValueError as exc:
-                print(f"\ncannot read {json_path}: {exc}", file=sys.stderr)
-        if data is not None:
-            print()
-            sys.stdout.flush()
-            report.report(data, stat=args.stat, baseline=args.baseline)
-            if not cleanup:
-                print(f"\nresults kept in {json_path}")
-        else:
-            print("\nno benchmark results were written", file=sys.stderr)
-    finally:
-        if cleanup and os.path.exists(json_path):
-            os.unlink(json_path)
+    why_not = charts.unavailable()
+    drawn = {} if why_not else charts.draw_all(runs, out_dir)
+    summary.write_json(os.path.join(out_dir, "results.json"), runs, info, mode, seconds)
+    summary.write_report(os.path.join(out_dir, "report.md"), runs, info, mode, drawn, why_not, seconds)
 
-    if rc != 0:
-        print(f"\npytest exited with status {rc}", file=sys.stderr)
-    return rc
+    print()
+    for line in summary.summary_text(runs):
+        print(line)
+    notes = summary.problems(runs)
+    if notes:
+        print()
+        for line in notes:
+            print(line)
+    print()
+    count = sum(len(v) for v in drawn.values())
+    print(f"report: {os.path.join(args.out, 'report.md')}; raw figures: {os.path.join(args.out, 'results.json')}")
+    print(f"charts: {count} in {args.out}" if not why_not else f"charts: {why_not}")
+    failed = [run for run in runs if run.error is not None]
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
