@@ -583,6 +583,8 @@ static int on_frames(size_t i, double now) {
             c->deadline = now + opt.timeout;
             continue;
         }
+        if (c->state == S_CLOSING && (opcode == 0x1 || opcode == 0x2 || opcode == 0x0))
+            continue; /* sent before the server saw our close frame: discarded */
         if (!fin || (opcode != 0x2 && opcode != 0x1) || c->state != S_OPEN) {
             record_error(E_UNEXPECTED_FRAME, "opcode %d fin %d in state %d", opcode, !!fin, c->state);
             return -1;
