@@ -83,6 +83,11 @@ FASTWS_AVX2 static void fastws_mask_avx2(const uint8_t *src, uint8_t *dst,
         __m256i a = _mm256_loadu_si256((const __m256i *)(src + i));
         _mm256_storeu_si256((__m256i *)(dst + i), _mm256_xor_si256(a, k));
     }
+    if (i + 16 <= n) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(src + i));
+        _mm_storeu_si128((__m128i *)(dst + i), _mm_xor_si128(a, _mm256_castsi256_si128(k)));
+        i += 16;
+    }
     /* i is a multiple of 4 here, so the key phase is unchanged. */
     fastws_mask_generic(src + i, dst + i, n - i, key);
 }

@@ -18,6 +18,7 @@ cimport cython
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.long cimport PyLong_Check
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 from libc.stdint cimport uint8_t, uint64_t
@@ -889,6 +890,20 @@ def plain_message(frame):
 # --- building --------------------------------------------------------------------
 
 
+cdef inline Py_ssize_t _opcode_value(object opcode_int) except? -2:
+    """The value of an int (or int subclass) opcode; -1, an invalid opcode,
+    for one too large for a C long (the rules then say what is wrong)."""
+    cdef int overflow
+    cdef long op = PyLong_AsLongAndOverflow(opcode_int, &overflow)
+    return -1 if overflow else op
+
+
+cdef inline object _exact_int(object value):
+    """What ``operator.index`` gives for an int or int subclass (an Opcode),
+    for the error messages of the rules, which format it."""
+    return value if type(value) is int else PyNumber_Index(value)
+
+
 cdef uint8_t _key_pool[4096]
 cdef Py_ssize_t _key_pos = 4096
 
@@ -1014,8 +1029,9 @@ def build_frame(opcode, payload, *, bint fin=True, bint rsv1=False, mask=None):
         UnicodeEncodeError: If ``payload`` is a ``str`` that UTF-8 cannot
             encode (a lone surrogate).
     """
-    cdef object opcode_int = opcode if type(opcode) is int else operator.index(opcode)
-    cdef Py_ssize_t op = -1  # any opcode too large for C is invalid: check_build says so
+    # An int or an int subclass (Opcode) is read as it is: no Python call.
+    cdef object opcode_int = opcode if PyLong_Check(opcode) else PyNumber_Index(opcode)
+    cdef Py_ssize_t op = _opcode_value(opcode_int)
     cdef const uint8_t *src
     cdef Py_ssize_t n
     cdef Py_buffer view
@@ -1023,10 +1039,6 @@ def build_frame(opcode, payload, *, bint fin=True, bint rsv1=False, mask=None):
     cdef bint masked
     cdef uint8_t key[4]
     cdef bytes frame
-    try:
-        op = opcode_int
-    except OverflowError:
-        pass
     if type(payload) is bytes:
         src = <const uint8_t *>PyBytes_AS_STRING(payload)
         n = PyBytes_GET_SIZE(payload)
@@ -1040,7 +1052,7 @@ def build_frame(opcode, payload, *, bint fin=True, bint rsv1=False, mask=None):
     try:
         if (op < 0 or op > 10 or not (_DEFINED_OPCODES >> op) & 1
                 or (op >= 8 and (n > 125 or not fin)) or (rsv1 and op != 1 and op != 2)):
-            _rules.check_build(opcode_int, n, fin, rsv1)
+            _rules.check_build(_exact_int(opcode_int), n, fin, rsv1)
         if mask is None or mask is False:
             masked = False
         else:
@@ -1082,21 +1094,18 @@ def build_header(opcode, length, *, bint fin=True, bint rsv1=False):
             or longer than 125 bytes, or ``length`` is not 0 to 2**63 - 1.
         TypeError: If ``opcode`` or ``length`` is not an integer.
     """
-    cdef object opcode_int = opcode if type(opcode) is int else operator.index(opcode)
-    cdef object length_int = length if type(length) is int else operator.index(length)
-    cdef Py_ssize_t op = -1  # too large for C: invalid, and check_header says so
-    cdef long long n = -1    # likewise
+    cdef object opcode_int = opcode if PyLong_Check(opcode) else PyNumber_Index(opcode)
+    cdef object length_int = length if type(length) is int else PyNumber_Index(length)
+    cdef Py_ssize_t op = _opcode_value(opcode_int)
+    cdef long long n = -1    # too large for C: invalid, and check_header says so
     cdef uint8_t out[10]
-    try:
-        op = opcode_int
-    except OverflowError:
-        pass
     try:
         n = length_int
     except OverflowError:
         pass
     if (op < 0 or op > 10 or not (_DEFINED_OPCODES >> op) & 1 or n < 0
             or (op >= 8 and (n > 125 or not fin)) or (rsv1 and op != 1 and op != 2)):
+        opcode_int = _exact_int(opcode_int)
         _rules.check_header(opcode_int, length_int, fin, rsv1)
         # the fast check and the rules disagree: a bug here
         raise SystemError(f"fastws: header ({opcode_int}, {length_int}) rejected without a reason")
