@@ -55,6 +55,9 @@ class Measure:
         extra: Secondary figures by stack (server CPU per session, connections
             per worker...), shown in ``report.md`` under the measure's table.
         note: One or two sentences on method or caveats, printed under the table.
+        headline: Whether the terminal's short summary shows this measure
+            (``report.md``'s summary shows every measure); a group with many
+            measures of one kind marks a representative few.
     """
 
     id: str
@@ -70,6 +73,7 @@ class Measure:
     log: bool = False
     extra: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     note: str = ""
+    headline: bool = True
 
     def median(self, label: str) -> float:
         return statistics.median(self.samples[label])
@@ -113,6 +117,7 @@ class Measure:
             "log": self.log,
             "extra": self.extra,
             "note": self.note,
+            "headline": self.headline,
         }
 
 

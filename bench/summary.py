@@ -88,9 +88,10 @@ def summary_row(measure: Measure) -> Optional[Dict[str, Any]]:
     elif row["ratio"] >= 1.02:
         row["ahead"] = "fastws"
     elif row["ratio"] <= 1 / 1.02:
-        row["ahead"] = peer
+        row["ahead"] = "peer"
     else:
         row["ahead"] = "level"
+    row["headline"] = measure.headline
     return row
 
 
@@ -129,9 +130,11 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> 
 
 
 def summary_text(runs: Sequence[GroupRun]) -> List[str]:
-    """The short table the command ends with."""
+    """The short table the command ends with: the headline measures."""
     rows = []
     for row in summary_rows(runs):
+        if not row["headline"]:
+            continue
         rows.append(
             [
                 row["measure"],

@@ -53,12 +53,12 @@ SUMMARY_CASES = [
     (rate({"fastws": [100, 120, 110], "fastws Listener": [150, 160, 155], "picows": [140], "websockets": [50]}),
      "fastws Listener", "picows", 155 / 140, "fastws"),
     (rate({"fastws": [90.0], "aiohttp": [100.0], "raw TCP": [1000.0]}, floor="raw TCP"),
-     "fastws", "aiohttp", 0.9, "aiohttp"),
+     "fastws", "aiohttp", 0.9, "peer"),
     (rate({"fastws": [100.0], "aiohttp": [101.0]}), "fastws", "aiohttp", 100 / 101, "level"),
     # lower is better: 3 KiB against 12 KiB is 4x in fastws's favour
     (cost({"fastws": [3.0, 2.0, 4.0], "websockets": [12.0], "bare protocol": [1.5]}, floor="bare protocol"),
      "fastws", "websockets", 4.0, "fastws"),
-    (cost({"fastws": [8.0], "socketify": [0.5]}), "fastws", "socketify", 0.5 / 8.0, "socketify"),
+    (cost({"fastws": [8.0], "socketify": [0.5]}), "fastws", "socketify", 0.5 / 8.0, "peer"),
 ]
 
 
@@ -218,6 +218,16 @@ def test_summary_text_names_who_is_ahead() -> None:
     text = "\n".join(summary.summary_text(_runs()))
     assert "105 msg/s" in text and "125 msg/s (picows)" in text and "0.84x" in text
     assert "2.90 KiB" in text and "0.65 KiB (socketify)" in text
+
+
+def test_terminal_summary_shows_headline_measures_only(tmp_path: Path) -> None:
+    runs = _runs()
+    assert runs[0].result is not None
+    runs[0].result.measures[1].headline = False  # echo.rt_uvloop
+    text = "\n".join(summary.summary_text(runs))
+    assert "150 msg/s" not in text and "105 msg/s" in text
+    summary.write_report(str(tmp_path / "report.md"), runs, {}, "quick", {}, None, 1.0)
+    assert "150 msg/s" in (tmp_path / "report.md").read_text()
 
 
 @pytest.mark.skipif(charts.unavailable() is not None, reason="matplotlib is not installed")
