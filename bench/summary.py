@@ -234,9 +234,14 @@ def write_report(
         "## Machine",
         "",
     ]
-    for key in ("cpu", "cpus", "cpus_usable", "memory", "os", "python", "fastws", "fastws_kernels", "load_average"):
+    for key in ("cpu", "cpus", "cpus_usable", "memory", "os", "python", "fastws", "fastws_kernels"):
         if info.get(key) is not None:
             lines.append(f"- {key.replace('_', ' ')}: {info[key]}")
+    if info.get("load_average") is not None:
+        load = f"{info['load_average']:.2f} at the start"
+        if info.get("load_average_after") is not None:
+            load += f", {info['load_average_after']:.2f} at the end"
+        lines.append(f"- load average (1 min): {load}")
     versions = dict(info.get("versions", {}))
     for run in runs:
         if run.result is not None:
