@@ -373,7 +373,7 @@ static int start_conn(size_t i, double now) {
     c->state = S_IDLE;
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0) {
-        record_error(E_CONNECT, "socket: %s", strerror(errno));
+        record_error(E_CONNECT, "socket(): %s", strerror(errno));
         return -1;
     }
     live++;
@@ -382,7 +382,7 @@ static int start_conn(size_t i, double now) {
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (connect(c->fd, (struct sockaddr *)&server_addr, sizeof server_addr) < 0 && errno != EINPROGRESS) {
-        record_error(E_CONNECT, "connect: %s", strerror(errno));
+        record_error(E_CONNECT, "%s", strerror(errno));
         drop(i);
         return -1;
     }
@@ -694,7 +694,7 @@ static int on_event(size_t i, uint32_t events, double now) {
         int err = 0;
         socklen_t len = sizeof err;
         if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
-        if (err) { record_error(E_CONNECT, "connect: %s", strerror(err)); goto fail; }
+        if (err) { record_error(E_CONNECT, "%s", strerror(err)); goto fail; }
         c->state = opt.raw ? S_OPEN : S_RESPONSE;
         if (opt.raw) handshaking--;
         c->deadline = now + opt.timeout;
@@ -980,9 +980,9 @@ int main(int argc, char **argv) {
     if (rl.rlim_cur < need) {
         struct rlimit want = {need, rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ? rl.rlim_max : need};
         if (setrlimit(RLIMIT_NOFILE, &want) < 0)
-            die("%s connections need %llu file descriptors; the limit is %llu (hard %llu) and raising it failed: %s"
+            die("%ld connections need %llu file descriptors; the limit is %llu (hard %llu) and raising it failed: %s"
                 " (raise it with ulimit -n, or as root)",
-                opt.handshake_mode ? "the" : "the broadcast's", (unsigned long long)need,
+                opt.handshake_mode ? (long)opt.concurrency : opt.clients, (unsigned long long)need,
                 (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max, strerror(errno));
     }
 
