@@ -364,3 +364,65 @@ async def test_open_timeout_bounds_an_async_hook(caplog):
         r.getMessage().startswith("opening handshake from ('127.0.0.1', ") and r.getMessage().endswith(" timed out")
         for r in caplog.records
     )
+
+
+# --- the open timeout: one timer shared by the connections of a server -----------
+
+
+async def _silent_client(uri: str) -> tuple:
+    """A client that connects and sends nothing: (connect time, time the server hung up)."""
+    loop = asyncio.get_running_loop()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port_of(uri))
+    opened = loop.time()
+    assert await reader.read() == b""
+    closed = loop.time()
+    writer.close()
+    return opened, closed
+
+
+@run
+async def test_open_timeout_cuts_each_connection_at_its_own_deadline():
+    """Clients accepted at different times are cut in turn, none before its
+    open_timeout, while a connection that finished its handshake stays."""
+    timeout = 0.3
+    async with server(hello, open_timeout=timeout) as (srv, uri):
+        async with fastws.connect(uri) as websocket:
+            first = asyncio.ensure_future(_silent_client(uri))
+            await asyncio.sleep(timeout / 2)  # the second is accepted later
+            second = asyncio.ensure_future(_silent_client(uri))
+            (opened1, closed1), (opened2, closed2) = await asyncio.wait_for(asyncio.gather(first, second), 5)
+            assert closed1 - opened1 >= timeout - 0.02 and closed2 - opened2 >= timeout - 0.02
+            assert closed1 < closed2
+            assert await websocket.recv() == "hello /"  # past the open timeout, still open
+        assert srv._opening == {}
+
+
+@run
+async def test_open_timeout_changed_by_a_connection_gets_its_own_timer():
+    class Patient(fastws.ServerConnection):
+        def connection_made(self, transport):
+            self.open_timeout = 0.1
+            super().connection_made(transport)
+
+    async with server(hello, open_timeout=30, create_connection=Patient) as (srv, uri):
+        opened, closed = await asyncio.wait_for(_silent_client(uri), 5)
+        assert 0.08 <= closed - opened < 5
+        assert srv._opening == {}
+
+
+@run
+async def test_the_shared_open_timer_goes_with_the_server():
+    accepted = asyncio.Event()
+
+    class Signalling(fastws.ServerConnection):
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            accepted.set()
+
+    async with server(hello, open_timeout=30, create_connection=Signalling) as (srv, uri):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port_of(uri))
+        await asyncio.wait_for(accepted.wait(), 5)
+        assert len(srv._opening) == 1 and srv._opening_timer is not None
+    assert srv._opening_timer is None and srv._opening == {}
+    assert await reader.read() == b""
+    writer.close()

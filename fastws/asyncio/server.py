@@ -124,6 +124,37 @@ class Server:
         self._done: Optional[asyncio.Future[None]] = None  # set once closed
         # makes one ServerConnection; set by serve()
         self._factory: Optional[Callable[[], ServerConnection]] = None
+        # serve()'s open_timeout. The connections that have it share one timer
+        # (a timer per connection, armed and cancelled, cost more than the rest
+        # of a short session's set-up): _opening holds their deadlines in the
+        # order of their TCP accepts, hence in increasing order.
+        self._open_timeout: Optional[float] = None
+        self._opening: Dict[ServerConnection, float] = {}
+        self._opening_timer: Optional[asyncio.TimerHandle] = None
+
+    def _watch_opening(self, connection: ServerConnection, loop: asyncio.AbstractEventLoop) -> None:
+        """Bound ``connection``'s opening handshake by :attr:`_open_timeout`;
+        ``_opening.pop(connection)`` stops it."""
+        assert self._open_timeout is not None
+        deadline = loop.time() + self._open_timeout
+        self._opening[connection] = deadline
+        if self._opening_timer is None:
+            self._opening_timer = loop.call_at(deadline, self._opening_timed_out, loop)
+
+    def _opening_timed_out(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The shared timer: cut the connections past their deadline, then
+        wait for the next deadline (if any connection is still opening)."""
+        self._opening_timer = None
+        opening = self._opening
+        now = loop.time()
+        while opening:
+            connection = next(iter(opening))
+            deadline = opening[connection]
+            if deadline > now:
+                self._opening_timer = loop.call_at(deadline, self._opening_timed_out, loop)
+                return
+            del opening[connection]
+            connection._open_timed_out()
 
     def _started(self) -> asyncio.Server:
         if self.server is None:
@@ -258,6 +289,9 @@ class Server:
                     await asyncio.wait(pending)
             self.logger.info("server closed")
         finally:
+            if self._opening_timer is not None:
+                self._opening_timer.cancel()
+                self._opening_timer = None
             done = self._done_future()
             if not done.done():
                 done.set_result(None)
@@ -554,6 +588,7 @@ class serve:
             return connection
 
         self._factory = self._server._factory = make_connection
+        self._server._open_timeout = open_timeout
         self._host, self._port = host, port
         self._unix, self._path = unix, path
         self._kwargs = create_server_kwargs

@@ -72,22 +72,52 @@ class ServerConnection(Connection):
         self.open_timeout = open_timeout
         self.username: Optional[str] = None
         super().__init__(protocol, **options)
+        # Its own open timer, or True in _open_shared: the server's (see
+        # Server._watch_opening).
         self._open_timer: Optional[asyncio.TimerHandle] = None
+        self._open_shared = False
         self._hook_task: Optional[asyncio.Task[None]] = None  # an async hook's
         self.handler_task: Optional[asyncio.Task[None]] = None
-        self._peer: Any = None  # kept for the log line once the transport is gone
         self._refusal_logged = False
+        self._tls_peer: Any = None  # see _peer
+
+    @property
+    def _peer(self) -> Any:
+        """The client's address, for log lines. Asked for only when a line is
+        logged (it costs a getpeername() call): a TCP transport answers even
+        once closed. asyncio's TLS transport forgets it before
+        connection_lost(), so it is kept at connection_made() for TLS."""
+        if self._tls_peer is not None:
+            return self._tls_peer
+        transport = self.transport
+        return None if transport is None else transport.get_extra_info("peername")
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._peer = transport.get_extra_info("peername")
+        if transport.get_extra_info("sslcontext") is not None:
+            self._tls_peer = transport.get_extra_info("peername")
         super().connection_made(transport)
-        self.server._connections.add(self)
-        if self.open_timeout is not None:
-            self._open_timer = self.loop.call_later(self.open_timeout, self._open_timed_out)
+        server = self.server
+        server._connections.add(self)
+        timeout = self.open_timeout
+        if timeout is not None:
+            # getattr: a stand-in for Server (in tests) may not have it.
+            if timeout == getattr(server, "_open_timeout", None):
+                server._watch_opening(self, self.loop)  # the server's shared timer
+                self._open_shared = True
+            else:
+                self._open_timer = self.loop.call_later(timeout, self._open_timed_out)
 
-    def connection_lost(self, exc: Optional[BaseException]) -> None:
+    def _opened_in_time(self) -> None:
+        """The opening handshake is over: the open timeout no longer applies."""
         if self._open_timer is not None:
             self._open_timer.cancel()
+            self._open_timer = None
+        elif self._open_shared:
+            self._open_shared = False
+            self.server._opening.pop(self, None)
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        self._opened_in_time()
         if self._hook_task is not None:
             self._hook_task.cancel()  # nobody is left to answer
         super().connection_lost(exc)
@@ -233,9 +263,7 @@ class ServerConnection(Connection):
             )
         protocol.send_response(response)
         if response.status_code == 101:
-            if self._open_timer is not None:
-                self._open_timer.cancel()
-                self._open_timer = None
+            self._opened_in_time()
             self._connection_open()
             if self.listener is None:
                 self.handler_task = self.loop.create_task(self._run_handler())

@@ -189,7 +189,8 @@ class ServerProtocol(Protocol):
         if response.status_code == 101:
             subprotocol, extensions = self._accepted or (None, [])
             self.subprotocol = subprotocol
-            self._set_extensions(extensions)
+            if extensions:  # none is what the protocol starts with
+                self._set_extensions(extensions)
             self._writer.queue(response.serialize())
             self._start_frames()
             pending, self._pending = self._pending, b""
