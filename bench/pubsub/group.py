@@ -145,14 +145,14 @@ def run_group(ctx: Context) -> GroupResult:
     """Every pub/sub stack, repeated, with one redis-server.
 
     quick: 200 subscribers, 0.5 s per run, once; default: 1,000 subscribers,
-    1.5 s, twice; full: 1,000 subscribers, 3 s, three times (the standalone default).
+    1 s, twice; full: 1,000 subscribers, 3 s, three times (the standalone default).
 
     Raises:
         GroupSkipped: when redis-server is not on PATH or does not start.
     """
     if not shutil.which("redis-server"):
         raise GroupSkipped("redis-server is not on PATH (Debian: apt-get install redis-server)")
-    subscribers, duration, warmup, repeat = ctx.pick((200, 0.5, 0.2, 1), (1000, 1.5, 0.5, 2), (1000, 3.0, 1.0, 3))
+    subscribers, duration, warmup, repeat = ctx.pick((200, 0.5, 0.2, 1), (1000, 1.0, 0.3, 2), (1000, 3.0, 1.0, 3))
     skipped: Dict[str, str] = {}
     for stack in STACKS:
         missing = [m for m in REQUIRES[stack] if not _available(m)]
