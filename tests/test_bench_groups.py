@@ -132,7 +132,7 @@ def test_echo_socketify_is_driven_by_picows_client() -> None:
 
     if "socketify" not in group.group_stacks():
         pytest.skip("bench.echo.servers has no socketify server")
-    reason = group.stack_unavailable("socketify")
+    reason = group.unavailable("socketify")
     if reason is not None:
         pytest.skip(reason)
     results, skipped = group.collect(["socketify"], ["asyncio"], 0.1, 0.02, 1, lambda _: None)

@@ -25,13 +25,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 ECHO_DIR = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(ECHO_DIR))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+import bench.echo  # noqa: E402
 from bench.echo import (  # noqa: E402
     ALL_STACKS,
     EXTRA_STACKS,
@@ -50,6 +51,20 @@ READY_TIMEOUT = 30.0
 CLIENT_SLACK = 30.0
 
 REFERENCES = ("picows", "aiohttp")  # the "vs" columns
+#: Stacks with a server but no client of their own, and the stack whose client
+#: drives them: the leanest of the others.
+BORROWED_CLIENT = {"socketify": "picows"}
+#: Those of bench.echo's server-only stacks that a borrowed client can drive
+#: (run only when named with --stacks).
+SERVER_ONLY: Tuple[str, ...] = tuple(
+    str(s) for s in getattr(bench.echo, "SERVER_ONLY_STACKS", ()) if s in BORROWED_CLIENT
+)
+#: What the tables call each stack: bench.echo's label, with the client named
+#: where it is borrowed ("socketify (picows client)").
+CASE_LABELS: Dict[str, str] = {
+    stack: (LABELS.get(stack) or stack) + (f" ({BORROWED_CLIENT[stack]} client)" if stack in BORROWED_CLIENT else "")
+    for stack in ALL_STACKS + SERVER_ONLY
+}
 LOOP_MODULES = {"asyncio": None, "uvloop": "uvloop"}
 
 
@@ -407,7 +422,7 @@ def report(
         refs = {name: summary.get((loop, name)) for name in REFERENCES}
         for stack in stacks:
             key = (loop, stack)
-            label = LABELS[stack]
+            label = CASE_LABELS[stack]
             if key in skipped:
                 rows.append([loop, label, "skipped", "-", "-", "-", "-", "-"])
                 notes.append(f"{label} on {loop}: skipped, {skipped[key]}")
@@ -446,7 +461,7 @@ def report(
     for note in notes:
         p(f"  ! {note}")
 
-    report_cpu(summary, loops, stacks, LABELS, "stack", p)
+    report_cpu(summary, loops, stacks, CASE_LABELS, "stack", p)
 
 
 # --- main ----------------------------------------------------------------------------------
@@ -467,7 +482,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--stacks",
         metavar="A,B",
-        help=f"comma-separated stacks (default: {','.join(STACKS)}; also: {','.join(EXTRA_STACKS)})",
+        help=f"comma-separated stacks (default: {','.join(STACKS)}; also: {','.join(EXTRA_STACKS + SERVER_ONLY)},"
+        " the last driven by picows's client)",
     )
     parser.add_argument("--loops", metavar="A,B", help=f"comma-separated loops (default: {','.join(LOOPS)})")
     parser.add_argument(
@@ -503,8 +519,10 @@ def _split(value: Optional[str], default, allowed, what: str) -> List[str]:
 
 
 def unavailable(stack: str) -> Optional[str]:
-    """Why ``stack`` cannot run here (None: it can)."""
-    missing = [m for m in REQUIRES[stack] if not _available(m)]
+    """Why ``stack`` cannot run here (None: it can): a module it needs, or
+    that the client it borrows needs, is missing."""
+    needed = REQUIRES[stack] + (REQUIRES[BORROWED_CLIENT[stack]] if stack in BORROWED_CLIENT else ())
+    missing = [m for m in dict.fromkeys(needed) if not _available(m)]
     return f"{', '.join(missing)} not installed" if missing else None
 
 
@@ -579,7 +597,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         default_stacks = [s for s in STACKS if s in ("fastws", "fastws-listener", "websockets", "aiohttp")]
         stacks = _split(args.stacks, default_stacks, default_stacks, "stack")
     else:
-        stacks = _split(args.stacks, STACKS, ALL_STACKS, "stack")
+        stacks = _split(args.stacks, STACKS, ALL_STACKS + SERVER_ONLY, "stack")
     loops = _split(args.loops, LOOPS, LOOPS, "loop")
     if args.profile_dir:
         os.makedirs(args.profile_dir, exist_ok=True)
@@ -608,13 +626,13 @@ def main(argv: Optional[List[str]] = None) -> int:
                     else None
                 )
                 try:
-                    result = run_case(stack, loop, duration, warmup, profile, pin)
+                    result = run_case(stack, loop, duration, warmup, profile, pin, BORROWED_CLIENT.get(stack))
                     msg = f"{result['small']['rate']:,.0f} round trips/s, {result['large']['mb_per_s']:,.0f} MB/s"
                 except CaseError as exc:
                     result = {"stack": stack, "loop": loop, "error": str(exc)}
                     msg = f"FAILED: {exc}"
                 results.setdefault((loop, stack), []).append(result)
-                print(f"[{done}/{total}] {LABELS[stack]} on {loop}: {msg}", file=sys.stderr, flush=True)
+                print(f"[{done}/{total}] {CASE_LABELS[stack]} on {loop}: {msg}", file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         print("interrupted: reporting the cases that finished", file=sys.stderr)
 

@@ -22,13 +22,19 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-import bench.echo as echo
-from bench.echo import LABELS, LARGE, LOOPS, SMALL, STACKS
-from bench.echo.__main__ import LOOP_MODULES, CaseError, _version, run_case, unavailable
+from bench.echo import LARGE, LOOPS, SMALL, STACKS
+from bench.echo.__main__ import (
+    BORROWED_CLIENT,
+    CASE_LABELS,
+    LOOP_MODULES,
+    SERVER_ONLY,
+    CaseError,
+    _version,
+    run_case,
+    unavailable,
+)
 from bench.results import Context, GroupResult, GroupSkipped, Measure
 
-#: Stacks whose server has no client of its own: the client that drives it.
-BORROWED_CLIENT: Dict[str, str] = {"socketify": "picows"}
 #: fastws's own stacks.
 FASTWS = ("fastws", "fastws-listener")
 FLOOR = "raw-tcp"
@@ -38,24 +44,12 @@ Key = Tuple[str, str]  # (loop, stack)
 
 def stack_label(stack: str) -> str:
     """The label a reader sees: bench.echo's, with the client named where it is borrowed."""
-    label = LABELS.get(stack, stack)
-    if stack in BORROWED_CLIENT:
-        label += f" ({BORROWED_CLIENT[stack]} client)"
-    return label
+    return CASE_LABELS[stack]
 
 
 def group_stacks() -> List[str]:
     """bench.echo's default stacks, and the server-only ones a borrowed client can drive."""
-    server_only = getattr(echo, "SERVER_ONLY_STACKS", ())
-    return list(STACKS) + [s for s in server_only if s in BORROWED_CLIENT]
-
-
-def stack_unavailable(stack: str) -> Optional[str]:
-    """Why ``stack`` cannot run here (its library or its borrowed client's is missing)."""
-    reason = unavailable(stack)
-    if reason is None and stack in BORROWED_CLIENT:
-        reason = unavailable(BORROWED_CLIENT[stack])
-    return reason
+    return list(STACKS) + list(SERVER_ONLY)
 
 
 def pin_or_none() -> Optional[Tuple[int, int]]:
@@ -106,7 +100,7 @@ def collect(
             if module is not None and importlib.util.find_spec(module) is None:
                 skipped[(loop, stack)] = f"{loop} not installed"
                 continue
-            reason = stack_unavailable(stack)
+            reason = unavailable(stack)
             if reason:
                 skipped[(loop, stack)] = reason
             else:
