@@ -75,8 +75,10 @@ _OP_TEXT = Opcode.TEXT
 _OP_BINARY = Opcode.BINARY
 # Bit i set when opcode i is defined (RFC 6455 section 5.2).
 cdef int _DEFINED_OPCODES = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 8) | (1 << 9) | (1 << 10)
-# apply_mask_inplace's default phase.
+# apply_mask_inplace's default phase, and the phases it returns (an item of a
+# tuple costs less than making the int, even a cached one).
 cdef object _PHASE_0 = 0
+cdef tuple _PHASES = (0, 1, 2, 3)
 # Above this size, masking and validation release the GIL.
 cdef Py_ssize_t _NOGIL_SIZE = 1 << 16
 
@@ -265,7 +267,7 @@ def apply_mask_inplace(buffer, mask, phase=0):
         n = PyByteArray_GET_SIZE(buffer)
         _mask_maybe_nogil(<const uint8_t *>PyByteArray_AS_STRING(buffer),
                           <uint8_t *>PyByteArray_AS_STRING(buffer), n, key)
-        return (p + n) & 3
+        return _PHASES[(p + n) & 3]
     try:
         PyObject_GetBuffer(buffer, &view, PyBUF_SIMPLE)
     except TypeError:
@@ -277,14 +279,14 @@ def apply_mask_inplace(buffer, mask, phase=0):
         n = strided.nbytes
         _rules.write_back(strided, apply_mask(_rules.contiguous_copy(strided),
                                               PyBytes_FromStringAndSize(<const char *>key, 4)))
-        return (p + n) & 3
+        return _PHASES[(p + n) & 3]
     if view.readonly:
         PyBuffer_Release(&view)
         raise TypeError("buffer must be writable")
     n = view.len
     _mask_maybe_nogil(<const uint8_t *>view.buf, <uint8_t *>view.buf, n, key)
     PyBuffer_Release(&view)
-    return (p + n) & 3
+    return _PHASES[(p + n) & 3]
 
 
 # --- UTF-8 -----------------------------------------------------------------------
