@@ -426,3 +426,22 @@ async def test_the_shared_open_timer_goes_with_the_server():
     assert srv._opening_timer is None and srv._opening == {}
     assert await reader.read() == b""
     writer.close()
+
+
+@run
+async def test_open_timeout_outlives_a_close_that_leaves_connections_open():
+    accepted = asyncio.Event()
+
+    class Signalling(fastws.ServerConnection):
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            accepted.set()
+
+    async with server(hello, open_timeout=0.2, create_connection=Signalling) as (srv, uri):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port_of(uri))
+        await asyncio.wait_for(accepted.wait(), 5)
+        srv.close(close_connections=False)
+        await srv.wait_closed()
+        # Closed, and the client that never sent its request is cut all the same.
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        writer.close()

@@ -289,7 +289,8 @@ class Server:
                     await asyncio.wait(pending)
             self.logger.info("server closed")
         finally:
-            if self._opening_timer is not None:
+            # Connections still opening (close_connections=False) keep their bound.
+            if self._opening_timer is not None and not self._opening:
                 self._opening_timer.cancel()
                 self._opening_timer = None
             done = self._done_future()
