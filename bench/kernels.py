@@ -264,6 +264,9 @@ KERNELS: Dict[str, Tuple[str, str, str]] = {
 KERNEL_ORDER = tuple(KERNELS)
 ROLE_ORDER = (FASTWS, PURE, PEER, FLOOR)
 
+#: Row notes of the benchmark files that a measure's title already says.
+SAID_BY_TITLE = frozenset({"in place on a bytearray, no allocation"})
+
 #: From this size on, time measures also give GB/s (in ``Measure.extra``).
 GBPS_FROM = 64 * 1024
 
@@ -366,8 +369,14 @@ def measures_from_runs(runs: Sequence[Dict[str, Any]]) -> List[Measure]:
         extra: Dict[str, Dict[str, Any]] = {}
         if unit == "ns" and cell.bytes_per_call and cell.bytes_per_call >= GBPS_FROM:
             for label in labels:
+                if cell.kernel == "mask_inplace" and cell.stacks[label].role == FLOOR:
+                    continue  # a call that moves no byte has no throughput
                 extra[label] = {"GB/s": round(cell.bytes_per_call / statistics.median(cell.values[label]), 2)}
-        notes = "; ".join(f"{label}: {cell.notes[label]}" for label in labels if label in cell.notes)
+        notes = "; ".join(
+            f"{label}: {cell.notes[label]}"
+            for label in labels
+            if label in cell.notes and cell.notes[label] not in SAID_BY_TITLE
+        )
         measures.append(
             Measure(
                 id=f"codec.{cell.kernel}.{_case_id(cell.case)}",
