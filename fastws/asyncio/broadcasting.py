@@ -101,13 +101,35 @@ def deliver(
     frame = None
     written = 0
     for connection in connections:
-        protocol = connection.protocol
-        if protocol.state is not OPEN:
-            continue
-        if not protocol.can_send_frame():
-            skipped(connection, ConcurrencyError(f"{connection!r} is sending a fragmented message"))
-            continue
+        # The common case costs what a bare ``transport.write`` loop costs,
+        # give or take a few reads: ``fast_send`` alone says the connection is
+        # OPEN, sends no fragmented message, negotiated no extension and has
+        # nothing queued; then the transport is not closing nor over
+        # ``write_limit``, and the connection is server-side (no mask).
         transport = connection.transport
+        if (
+            connection._gates.fast_send
+            and transport.get_write_buffer_size() <= connection.write_limit
+            and not transport.is_closing()
+            and not connection.protocol.mask_frames
+        ):
+            if frame is None:
+                frame = build_frame(opcode, message)
+            try:
+                transport.write(frame)
+            except Exception as exc:
+                skipped(connection, _write_failed(connection, exc))
+            else:
+                written += 1
+            continue
+        # Any other case (permessage-deflate negotiated, the usual one with
+        # browsers, comes here too), checked in the order that decides which
+        # reason a skipped connection is given.
+        protocol = connection.protocol
+        if not protocol.can_send_frame():  # not OPEN, or sending fragments
+            if protocol.state is OPEN:
+                skipped(connection, ConcurrencyError(f"{connection!r} is sending a fragmented message"))
+            continue
         if transport is None or transport.is_closing():
             continue  # reset by the peer: connection_lost is on its way
         if transport.get_write_buffer_size() > connection.write_limit:
@@ -116,6 +138,8 @@ def deliver(
         try:
             if protocol.gates.has_data_to_send:
                 connection._flush()  # what the protocol queued goes first
+            # An extension (permessage-deflate) is not asked to encode: an
+            # uncompressed frame is valid on such a connection too.
             if protocol.mask_frames:
                 transport.write(build_frame(opcode, message, mask=True))
             else:
@@ -124,10 +148,15 @@ def deliver(
                 transport.write(frame)
             written += 1
         except Exception as exc:
-            error = RuntimeError(f"failed to write to {connection!r}: {exc}")
-            error.__cause__ = exc
-            skipped(connection, error)
+            skipped(connection, _write_failed(connection, exc))
     return written
+
+
+def _write_failed(connection: Connection, exc: Exception) -> RuntimeError:
+    """The error a connection is skipped with when its transport failed the write."""
+    error = RuntimeError(f"failed to write to {connection!r}: {exc}")
+    error.__cause__ = exc
+    return error
 
 
 def _exception_group(message: str, errors: List[Exception]) -> Exception:
