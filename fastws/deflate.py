@@ -208,6 +208,11 @@ class PerMessageDeflate(Extension):
         _check_bits("remote_max_window_bits", remote_max_window_bits, allow_none=False)
         _check_bits("local_max_window_bits", local_max_window_bits, allow_none=False)
         self.backend = _backend(backend)
+        # With a partner (isal's), the partner compresses the messages smaller
+        # than the window, at its own default level unless one was given, and
+        # inflates everything (see fastws.deflate_backends).
+        partner = self.backend.partner
+        self._small_level = -1 if level is None else level
         level = _check_settings(level, mem_level, min_size, self.backend)
         self.remote_no_context_takeover = bool(remote_no_context_takeover)
         self.local_no_context_takeover = bool(local_no_context_takeover)
@@ -216,9 +221,14 @@ class PerMessageDeflate(Extension):
         self.level = level
         self.mem_level = mem_level
         self.min_size = min_size
-        self._error = self.backend.error  # what the decompressor raises
+        self._inflating = partner or self.backend
+        self._error = self._inflating.error  # what the decompressor raises
+        self._small = partner
+        # Messages from this size on go to the backend, smaller ones to the partner.
+        self._large_size = 1 << local_max_window_bits
         self._decoder: Any = None
         self._encoder: Any = None
+        self._encoder_large = False  # the compressor is the backend's, not the partner's
         self._encoding = False  # the message being sent is compressed
 
     def __repr__(self) -> str:
@@ -239,7 +249,7 @@ class PerMessageDeflate(Extension):
             # A new message: a fresh decompressor when there is none (first
             # message, or no context takeover), or when the peer ended the last
             # message with a final block (BFINAL set; a new stream follows).
-            decoder = self._decoder = self.backend.decompressobj(self.remote_max_window_bits)
+            decoder = self._decoder = self._inflating.decompressobj(self.remote_max_window_bits)
         elif decoder is None:  # pragma: no cover - the protocol calls first=True first
             raise ProtocolError("continuation of a compressed message that did not start")
         # max_length = max_size + 1 tells "exactly max_size" from "more": inflate
@@ -287,8 +297,17 @@ class PerMessageDeflate(Extension):
                 self._encoder = None
             return _EMPTY, True
         encoder = self._encoder
+        if self._small is not None and first and (len(payload) >= self._large_size) is not self._encoder_large:
+            # The other backend takes over, with a fresh compressor: the
+            # current one's history is not the peer's window any more.
+            self._encoder_large = not self._encoder_large
+            encoder = None
         if encoder is None:
-            encoder = self._encoder = self.backend.compressobj(self.level, self.local_max_window_bits, self.mem_level)
+            if self._encoder_large or self._small is None:
+                encoder = self.backend.compressobj(self.level, self.local_max_window_bits, self.mem_level)
+            else:
+                encoder = self._small.compressobj(self._small_level, self.local_max_window_bits, self.mem_level)
+            self._encoder = encoder
         data = encoder.compress(payload)
         flushed = encoder.flush(_SYNC)
         # A small message stays in zlib's buffers until the flush: no join then.
@@ -420,6 +439,7 @@ class ServerPerMessageDeflateFactory(ServerExtensionFactory):
         _check_bits("server_max_window_bits", server_max_window_bits)
         _check_bits("client_max_window_bits", client_max_window_bits)
         self.backend = _backend(backend)
+        self._level = level  # None: each backend's default (isal's partner has its own)
         level = _check_settings(level, mem_level, min_size, self.backend)
         if require_client_max_window_bits and client_max_window_bits is None:
             raise ValueError("require_client_max_window_bits needs client_max_window_bits")
@@ -480,7 +500,7 @@ class ServerPerMessageDeflateFactory(ServerExtensionFactory):
             local_no_context_takeover=server_nct,
             remote_max_window_bits=client_bits or 15,
             local_max_window_bits=server_bits or 15,
-            level=self.level,
+            level=self._level,
             mem_level=self.mem_level,
             min_size=self.min_size,
             backend=self.backend,
@@ -541,6 +561,7 @@ class ClientPerMessageDeflateFactory(ClientExtensionFactory):
         _check_bits("server_max_window_bits", server_max_window_bits)
         _check_bits("client_max_window_bits", client_max_window_bits, allow_true=True)
         self.backend = _backend(backend)
+        self._level = level  # None: each backend's default (isal's partner has its own)
         level = _check_settings(level, mem_level, min_size, self.backend)
         self.server_no_context_takeover = bool(server_no_context_takeover)
         self.client_no_context_takeover = bool(client_no_context_takeover)
@@ -606,7 +627,7 @@ class ClientPerMessageDeflateFactory(ClientExtensionFactory):
             local_no_context_takeover=client_nct,
             remote_max_window_bits=server_bits or 15,
             local_max_window_bits=client_bits or 15,
-            level=self.level,
+            level=self._level,
             mem_level=self.mem_level,
             min_size=self.min_size,
             backend=self.backend,

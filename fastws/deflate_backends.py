@@ -9,9 +9,17 @@ their window from one message to the next, and ``max_length`` on
   (about 50 KiB per connection with fastws's default 12-bit windows).
 - ``isal`` (``pip install isal``, module ``isal.isal_zlib``): Intel's ISA-L,
   levels 0 to 3 only; at level 1 it compresses chat-like JSON five to eight
-  times faster than zlib at level 6 and inflates it two to three times faster,
-  for a slightly lower ratio at 12-bit windows (the same at 14 bits and more),
-  and about 310 KiB per connection whatever the window.
+  times faster than zlib at level 6, for a slightly lower ratio at 12-bit
+  windows (the same at 14 bits and more), but each call costs a few
+  microseconds more than zlib's, and its compressor takes about 230 KiB
+  whatever the window. So isal compresses the messages at least as large as
+  the window (4 KiB with the default 12 bits), which gain little from the
+  history of earlier ones anyway; its partner (:attr:`Backend.partner`:
+  zlib-ng if installed, else the standard library's zlib) compresses the
+  smaller ones and inflates everything. The compressor changes hands only
+  between messages, and starts afresh when it does (a new compressor refers to
+  nothing before it, which every inflater accepts): a connection holds one
+  compressor at a time, isal's only while it sends large messages.
 - ``zlib-ng`` (``pip install zlib-ng``, module ``zlib_ng.zlib_ng``): zlib-ng,
   at level 7 the ratio of zlib's level 6 and about 1.4 times its speed, twice as
   fast at inflating, with about 200 KiB per connection (its hash table has a
@@ -73,9 +81,11 @@ class Backend:
         windows: The negotiated window bits (8 to 15) it compresses with
             without ever referring further back.
         error: The exception its decompressor raises on bad data.
+        partner: The backend that compresses the messages smaller than the
+            window and inflates every message, or None: this one does all.
     """
 
-    __slots__ = ("name", "module", "version", "level", "levels", "windows", "error")
+    __slots__ = ("name", "module", "version", "level", "levels", "windows", "error", "partner")
 
     def __init__(
         self,
@@ -86,6 +96,7 @@ class Backend:
         level: int,
         levels: Tuple[int, ...] = tuple(range(10)),
         windows: FrozenSet[int] = _WINDOWS,
+        partner: Optional[Backend] = None,
     ) -> None:
         self.name = name
         self.module = module
@@ -94,6 +105,7 @@ class Backend:
         self.levels = levels
         self.windows = windows
         self.error: Type[Exception] = module.error
+        self.partner = partner
 
     def __repr__(self) -> str:
         return f"<Backend {self.name} {self.version}>"
@@ -137,7 +149,13 @@ def _load(name: str) -> Optional[Backend]:
             return None
         # isal's levels: 0 (fastest, weakest on small messages), 1, 2, 3.
         return Backend(
-            "isal", module, version, level=1, levels=(0, 1, 1, 1, 2, 2, 2, 3, 3, 3), windows=frozenset(range(9, 16))
+            "isal",
+            module,
+            version,
+            level=1,
+            levels=(0, 1, 1, 1, 2, 2, 2, 3, 3, 3),
+            windows=frozenset(range(9, 16)),
+            partner=get_backend("zlib-ng") or get_backend("zlib"),
         )
     raise ValueError(f"unknown zlib backend {name!r}: use one of auto, {', '.join(NAMES)}")
 

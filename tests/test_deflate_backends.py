@@ -155,9 +155,10 @@ def test_compresses_within_the_negotiated_window(name, bits, takeover):
     into an earlier message without context takeover, fails."""
     ext = PerMessageDeflate(local_max_window_bits=bits, local_no_context_takeover=not takeover, backend=name)
     inflater = zlib.decompressobj(wbits=-bits)
-    for i in range(3):
-        # isal reaches its window's far end only in large inputs.
-        message = far_repeats(120_000, seed=bits * 10 + i)
+    # isal reaches its window's far end only in large inputs; the small ones
+    # in between go to its partner, and back (a fresh compressor each time).
+    for i, size in enumerate((120_000, 700, 120_000, 100_000, 3000, 50, 120_000)):
+        message = far_repeats(size, seed=bits * 10 + i)
         data, rsv1 = ext.encode(message, first=True, fin=True)
         assert rsv1
         if not takeover:
@@ -227,6 +228,40 @@ def test_bad_data_fails_with_1007_on_every_backend(name):
     with pytest.raises(ProtocolError) as info:
         ext.decode(b"\xff\xff\xff\xff" * 8, first=True, fin=True, max_size=None)
     assert info.value.close_code == 1007
+
+
+def test_isal_partner_is_zlib_ng_else_zlib():
+    isal = get_backend("isal")
+    if isal is None:
+        pytest.skip("isal not installed")
+    assert isal.partner is (get_backend("zlib-ng") or get_backend("zlib"))
+
+
+@pytest.mark.parametrize("partner_name", BACKENDS[:2])
+@pytest.mark.parametrize("level", [None, 9])
+def test_isal_leaves_messages_smaller_than_the_window_to_its_partner(partner_name, level):
+    """isal compresses the messages at least as large as the window; its
+    partner (zlib-ng if installed, else zlib: both tried here) the smaller
+    ones, at the partner's default level unless one was given."""
+    installed = get_backend("isal")
+    if installed is None:
+        pytest.skip("isal not installed")
+    partner = get_backend(partner_name)
+    isal = deflate_backends.Backend(
+        "isal", installed.module, installed.version, level=1, levels=installed.levels,
+        windows=installed.windows, partner=partner,
+    )
+    ext = PerMessageDeflate(local_max_window_bits=10, backend=isal, level=level)
+    small, large = chat(2000, seed=1)[:1023], chat(2000, seed=2)[:1024]
+
+    def alone(backend, level, message):
+        compressor = backend.compressobj(level, 10, 5)
+        return (compressor.compress(message) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
+
+    # Each switch starts a fresh compressor: the output is that of a new one.
+    for message, backend, own_level in ((small, partner, partner.level), (large, isal, isal.level)) * 2:
+        expected = alone(backend, own_level if level is None else level, message)
+        assert ext.encode(message, first=True, fin=True) == (expected, True)
 
 
 def test_isal_gives_an_8_bit_window_to_zlib():
