@@ -507,6 +507,12 @@ def _run_once(index: int, config: Settings, ctx: Context, tmp: str) -> Tuple[Dic
     return data, junit_path
 
 
+def _tail(path: str) -> str:
+    """The last two parts of a path: ``groups/codec`` for the runner's group directory."""
+    parent, name = os.path.split(os.path.normpath(path))
+    return f"{os.path.basename(parent)}/{name}" if parent else name
+
+
 def _versions() -> Dict[str, str]:
     versions = {}
     for dist in ("pytest-benchmark", "wsaccel", "wsproto"):
@@ -567,6 +573,12 @@ def run_group(ctx: Context) -> GroupResult:
             " the compiled core): counted among fastws's stacks, never as a peer."
         ),
     ]
+    if ctx.out_dir:
+        notes.append(
+            "pytest-benchmark's own results of each run are kept next to the report, in"
+            f" {_tail(ctx.out_dir)}/pytest-benchmark-run*.json: `python -m bench.kernels --report FILE`"
+            " prints their tables (mean, median, rounds, throughput)."
+        )
     if machine:
         compiled = machine.get("compiled")
         notes.append(
