@@ -285,7 +285,7 @@ def run_group(ctx: Context) -> GroupResult:
     """Measure every case in the same run (see the module docstring)."""
     if not hasattr(os, "sched_getaffinity") or not os.path.exists("/proc/self/fd"):
         raise GroupSkipped("needs Linux (/proc, TCP_INFO)")
-    mode = settings(ctx.mode)
+    mode = ctx.pick(*(settings(name) for name in ("quick", "default", "full")))
     loop = default_loop()
     pin = pin_cpus()
     skipped = dict(UNSUPPORTED)
