@@ -183,7 +183,9 @@ class Connection(FastPath, asyncio.BufferedProtocol):
         self.write_limit_low = write_low
         #: Round-trip time of the last ping answered, in seconds.
         self.latency = 0.0
-        self._writelines: Any = None  # set with the transport
+        # How several chunks are written (set with the transport): None for
+        # transport.writelines(), or a function of the chunks.
+        self._writelines: Any = None
         self._writing_paused = False
         self._drain_waiters: Optional[list] = None
         self._send_lock: Optional[asyncio.Future] = None  # a fragmented send() in progress
@@ -277,7 +279,9 @@ class Connection(FastPath, asyncio.BufferedProtocol):
             # each chunk instead: from 3.12 on, write() keeps it uncopied too.
             self._writelines = self._write_each
         else:
-            self._writelines = transport.writelines  # uvloop: writev
+            # uvloop: writev. None: call it on the transport (a bound method
+            # kept per connection is 64 bytes).
+            self._writelines = None
         self._flush()  # a client's handshake request
 
     # get_buffer(), buffer_updated() and data_received(): see FastPath.
@@ -440,6 +444,8 @@ class Connection(FastPath, asyncio.BufferedProtocol):
         if out:
             if len(out) == 1:
                 transport.write(out[0])
+            elif self._writelines is None:
+                transport.writelines(out)
             else:
                 self._writelines(out)
         if protocol.state is OPEN:
