@@ -375,10 +375,17 @@ def run_group(
             for deflate in modes:
                 what = f"{label}{' + deflate' if deflate else ''}"
                 ctx.step(f"{what}: {n:,} connections" + (f" (run {run + 1}/{runs})" if runs > 1 else ""))
-                try:
-                    sample = measure(stack, n, deflate=deflate, pin=pin, log_dir=ctx.out_dir)
-                except MeasureError as exc:
-                    result.skipped[what] = str(exc)
+                sample = None
+                for attempt in (1, 2):  # a second try, in a fresh server, if the first fails
+                    try:
+                        sample = measure(stack, n, deflate=deflate, pin=pin, log_dir=ctx.out_dir)
+                        break
+                    except MeasureError as exc:
+                        if attempt == 2:
+                            result.skipped[what] = str(exc)
+                        else:
+                            result.notes.append(f"{what}: a first attempt failed ({exc}); measured again.")
+                if sample is None:
                     continue
                 samples, extra = (compressed, extra_deflate) if deflate else (plain, extra_plain)
                 samples.setdefault(label, []).append(round(sample.kib_per_connection, 3))

@@ -152,7 +152,10 @@ class Opener:
                 except ConnectionError as exc:
                     raise OpenError(f"handshake failed: {exc}") from None
                 if not data:
-                    raise OpenError("the server closed the connection during the handshake")
+                    raise OpenError(
+                        "the server closed the connection during the handshake"
+                        f" (after {len(pending.received)} bytes of response: {pending.received[:80]!r})"
+                    )
                 pending.received += data
                 if b"\r\n\r\n" in pending.received:
                     self.selector.unregister(sock)
