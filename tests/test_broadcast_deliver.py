@@ -12,7 +12,8 @@ from typing import Any, Dict, List, Tuple
 import pytest
 
 import fastws
-from fastws.asyncio.broadcasting import deliver, message_opcode
+import fastws.asyncio.broadcasting
+from fastws.asyncio.broadcasting import deliver, deliver_many, message_opcode
 
 from asyncio_helpers import run, server
 
@@ -91,5 +92,44 @@ async def test_deliver_over_connections_in_every_state(message: Any, expected: A
         fastws.broadcast(side.values(), "next")
         for name in ("plain", "deflate", "over limit"):
             assert await clients[name].recv() == "next"
+        for client in clients.values():
+            await client.close()
+
+
+@run
+async def test_broadcast_many_writes_every_message_in_order_or_none() -> None:
+    opened: Dict[int, Any] = {}
+    all_opened = asyncio.Event()
+
+    async def handler(websocket: Any) -> None:
+        opened[id(websocket)] = websocket
+        if len(opened) == 5:
+            all_opened.set()
+        await websocket.wait_closed()
+
+    async with server(handler) as (_, uri):
+        state, tasks = await connections_in_every_state(uri, opened, all_opened)
+        clients, side = state["clients"], state["side"]
+        messages = ["one", b"two", bytearray(b"three"), "four" * 100]
+        with pytest.raises(Exception) as caught:
+            fastws.asyncio.broadcasting.broadcast_many(side.values(), messages, raise_exceptions=True)
+        reasons = sorted(str(e) for e in caught.value.exceptions)  # type: ignore[attr-defined]
+        assert len(reasons) == 2
+        assert "fragmented" in reasons[0] and "not reading fast enough" in reasons[1]
+        for name in ("plain", "deflate"):
+            assert [await clients[name].recv() for _ in messages] == ["one", b"two", b"three", "four" * 100]
+        # text= applies to every message, as broadcast()'s does.
+        fastws.asyncio.broadcasting.broadcast_many([side["plain"]], [b"a", b"b"], text=True)
+        assert [await clients["plain"].recv() for _ in range(2)] == ["a", "b"]
+        with pytest.raises(TypeError, match="message must be str or bytes-like, not int"):
+            fastws.asyncio.broadcasting.broadcast_many([side["plain"]], ["fine", 3])  # type: ignore[list-item]
+        assert deliver_many(side.values(), [], lambda c, e: None) == 0
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        # From clients: each connection masks its own frames.
+        fastws.asyncio.broadcasting.broadcast_many([clients["plain"], clients["deflate"]], ["x", b"y"])
+        for name in ("plain", "deflate"):
+            assert [await side[name].recv() for _ in range(2)] == ["x", b"y"]
         for client in clients.values():
             await client.close()
