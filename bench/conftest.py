@@ -5,7 +5,7 @@ with the reason it is unavailable: the compiled core when it is not built, a pee
 library when it is not installed (or its compiled part is missing). The pure-Python
 twin is always there.
 
-Run from the repository root without installing anything: ``python -m bench`` or
+Run from the repository root without installing anything: ``python -m bench.kernels`` or
 ``python -m pytest bench --benchmark-only``.
 """
 
