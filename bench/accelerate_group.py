@@ -34,13 +34,17 @@ def _slug(text: str) -> str:
 
 def to_measures(rows: List[Dict[str, Any]]) -> List[Measure]:
     """The measures of ``python -m bench.accelerate --json`` rows (one per row
-    with samples on both sides), ids ``accelerate.LIBRARY.MEASURE``."""
+    with samples on both sides), ids ``accelerate.LIBRARY.MEASURE``; the first
+    of each library is the one the terminal's short summary shows."""
     measures = []
+    libraries = set()
     for row in rows:
         before, after = row.get("before_samples"), row.get("after_samples")
         if not before or not after:
             continue
         library, what, unit = row["library"], row["what"], row["unit"]
+        first = library not in libraries
+        libraries.add(library)
         notes = [row["note"]] if row.get("note") else []
         if "reference" in what:
             notes.append("Unpatched: the library's compiled code")
@@ -53,8 +57,10 @@ def to_measures(rows: List[Dict[str, Any]]) -> List[Measure]:
                 samples={UNPATCHED: list(before), PATCHED: list(after)},
                 fastws=[PATCHED],
                 chart="accelerate." + _slug(unit),
+                chart_title=f"Patched libraries ({unit}): unpatched against patched by fastws.accelerate",
                 short=f"{library}: {re.sub(r' [(][^)]*[)]', '', what)}",
                 log=True,
+                headline=first,
                 note=" ".join(note.rstrip(".") + "." for note in notes),
             )
         )

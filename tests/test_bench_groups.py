@@ -99,6 +99,7 @@ def test_echo_measures_are_the_clients_figures(echo_run) -> None:
         assert (m.unit, m.higher_is_better) == (unit, higher), measure_id
         assert m.fastws == ["fastws recv/send"] and m.floor == "raw TCP (floor)" and m.peers() == []
         assert (m.chart, m.short) == (measure_id.rsplit(".", 1)[0], "asyncio")
+        assert m.title == f"{m.chart_title} (asyncio)" and "one connection" in m.title
         assert all(v > 0 for values in m.samples.values() for v in values)
     large = by_id["echo.mbps.asyncio"].extra["fastws recv/send"]["server CPU per 1 MiB echo (ms)"]
     per_mib = statistics.median(r["large"]["server_cpu_s"] / r["large"]["messages"] for r in fastws)
@@ -170,6 +171,7 @@ def test_accelerate_measures_pair_each_library_with_its_patched_self(accelerate_
         "accelerate.wsproto.parse-64-x-64-kib-frameprotocol",
     ]
     assert [m.chart for m in measures] == ["accelerate.gb-s", "accelerate.frames-s", "accelerate.gb-s"]
+    assert [m.headline for m in measures] == [True, False, False]  # one per library in the short summary
     assert [m.short for m in measures] == [
         "wsproto: mask 64 KiB",
         "wsproto: parse 1000 x 16B",
@@ -316,6 +318,8 @@ def test_sync_measures_from_a_real_run(sync_json) -> None:
             assert m.fastws == labels[:2] and m.floor == labels[3] and m.peers() == ["websockets.sync"]
             assert m.short == f"{server['server']} server"
         assert (rate.chart, cpu.chart) == ("sync.rate", "sync.cpu")
+        assert rate.chart_title == "Round trips per second of one client connection, 32 B messages"
+        assert cpu.chart_title == "Client CPU time per 32 B round trip"
         assert rate.higher_is_better and not cpu.higher_is_better
     assert "fastws.serve server on asyncio" in by_id["sync.rate.fastws-serve"].title
     assert "a thread per connection" in by_id["sync.rate.fastws-sync"].title

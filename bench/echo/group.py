@@ -205,31 +205,28 @@ def echo_measures(
         for kind, samples, extra in (("rate", rate, rate_extra), ("mbps", mbps, mbps_extra), ("cpu", cpu, {})):
             if not samples:
                 continue
-            title, unit, higher, note = {
+            chart_title, unit, higher, note = {
                 "rate": (
-                    f"Echo round trips per second, {SMALL} B messages, {spec.what} ({loop})",
+                    f"Echo round trips per second, {SMALL} B messages, {spec.what}",
                     "round trips/s", True, spec.rate_note,
                 ),
                 "mbps": (
-                    f"Echo throughput, {LARGE // 2**20} MiB messages, {spec.what} ({loop})",
+                    f"Echo throughput, {LARGE // 2**20} MiB messages, {spec.what}",
                     "MB/s", True, "10^6 bytes echoed per second, counted in one direction.",
                 ),
-                "cpu": (
-                    f"Server CPU time per {SMALL} B echo, {spec.what} ({loop})",
-                    "us", False,
-                    CPU_NOTE,
-                ),
+                "cpu": (f"Server CPU time per {SMALL} B echo, {spec.what}", "us", False, CPU_NOTE),
             }[kind]  # fmt: skip
             measures.append(
                 Measure(
                     id=f"{spec.group}.{kind}.{loop}",
-                    title=title,
+                    title=f"{chart_title} ({loop})",
                     unit=unit,
                     higher_is_better=higher,
                     samples=labelled(samples, order),
                     fastws=[label for label in spec.fastws if label in samples],
                     floor=spec.floor if spec.floor in samples else None,
                     chart=f"{spec.group}.{kind}",
+                    chart_title=chart_title,
                     short=loop,
                     extra=extra,
                     note=note,

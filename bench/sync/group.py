@@ -51,10 +51,10 @@ def to_measures(data: List[Dict[str, Any]], loop: str) -> Tuple[List[Measure], L
         rates = {LABELS[c]: list(row["rates"]) for c, row in entry["summary"].items()}
         cpus = {LABELS[c]: list(row["cpus"]) for c, row in entry["summary"].items()}
         slug = server.replace(".", "-")
-        for kind, samples, title, unit, higher, note in (
-            ("rate", rates, f"Round trips per second of one client connection, {SIZE} B messages ({where})",
+        for kind, samples, chart_title, unit, higher, note in (
+            ("rate", rates, f"Round trips per second of one client connection, {SIZE} B messages",
              "round trips/s", True, "Send a message, wait for its echo, again; the clients measured in turns."),
-            ("cpu", cpus, f"Client CPU time per {SIZE} B round trip ({where})", "us", False,
+            ("cpu", cpus, f"Client CPU time per {SIZE} B round trip", "us", False,
              ("User + system time of the client process per round trip: what other load on the machine disturbs"
              " least.")),
         ):  # fmt: skip
@@ -63,13 +63,14 @@ def to_measures(data: List[Dict[str, Any]], loop: str) -> Tuple[List[Measure], L
             measures.append(
                 Measure(
                     id=f"sync.{kind}.{slug}",
-                    title=title,
+                    title=f"{chart_title} ({where})",
                     unit=unit,
                     higher_is_better=higher,
                     samples=labelled(samples, order),
                     fastws=[LABELS[c] for c in FASTWS if LABELS[c] in samples],
                     floor=LABELS[FLOOR] if LABELS[FLOOR] in samples else None,
                     chart=f"sync.{kind}",
+                    chart_title=chart_title,
                     short=f"{server} server",
                     note=note,
                 )

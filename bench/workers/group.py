@@ -97,6 +97,7 @@ def to_measures(
                     fastws=[label for label in fastws if label in samples],
                     floor=floor if floor in samples else None,
                     chart="workers.rate",
+                    chart_title=f"Echo round trips per second, {SMALL} B, N workers with one client connection each",
                     short=f"{n} worker{'s' if n > 1 else ''}",
                     extra=extra,
                     note="All clients at once, one message in flight each; server CPU: all workers' user +"
