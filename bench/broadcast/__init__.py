@@ -43,7 +43,7 @@ from .servers import LABELS, REQUIRES, STACKS
 
 __all__ = ["STACKS", "LABELS", "SIZE", "settings", "server", "measure", "run_stacks", "run_group"]
 
-FASTWS = ("fastws", "fastws-listener")
+FASTWS = ("fastws", "fastws-listener", "fastws-many")
 FLOOR = "floor"
 SIZE = 64  #: bytes per message
 #: Seconds a server may take to print READY.
@@ -390,7 +390,8 @@ def run_group(ctx: Context) -> GroupResult:
     bursts = ", ".join(f"{MESSAGES[n]} for {n:,}" for n in counts if n in MESSAGES)
     method = (
         "Each stack's broadcast server (bench/broadcast/servers.py: fastws.broadcast() from serve() and from a"
-        " Listener, websockets.broadcast(), aiohttp's `await ws.send_bytes()` over its connections, picows's"
+        " Listener, fastws's broadcast_many() of the whole burst from a Listener, websockets.broadcast(),"
+        " aiohttp's `await ws.send_bytes()` over its connections, picows's"
         " transport.send() loop, socketify's app.publish() to a topic every connection subscribed, and a bare"
         " uvloop protocol writing one prebuilt frame to each transport as the floor) runs in its own process on"
         f" uvloop, all started at once; {placement}. For each count of connections wsload (bench/loadgen, C with"
@@ -402,6 +403,11 @@ def run_group(ctx: Context) -> GroupResult:
     notes = []
     with contextlib.suppress(OSError, AttributeError):
         notes.append(f"Load average at the end of the group: {os.getloadavg()[0]:.2f}.")
+    if any(s == "fastws-many" for s, _ in results):
+        notes.append(
+            "fastws broadcast_many() gives the whole burst to each connection in one write, as socketify's corking"
+            " does on its own: past one write per delivery, and its first message arrives with its last."
+        )
     if any(s == "socketify" for s, _ in results):
         notes.append(
             "socketify (uWebSockets) corks: app.publish() queues the message and the whole burst goes out to each"

@@ -16,6 +16,9 @@ How each stack broadcasts:
   :func:`fastws.broadcast` to ``server.connections``.
 - ``fastws-listener``: :func:`fastws.serve_listener`; the listener's
   ``on_message`` calls :func:`fastws.broadcast` itself, with no task switch.
+- ``fastws-many``: the Listener server, with the whole burst given to
+  ``fastws.asyncio.broadcasting.broadcast_many()`` at once: one write per
+  connection for all K messages (the first message then arrives with the last).
 - ``websockets``: ``websockets.asyncio.server.broadcast`` to
   ``server.connections``.
 - ``aiohttp``: the idiom of its documentation, ``await ws.send_bytes(...)``
@@ -47,11 +50,12 @@ from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, Set
 
 HOST = "127.0.0.1"
 #: Stack keys, in the order of the report.
-STACKS = ("fastws", "fastws-listener", "websockets", "aiohttp", "picows", "socketify", "floor")
+STACKS = ("fastws", "fastws-listener", "fastws-many", "websockets", "aiohttp", "picows", "socketify", "floor")
 #: What the report calls them.
 LABELS = {
     "fastws": "fastws",
     "fastws-listener": "fastws Listener",
+    "fastws-many": "fastws broadcast_many()",
     "websockets": "websockets",
     "aiohttp": "aiohttp",
     "picows": "picows",
@@ -62,6 +66,7 @@ LABELS = {
 REQUIRES = {
     "fastws": "fastws",
     "fastws-listener": "fastws",
+    "fastws-many": "fastws",
     "websockets": "websockets",
     "aiohttp": "aiohttp",
     "picows": "picows",
@@ -138,8 +143,9 @@ async def start_fastws(port: int) -> Tuple[int, Closer]:
     return _port_of(server.sockets), close
 
 
-async def start_fastws_listener(port: int) -> Tuple[int, Closer]:
+async def start_fastws_listener(port: int, many: bool = False) -> Tuple[int, Closer]:
     import fastws
+    from fastws.asyncio.broadcasting import broadcast_many
 
     server: Any = None
 
@@ -148,8 +154,11 @@ async def start_fastws_listener(port: int) -> Tuple[int, Closer]:
             trigger = parse_trigger(message)
             if trigger is not None:
                 connections = server.connections
-                for payload in payloads(*trigger):
-                    fastws.broadcast(connections, payload)
+                if many:
+                    broadcast_many(connections, payloads(*trigger))
+                else:
+                    for payload in payloads(*trigger):
+                        fastws.broadcast(connections, payload)
 
     server = await fastws.serve_listener(
         Broadcaster, HOST, port, ping_interval=None, max_size=MAX_SIZE, compression=None,
@@ -365,6 +374,7 @@ async def start_floor(port: int) -> Tuple[int, Closer]:
 STARTERS: Dict[str, Callable[[int], Awaitable[Tuple[int, Closer]]]] = {
     "fastws": start_fastws,
     "fastws-listener": start_fastws_listener,
+    "fastws-many": lambda port: start_fastws_listener(port, many=True),
     "websockets": start_websockets,
     "aiohttp": start_aiohttp,
     "picows": start_picows,
