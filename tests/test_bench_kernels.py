@@ -76,6 +76,15 @@ def test_one_measure_per_kernel_and_case(measures):
     )
 
 
+def test_headlines_are_a_few_per_kernel(measures):
+    assert {m.id for m in measures.values() if m.headline} == {
+        "codec.mask_inplace.16B",
+        "codec.mask_inplace.64KiB",
+        "codec.mask.16B",
+    }  # of this selection; codec.utf8.mixed64KiB, parse 16 B and build 16 B masked too in a full run
+    assert len(kernels.HEADLINES) == 6
+
+
 def test_in_place_and_allocating_masks_are_apart(measures):
     inplace = measures["codec.mask_inplace.16B"]
     assert list(inplace.samples) == [
