@@ -81,7 +81,8 @@ def test_headlines_are_a_few_per_kernel(measures):
         "codec.mask_inplace.16B",
         "codec.mask_inplace.64KiB",
         "codec.mask.16B",
-    }  # of this selection; codec.utf8.mixed64KiB, parse 16 B and build 16 B masked too in a full run
+        "codec.parse.1000x16Bmasked",
+    }  # of this selection; codec.utf8.mixed64KiB and build 16 B masked too in a full run
     assert len(kernels.HEADLINES) == 6
 
 
