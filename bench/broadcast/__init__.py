@@ -20,6 +20,12 @@ Measures, for N = 1,000 (and 5,000 and 10,000 beyond the quick run):
   messages over the time until the last one arrived);
 - ``broadcast.cpu_1k``...: the server's CPU time per delivery over the burst,
   less noisy than the rate on a shared machine.
+
+Besides a server per peer and the floor (a ``transport.write`` loop of one
+prebuilt frame), fastws runs three ways: ``broadcast()`` from a ``serve()``
+handler and from a Listener (one write per message and connection, as the
+peers), and ``broadcast_many()`` of the whole burst (one write per connection,
+as socketify's corking does on its own).
 """
 
 from __future__ import annotations
@@ -366,7 +372,9 @@ def measures(results: Dict[Tuple[str, int], List[Dict[str, Any]]], counts: Seque
                     chart="broadcast.cpu",
                     short=count,
                     note="The server's main thread's CPU time (from /proc, sampled every millisecond) from the"
-                    " trigger to the last delivery, over the deliveries.",
+                    " trigger to the last delivery, over the deliveries; the window is placed from wsload's own"
+                    " clock, a millisecond or two off, so bursts of under ~50 ms (one write per connection for"
+                    " the whole burst) are within some 10-20 %.",
                 )
             )
     return out
