@@ -394,7 +394,7 @@ async def test_open_timeout_cuts_each_connection_at_its_own_deadline():
             assert closed1 - opened1 >= timeout - 0.02 and closed2 - opened2 >= timeout - 0.02
             assert closed1 < closed2
             assert await websocket.recv() == "hello /"  # past the open timeout, still open
-        assert srv._opening == {}
+        assert srv._open_timer.deadlines == {}
 
 
 @run
@@ -407,7 +407,7 @@ async def test_open_timeout_changed_by_a_connection_gets_its_own_timer():
     async with server(hello, open_timeout=30, create_connection=Patient) as (srv, uri):
         opened, closed = await asyncio.wait_for(_silent_client(uri), 5)
         assert 0.08 <= closed - opened < 5
-        assert srv._opening == {}
+        assert srv._open_timer.deadlines == {}
 
 
 @run
@@ -422,8 +422,8 @@ async def test_the_shared_open_timer_goes_with_the_server():
     async with server(hello, open_timeout=30, create_connection=Signalling) as (srv, uri):
         reader, writer = await asyncio.open_connection("127.0.0.1", port_of(uri))
         await asyncio.wait_for(accepted.wait(), 5)
-        assert len(srv._opening) == 1 and srv._opening_timer is not None
-    assert srv._opening_timer is None and srv._opening == {}
+        assert len(srv._open_timer.deadlines) == 1 and srv._open_timer.armed
+    assert not srv._open_timer.armed and srv._open_timer.deadlines == {}
     assert await reader.read() == b""
     writer.close()
 

@@ -47,7 +47,7 @@ from ..protocol import CONNECTING, DEFAULT_MAX_SIZE, OPEN, ServerProtocol
 from ..protocol.types import MaxSize
 from .auth import basic_auth
 from .connection import Listener, broadcast
-from .server_connection import ProcessRequest, ProcessResponse, ServerConnection
+from .server_connection import OpenTimer, ProcessRequest, ProcessResponse, ServerConnection
 
 __all__ = [
     "serve",
@@ -124,37 +124,8 @@ class Server:
         self._done: Optional[asyncio.Future[None]] = None  # set once closed
         # makes one ServerConnection; set by serve()
         self._factory: Optional[Callable[[], ServerConnection]] = None
-        # serve()'s open_timeout. The connections that have it share one timer
-        # (a timer per connection, armed and cancelled, cost more than the rest
-        # of a short session's set-up): _opening holds their deadlines in the
-        # order of their TCP accepts, hence in increasing order.
-        self._open_timeout: Optional[float] = None
-        self._opening: Dict[ServerConnection, float] = {}
-        self._opening_timer: Optional[asyncio.TimerHandle] = None
-
-    def _watch_opening(self, connection: ServerConnection, loop: asyncio.AbstractEventLoop) -> None:
-        """Bound ``connection``'s opening handshake by :attr:`_open_timeout`;
-        ``_opening.pop(connection)`` stops it."""
-        assert self._open_timeout is not None
-        deadline = loop.time() + self._open_timeout
-        self._opening[connection] = deadline
-        if self._opening_timer is None:
-            self._opening_timer = loop.call_at(deadline, self._opening_timed_out, loop)
-
-    def _opening_timed_out(self, loop: asyncio.AbstractEventLoop) -> None:
-        """The shared timer: cut the connections past their deadline, then
-        wait for the next deadline (if any connection is still opening)."""
-        self._opening_timer = None
-        opening = self._opening
-        now = loop.time()
-        while opening:
-            connection = next(iter(opening))
-            deadline = opening[connection]
-            if deadline > now:
-                self._opening_timer = loop.call_at(deadline, self._opening_timed_out, loop)
-                return
-            del opening[connection]
-            connection._open_timed_out()
+        # The open timeout of serve()'s connections; set by serve().
+        self._open_timer: Optional[OpenTimer] = None
 
     def _started(self) -> asyncio.Server:
         if self.server is None:
@@ -289,10 +260,8 @@ class Server:
                     await asyncio.wait(pending)
             self.logger.info("server closed")
         finally:
-            # Connections still opening (close_connections=False) keep their bound.
-            if self._opening_timer is not None and not self._opening:
-                self._opening_timer.cancel()
-                self._opening_timer = None
+            if self._open_timer is not None:
+                self._open_timer.stop()
             done = self._done_future()
             if not done.done():
                 done.set_result(None)
@@ -589,7 +558,8 @@ class serve:
             return connection
 
         self._factory = self._server._factory = make_connection
-        self._server._open_timeout = open_timeout
+        if open_timeout is not None:
+            self._server._open_timer = OpenTimer(open_timeout)
         self._host, self._port = host, port
         self._unix, self._path = unix, path
         self._kwargs = create_server_kwargs

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import http
 import inspect
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, Optional, Union
 
 from ..exceptions import ConnectionClosed, InvalidHandshake, ProtocolError
 from ..frames import CloseCode
@@ -30,6 +30,62 @@ ProcessResponse = Callable[
 ]
 
 _INTERNAL_ERROR = "Failed to open a WebSocket connection: internal error.\n"
+
+
+class OpenTimer:
+    """The open timeout of a server's connections: one timer for all of them
+    (a timer per connection, armed and cancelled, cost more than the rest of
+    a short session's set-up).
+
+    Args:
+        timeout: Seconds from the TCP accept to the end of the opening handshake.
+
+    Attributes:
+        timeout (float): As given.
+        deadlines (dict): The connections being watched, with their deadlines,
+            in the order they were accepted: the order of their deadlines.
+    """
+
+    __slots__ = ("timeout", "deadlines", "_handle")
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.deadlines: Dict[ServerConnection, float] = {}
+        self._handle: Optional[asyncio.TimerHandle] = None
+
+    def watch(self, connection: ServerConnection, loop: asyncio.AbstractEventLoop) -> None:
+        """Cut ``connection`` in :attr:`timeout` seconds unless it leaves
+        :attr:`deadlines` first (its handshake is over, or it is closed)."""
+        deadline = loop.time() + self.timeout
+        self.deadlines[connection] = deadline
+        if self._handle is None:
+            self._handle = loop.call_at(deadline, self._expired, loop)
+
+    def _expired(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Cut the connections past their deadline, then wait for the next one."""
+        self._handle = None
+        deadlines = self.deadlines
+        now = loop.time()
+        while deadlines:
+            connection = next(iter(deadlines))
+            deadline = deadlines[connection]
+            if deadline > now:
+                self._handle = loop.call_at(deadline, self._expired, loop)
+                return
+            del deadlines[connection]
+            connection._open_timed_out()
+
+    def stop(self) -> None:
+        """The server is closed: cancel the timer, unless connections are
+        still opening (a close that left them open keeps their bound)."""
+        if self._handle is not None and not self.deadlines:
+            self._handle.cancel()
+            self._handle = None
+
+    @property
+    def armed(self) -> bool:
+        """Whether the timer is set."""
+        return self._handle is not None
 
 
 class ServerConnection(Connection):
@@ -72,10 +128,9 @@ class ServerConnection(Connection):
         self.open_timeout = open_timeout
         self.username: Optional[str] = None
         super().__init__(protocol, **options)
-        # Its own open timer, or True in _open_shared: the server's (see
-        # Server._watch_opening).
+        # Its own open timer, or the server's OpenTimer that watches it.
         self._open_timer: Optional[asyncio.TimerHandle] = None
-        self._open_shared = False
+        self._open_shared: Optional[OpenTimer] = None
         self._hook_task: Optional[asyncio.Task[None]] = None  # an async hook's
         self.handler_task: Optional[asyncio.Task[None]] = None
         self._refusal_logged = False
@@ -101,9 +156,10 @@ class ServerConnection(Connection):
         timeout = self.open_timeout
         if timeout is not None:
             # getattr: a stand-in for Server (in tests) may not have it.
-            if timeout == getattr(server, "_open_timeout", None):
-                server._watch_opening(self, self.loop)  # the server's shared timer
-                self._open_shared = True
+            shared = getattr(server, "_open_timer", None)
+            if shared is not None and shared.timeout == timeout:
+                shared.watch(self, self.loop)
+                self._open_shared = shared
             else:
                 self._open_timer = self.loop.call_later(timeout, self._open_timed_out)
 
@@ -112,9 +168,9 @@ class ServerConnection(Connection):
         if self._open_timer is not None:
             self._open_timer.cancel()
             self._open_timer = None
-        elif self._open_shared:
-            self._open_shared = False
-            self.server._opening.pop(self, None)
+        elif self._open_shared is not None:
+            self._open_shared.deadlines.pop(self, None)
+            self._open_shared = None
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
         self._opened_in_time()
