@@ -20,14 +20,12 @@ offered it. The client fails the handshake (:class:`~fastws.exceptions.Negotiati
 on an answer that does not match its offer: a parameter it did not offer, a
 window larger than it asked for, a missing ``server_no_context_takeover``...
 
-Window bits 8. zlib cannot compress raw deflate with an 8-bit window (it rejects
-``wbits=-8``, madler/zlib#171). fastws accepts 8 in the negotiation, both ways,
-and uses 9 for zlib, as Node.js does for raw deflate (and zlib itself for zlib
-streams): a 9-bit deflater never emits a distance longer than 512 - 262 = 250
-bytes, so its output inflates with a 256-byte window (the tests check it with a
-strict 8-bit inflater); and inflating with a larger window than the peer's is
-always correct. (``websockets`` instead refuses to compress with 8 bits: as a
-client it fails the handshake if a server answers ``client_max_window_bits=8``.)
+Window bits 8. zlib cannot compress raw deflate with an 8-bit window
+(madler/zlib#171). fastws accepts 8 both ways and compresses with 9, as Node.js
+does: a 9-bit zlib deflater never refers more than 512 - 262 = 250 bytes back,
+so its output inflates with a 256-byte window (the tests check it with a strict
+8-bit inflater); inflating with a larger window than the peer's is always
+correct. (``websockets`` refuses to compress with 8 bits.)
 
 Messages. The first frame of a compressed message has RSV1 set, continuation
 frames never do; each frame's data is compressed and flushed with
@@ -49,28 +47,25 @@ bytes, across the frames of a message. Undecodable data fails with 1007. RSV1 on
 without the extension, on a continuation frame or on a control frame is a
 protocol error (1002), found by the frame parser.
 
-zlib. The compressor and decompressor come from a backend chosen at run time
-(:mod:`fastws.deflate_backends`): the first installed of isal, zlib-ng and the
-standard library's zlib; the factories' ``backend`` argument or the
-``FASTWS_ZLIB`` environment variable chooses another (``FASTWS_ZLIB=zlib``
-forces the standard library's).
+zlib comes from a backend chosen at run time (:mod:`fastws.deflate_backends`):
+the first installed of isal, zlib-ng and the standard library's zlib, unless the
+factories' ``backend`` or the ``FASTWS_ZLIB`` environment variable names one
+(``FASTWS_ZLIB=zlib`` forces the standard library's).
 
-Memory, ratio, time: see ``docs/deflate.md`` (measured by ``python -m
-bench.test_deflate`` and ``python -m bench.compression``). With the defaults and
-the standard library's zlib, a connection holds about 50 KiB of zlib state once
-it has sent and received a compressed message (nothing before; about 200 KiB
-with zlib-ng, 310 KiB with isal), and chat-like JSON shrinks to about 30% of
-its size.
+Memory, ratio, time: ``docs/deflate.md`` and ``bench/compression/README.md``.
+With the defaults and the standard library's zlib, a connection holds about 50
+KiB of zlib state once it has sent and received a compressed message (nothing
+before; zlib-ng: about 200 KiB; isal: its partner's, plus about 230 KiB while
+it sends messages as large as the window), and chat-like JSON shrinks to about
+30% of its size.
 
-Defaults, in the spirit of ``websockets``: the server limits its own window to
-12 bits and the client's to 12 bits (when the client offers
-``client_max_window_bits``, as every browser does), compresses at the backend's
-default level (6 for zlib, 7 for zlib-ng, 1 for isal) with ``memLevel`` 5, and
-sends messages under 32 bytes uncompressed. The client
-offers ``client_max_window_bits`` and uses what the server answers (15 bits when
-it does not limit them). Without context takeover, the zlib state is freed after
-each message, but each message pays a fresh compressor and loses the shared
-history (small messages compress much less).
+Defaults, in the spirit of ``websockets``: the server limits its own window and
+the client's (when the client offers ``client_max_window_bits``, as browsers
+do) to 12 bits, compresses at the backend's default level (zlib 6, zlib-ng 7,
+isal 1) with ``memLevel`` 5, and sends messages under 32 bytes uncompressed. The
+client offers ``client_max_window_bits`` and uses what the server answers.
+Without context takeover, the zlib state is freed after each message, but each
+message pays a fresh compressor and loses the shared history.
 """
 
 from __future__ import annotations
@@ -106,9 +101,8 @@ __all__ = [
 
 NAME = "permessage-deflate"
 
-#: zlib compression level (0-9) when the backend is the standard library's
-#: zlib or zlib-ng; 6 is zlib's own default. ``level=None`` (the default of
-#: the factories) takes the backend's own default (:attr:`Backend.level`).
+#: The standard library's zlib's default level; ``level=None`` (the factories'
+#: default) takes each backend's own (:attr:`~fastws.deflate_backends.Backend.level`).
 DEFAULT_LEVEL = 6
 #: zlib ``memLevel`` (1-9): 5 keeps the compressor's hash table and buffers small
 #: (zlib's default, 8, uses 8 times more for them).
@@ -180,10 +174,8 @@ class PerMessageDeflate(Extension):
         mem_level: zlib's ``memLevel``, 1 to 9.
         min_size: Messages shorter than this (sent in one frame) go
             uncompressed.
-        backend: The zlib implementation (:mod:`fastws.deflate_backends`): a
-            :class:`~fastws.deflate_backends.Backend`, its name, ``"auto"``,
-            or None for the ``FASTWS_ZLIB`` environment variable (``auto``
-            when unset).
+        backend: A :class:`~fastws.deflate_backends.Backend`, its name,
+            ``"auto"``, or None for ``FASTWS_ZLIB``.
 
     Raises:
         ValueError: If a setting is out of its range, or the backend is
@@ -410,10 +402,8 @@ class ServerPerMessageDeflateFactory(ServerExtensionFactory):
         mem_level: zlib's ``memLevel``, 1 to 9.
         min_size: Messages shorter than this (sent in one frame) go
             uncompressed.
-        backend: The zlib implementation: ``"zlib"``, ``"zlib-ng"``,
-            ``"isal"``, ``"auto"`` (zlib-ng if installed, else zlib), or None
-            for the ``FASTWS_ZLIB`` environment variable (``auto`` when
-            unset); see :mod:`fastws.deflate_backends`.
+        backend: ``"zlib"``, ``"zlib-ng"``, ``"isal"``, ``"auto"``, or None
+            for ``FASTWS_ZLIB`` (see :mod:`fastws.deflate_backends`).
 
     Raises:
         ValueError: If a setting is out of its range, the backend is unknown
@@ -534,10 +524,8 @@ class ClientPerMessageDeflateFactory(ClientExtensionFactory):
         mem_level: zlib's ``memLevel``, 1 to 9.
         min_size: Messages shorter than this (sent in one frame) go
             uncompressed.
-        backend: The zlib implementation: ``"zlib"``, ``"zlib-ng"``,
-            ``"isal"``, ``"auto"`` (zlib-ng if installed, else zlib), or None
-            for the ``FASTWS_ZLIB`` environment variable (``auto`` when
-            unset); see :mod:`fastws.deflate_backends`.
+        backend: ``"zlib"``, ``"zlib-ng"``, ``"isal"``, ``"auto"``, or None
+            for ``FASTWS_ZLIB`` (see :mod:`fastws.deflate_backends`).
 
     Raises:
         ValueError: If a setting is out of its range, the backend is unknown
