@@ -48,9 +48,10 @@ without the extension, on a continuation frame or on a control frame is a
 protocol error (1002), found by the frame parser.
 
 zlib comes from a backend chosen at run time (:mod:`fastws.deflate_backends`):
-the first installed of isal, zlib-ng and the standard library's zlib, unless the
-factories' ``backend`` or the ``FASTWS_ZLIB`` environment variable names one
-(``FASTWS_ZLIB=zlib`` forces the standard library's).
+isal for large messages when it is installed, else the standard library's zlib,
+unless the factories' ``backend`` or the ``FASTWS_ZLIB`` environment variable
+names one (``FASTWS_ZLIB=zlib`` forces the standard library's; zlib-ng, faster
+than zlib for four times its memory, only when named).
 
 Memory, ratio, time: ``docs/deflate.md`` and ``bench/compression/README.md``.
 With the defaults and the standard library's zlib, a connection holds about 50

@@ -14,9 +14,8 @@ their window from one message to the next, and ``max_length`` on
   microseconds more than zlib's, and its compressor takes about 230 KiB
   whatever the window. So isal compresses the messages at least as large as
   the window (4 KiB with the default 12 bits), which gain little from the
-  history of earlier ones anyway; its partner (:attr:`Backend.partner`:
-  zlib-ng if installed, else the standard library's zlib) compresses the
-  smaller ones and inflates everything. The compressor changes hands only
+  history of earlier ones anyway; its partner (:attr:`Backend.partner`, the
+  standard library's zlib, the leanest in memory) compresses the smaller ones. The compressor changes hands only
   between messages, and starts afresh when it does (a new compressor refers to
   nothing before it, which every inflater accepts): a connection holds one
   compressor at a time, isal's only while it sends large messages.
@@ -24,12 +23,14 @@ their window from one message to the next, and ``max_length`` on
   at level 7 the ratio of zlib's level 6 and about 1.4 times its speed, twice as
   fast at inflating, with about 200 KiB per connection (its hash table has a
   fixed size: ``mem_level`` does not shrink it). Its levels 1 to 6 lose much of
-  the history of earlier messages at small windows, hence level 7.
+  the history of earlier messages at small windows, hence level 7. Four times
+  zlib's memory on every connection that compresses is a trade a server makes on
+  purpose, so ``auto`` never picks it: name it.
 
 Which one a connection uses: the ``backend`` argument of the deflate factories,
-else the ``FASTWS_ZLIB`` environment variable, else ``"auto"``: the first
-installed of isal, zlib-ng and the standard library's zlib. ``FASTWS_ZLIB=zlib``
-forces the standard library (the leanest in memory). ``docs/deflate.md`` has the
+else the ``FASTWS_ZLIB`` environment variable, else ``"auto"``: isal (with the
+standard library's zlib as its partner) when it is installed, else the standard
+library's zlib. ``FASTWS_ZLIB=zlib`` forces the standard library. ``docs/deflate.md`` has the
 measurements behind the choice.
 
 Levels are zlib's, -1 to 9, whatever the backend: isal maps them onto its own
@@ -60,7 +61,7 @@ ENV = "FASTWS_ZLIB"
 #: The backends fastws knows, by name.
 NAMES: Tuple[str, ...] = ("zlib", "zlib-ng", "isal")
 #: What ``auto`` tries, in order.
-AUTO: Tuple[str, ...] = ("isal", "zlib-ng", "zlib")
+AUTO: Tuple[str, ...] = ("isal", "zlib")
 
 _WINDOWS = frozenset(range(8, 16))
 
@@ -155,7 +156,7 @@ def _load(name: str) -> Optional[Backend]:
             level=1,
             levels=(0, 1, 1, 1, 2, 2, 2, 3, 3, 3),
             windows=frozenset(range(9, 16)),
-            partner=get_backend("zlib-ng") or get_backend("zlib"),
+            partner=get_backend("zlib"),
         )
     raise ValueError(f"unknown zlib backend {name!r}: use one of auto, {', '.join(NAMES)}")
 
