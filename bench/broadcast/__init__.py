@@ -416,6 +416,11 @@ def run_group(ctx: Context) -> GroupResult:
             "fastws broadcast_many() gives the whole burst to each connection in one write, as socketify's corking"
             " does on its own: past one write per delivery, and its first message arrives with its last."
         )
+    if any(s == "picows" for s, _ in results) and importlib.util.find_spec("aiofastnet") is not None:
+        notes.append(
+            "picows runs on aiofastnet's transport (its default when installed), whose write costs less than"
+            " uvloop's transport.write that the floor and the other stacks use."
+        )
     if any(s == "socketify" for s, _ in results):
         notes.append(
             "socketify (uWebSockets) corks: app.publish() queues the message and the whole burst goes out to each"

@@ -26,7 +26,9 @@ How each stack broadcasts:
   while the transport takes the data (no task per send: ``asyncio.gather`` of
   the coroutines makes one task each, which costs more).
 - ``picows``: ``transport.send(WSMsgType.BINARY, payload)`` for each transport
-  a set of them keeps (picows frames the payload again for each one).
+  a set of them keeps (picows frames the payload again for each one), on
+  picows's default transport: aiofastnet's when it is installed (its own C
+  transport on the uvloop loop, whose write costs less than uvloop's).
 - ``socketify``: every connection subscribes to one topic when it opens;
   ``app.publish(topic, payload)`` (uWebSockets' own fan-out in C++).
 - ``floor``: a bare ``asyncio.Protocol`` that answers the opening handshake
