@@ -309,25 +309,31 @@ def validate_request(request: Request) -> str:
     if request.version != "HTTP/1.1":
         raise InvalidHandshake(f"{request.version} request; WebSocket needs HTTP/1.1")
     headers = request.headers
+    # Lower-cased names -> values: the lookups below skip lower-casing the
+    # names they know (the lists are Headers' own: read, never changed).
+    index = headers._lookup()
 
-    if _single(headers, "Host") is None:
+    host = index.get("host")
+    if host is None:
         raise InvalidHeader("Host")
+    if len(host) > 1:
+        raise InvalidHeader("Host", ", ".join(host), "more than one value")
 
     # The usual values, "websocket" and "Upgrade" (or "keep-alive, Upgrade"
     # from Firefox), take the short way; every other value is parsed.
-    values = headers.get_all("Upgrade")
+    values = index.get("upgrade", ())
     if len(values) != 1 or values[0].lower() != "websocket":
         upgrade = parse_token_list(", ".join(values), "Upgrade", allow_slash=True)
         if "websocket" not in (u.lower() for u in upgrade):
             raise InvalidUpgrade("Upgrade", _values(headers, "Upgrade") or None)
 
-    values = headers.get_all("Connection")
+    values = index.get("connection", ())
     if len(values) != 1 or values[0].lower() not in _CONNECTION_UPGRADE:
         connection = parse_token_list(", ".join(values), "Connection")
         if "upgrade" not in (c.lower() for c in connection):
             raise InvalidUpgrade("Connection", _values(headers, "Connection") or None)
 
-    versions = headers.get_all("Sec-WebSocket-Version")
+    versions = index.get("sec-websocket-version", [])
     if versions != ["13"]:
         raise InvalidUpgrade(
             "Sec-WebSocket-Version",
@@ -335,9 +341,12 @@ def validate_request(request: Request) -> str:
             "only version 13 is supported" if versions else None,
         )
 
-    key = _single(headers, "Sec-WebSocket-Key")
-    if key is None:
+    keys = index.get("sec-websocket-key")
+    if keys is None:
         raise InvalidHeader("Sec-WebSocket-Key")
+    if len(keys) > 1:
+        raise InvalidHeader("Sec-WebSocket-Key", ", ".join(keys), "more than one value")
+    key = keys[0]
     if not _check_key(key):
         raise InvalidHeaderValue("Sec-WebSocket-Key", key, "not the base64 of 16 bytes")
     return key

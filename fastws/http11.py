@@ -449,7 +449,8 @@ def parse_request(
         name, _, value = line.partition(":")
         items.append((name, value.strip(" \t")))
     headers = Headers._trusted(items)
-    if "content-length" in headers or "transfer-encoding" in headers:
+    index = headers._lookup()
+    if "content-length" in index or "transfer-encoding" in index:
         return None  # the incremental parser decides about a body
     method, target, version = start.groups()
     return (
