@@ -94,4 +94,4 @@ def test_table(run: Dict[str, Any]) -> None:
             assert cell == "skipped", row
         else:
             assert int(cell.replace(",", "")) > 0, row
-    assert "Goals (issue 17):" in run["stdout"]
+    assert "fastws through Redis against the faster peer" in run["stdout"]

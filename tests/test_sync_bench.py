@@ -34,4 +34,4 @@ def test_tiny_run_reports_every_client_and_server(tmp_path: Path) -> None:
             ("fastws.sync", "fastws.asyncio"),
             ("fastws.sync", "websockets.sync"),
         ]
-    assert "goal fastws.sync / websockets.sync" in done.stdout
+    assert "fastws.sync / websockets.sync: " in done.stdout
