@@ -157,6 +157,9 @@ def deliver_many(
     """
     if not messages:
         return 0
+    # Imported here: server_connection imports connection, which imports this.
+    from .server_connection import ServerConnection
+
     frames = None  # built at the first connection that takes them unmasked
     written = 0
     for connection in connections:
@@ -164,13 +167,17 @@ def deliver_many(
         # give or take a few reads: ``fast_send`` alone says the connection is
         # OPEN, sends no fragmented message, negotiated no extension and has
         # nothing queued; then the transport is not closing nor over
-        # ``write_limit``, and the connection is server-side (no mask).
+        # ``write_limit``, and the connection is server-side (no mask). A
+        # ServerConnection's protocol is a ServerProtocol, which never masks:
+        # its type, in the object's header, says so without reading the
+        # protocol (with thousands of connections, every object read per
+        # connection is a cache miss that costs about as much as the rest).
         transport = connection.transport
         if (
             connection._gates.fast_send
             and transport.get_write_buffer_size() <= connection.write_limit
             and not transport.is_closing()
-            and not connection.protocol.mask_frames
+            and (type(connection) is ServerConnection or not connection.protocol.mask_frames)
         ):
             if frames is None:
                 frames = b"".join([build_frame(opcode, payload) for opcode, payload in messages])
