@@ -445,3 +445,33 @@ async def test_open_timeout_outlives_a_close_that_leaves_connections_open():
         # Closed, and the client that never sent its request is cut all the same.
         assert await asyncio.wait_for(reader.read(), 5) == b""
         writer.close()
+
+
+# --- the client's address in log lines ----------------------------------------------
+
+
+@run
+async def test_refusal_log_names_the_client_over_tls(caplog):
+    """The address is asked of the transport when a line is logged; asyncio's
+    TLS transport forgets it before connection_lost(), so it is kept for TLS."""
+    import ssl
+
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    caplog.set_level(logging.INFO, logger="fastws")
+    async with fastws.serve(hello, "127.0.0.1", 0, ssl=server_context) as srv:
+        port = srv.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=client_context, server_hostname="127.0.0.1"
+        )
+        local = writer.get_extra_info("sockname")
+        # The parser refuses it: the line is logged from connection_lost().
+        writer.write(b"GET / HTTP/1.1\nHost: a\n\n")
+        assert (await reader.read()).startswith(b"HTTP/1.1 400 ")
+        writer.close()
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("refused opening handshake")]
+    assert lines == [f"refused opening handshake from {local}: line ends with LF instead of CRLF"], lines
