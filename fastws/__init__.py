@@ -84,6 +84,8 @@ _LAZY_MODULES: dict[str, tuple[str, ...]] = {
         "Connection",
         "Listener",
         "broadcast",
+    "broadcast_many",
+        "broadcast_many",
         "basic_auth",
     ),
     # topics of connections, in one process or through Redis
@@ -109,6 +111,7 @@ if TYPE_CHECKING:
         ServerConnection,
         basic_auth,
         broadcast,
+        broadcast_many,
         connect,
         connect_listener,
         serve,

@@ -3,7 +3,7 @@ the callback interface (:class:`Listener`, :func:`serve_listener`,
 :func:`connect_listener`)."""
 
 from .client import ClientConnection, connect, connect_listener, unix_connect
-from .connection import Connection, Listener, broadcast
+from .connection import Connection, Listener, broadcast, broadcast_many
 from .server import Server, ServerConnection, basic_auth, serve, serve_listener, unix_serve
 
 __all__ = [
@@ -19,5 +19,6 @@ __all__ = [
     "Connection",
     "Listener",
     "broadcast",
+    "broadcast_many",
     "basic_auth",
 ]

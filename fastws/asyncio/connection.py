@@ -68,12 +68,12 @@ from ..frames import OK_CLOSE_CODES, CloseCode
 from ..limits import LoggerLike, QueueLimit, WriteLimit, queue_limits, resolve_logger, write_limits
 from ..protocol import CLIENT, CLOSING, CONNECTING, OPEN, SERVER, Protocol, State
 from . import fastpath
-from .broadcasting import broadcast
+from .broadcasting import broadcast, broadcast_many
 from .fastpath import FastPath
 from .listener import Listener
 
 # Listener and broadcast live in their own modules; imported from here too.
-__all__ = ["Connection", "Listener", "broadcast", "Data"]
+__all__ = ["Connection", "Listener", "broadcast", "broadcast_many", "Data"]
 
 logger = logging.getLogger("fastws")
 #: The loggers of connections that are given none: children of ``fastws``.
