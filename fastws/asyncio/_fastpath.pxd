@@ -23,6 +23,7 @@ cdef class FastPath:
     cdef public object _messages
     cdef public object _recv_waiter
     cdef public bint _reading_paused
+    cdef public object write_limit  # read per connection by broadcast(): a slot, not the instance dict
     # The fast path's own.
     cdef readonly object _gates  # read by Connection too
     cdef bint _mask_frames
