@@ -98,3 +98,20 @@ def test_measures_from_runs():
     assert ratio.extra[fastws.label]["client's messages, % of payload"] == 40.0
     assert ratio.extra[fastws.label]["32 B echo on the wire, bytes"] == 6.0
     assert mbps.extra[fastws.label]["server CPU ms per 1 MiB echo"] == pytest.approx((10 + 5) / 2)
+
+
+def test_picows_through_its_websockets_api_is_measured_and_noted_not_skipped(tmp_path, monkeypatch):
+    # picows has no permessage-deflate in its own API: the group measures its
+    # websockets-compatible API instead, so the report must not list picows as
+    # "not measured" while its figures are in every table.
+    import bench.compression as group
+    from bench.results import Context
+
+    cases = tuple(case for case in CASES if case.key in ("fastws", "picows-websockets"))
+    monkeypatch.setattr(group, "CASES", cases)
+    result = group.run_group(Context(mode="quick", out_dir=str(tmp_path)))
+    assert result.skipped == {}
+    assert all("picows (websockets API)" in m.samples for m in result.measures)
+    assert [note for note in result.notes if note.startswith("picows: ")] == [
+        f"picows: {group.SUBSTITUTED['picows']}"
+    ]
