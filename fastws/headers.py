@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .exceptions import InvalidHeaderFormat, InvalidHeaderValue, MultipleValuesError
 from .extensions import ExtensionParams
@@ -66,7 +66,9 @@ class Headers:
         ValueError: If a name is not a token or a value contains CR, LF or NUL.
     """
 
-    __slots__ = ("_items", "_index")
+    # _raw: the compact form of headers nobody reads (see _compact()); while
+    # it is set, _items is unset and __getattr__ rebuilds it on first use.
+    __slots__ = ("_items", "_index", "_raw")
 
     def __init__(self, headers: Optional[HeadersLike] = None, **kwargs: str) -> None:
         self._items: List[Tuple[str, str]] = []
@@ -88,6 +90,33 @@ class Headers:
         headers._items = items
         headers._index = None
         return headers
+
+    def _compact(self) -> None:
+        """Keep the headers as one string until they are read again: a server
+        holds each connection's request for as long as it is open, and one
+        string is a fraction of the pairs and the index. Names are tokens
+        (no ``:``) and values hold no LF, so the string splits back into the
+        same pairs."""
+        self._raw = "\n".join(map(":".join, self._items))
+        del self._items
+        self._index = None
+
+    def __getattr__(self, name: str) -> Any:
+        # Called only for an unset slot: _items of compacted headers.
+        if name != "_items":
+            raise AttributeError(name)
+        try:
+            raw = object.__getattribute__(self, "_raw")
+        except AttributeError:
+            raise AttributeError(name) from None
+        items: List[Tuple[str, str]] = []
+        if raw:
+            for line in raw.split("\n"):
+                n, _, v = line.partition(":")
+                items.append((n, v))
+        self._items = items
+        del self._raw
+        return items
 
     def _lookup(self) -> Dict[str, List[str]]:
         index = self._index

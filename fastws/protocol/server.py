@@ -17,7 +17,14 @@ from ..handshake import (
     select_subprotocol,
     validate_request,
 )
-from ..http11 import HeadersLike, Request, RequestParser, Response, parse_request
+from ..http11 import (
+    HeadersLike,
+    Request,
+    RequestParser,
+    Response,
+    ResponseParser,
+    parse_request,
+)
 from ..version import __version__
 from .connection import Protocol
 from .types import DEFAULT_MAX_SIZE, MaxSize, Side, State
@@ -80,14 +87,20 @@ class ServerProtocol(Protocol):
         self.select_subprotocol = select_subprotocol
         self.origins = None if origins is None else check_origins(origins)
         self.process_request = process_request
-        self.extension_factories = list(extensions or ())
+        # A tuple: the empty one is shared, and none is copied per connection
+        # when the server passes a tuple.
+        self.extension_factories: Sequence[Any] = (
+            extensions if type(extensions) is tuple else tuple(extensions or ())
+        )
         self.extra_headers = extra_headers
         self.server_header = server_header
         self.auto_accept = auto_accept
         #: The client's handshake request, once received.
         self.request: Optional[Request] = None
-        #: The response sent, once sent.
-        self.response: Optional[Response] = None
+        # The response sent (see the response property): a 101 is kept as its
+        # serialized head only, parsed again if it is read.
+        self._response: Optional[Response] = None
+        self._response_head: Optional[bytes] = None
         # A request that comes whole in the first read (most do) is parsed by
         # parse_request(); the incremental parser is made for the others.
         self._http: Optional[RequestParser] = RequestParser(**http_limits) if http_limits else None
@@ -183,20 +196,28 @@ class ServerProtocol(Protocol):
         any frames that came with the request); anything else refuses it and
         closes: the state becomes CLOSED."""
         state = self._closing.state
-        if state is not CONNECTING or self.response is not None:
+        if state is not CONNECTING or self._response is not None or self._response_head is not None:
             raise InvalidState(f"cannot send a handshake response: connection is {state.name}")
-        self.response = response
         if response.status_code == 101:
             subprotocol, extensions = self._accepted or (None, [])
+            self._accepted = None
             self.subprotocol = subprotocol
             if extensions:  # none is what the protocol starts with
                 self._set_extensions(extensions)
-            self._writer.queue(response.serialize())
+            # What an open connection keeps of its handshake is held for as
+            # long as it is open: the response as the bytes sent, the
+            # request's headers as one string (both read back on demand).
+            self._response_head = head = response.serialize()
+            self._writer.queue(head)
+            request = self.request
+            if request is not None:
+                request.headers._compact()
             self._start_frames()
             pending, self._pending = self._pending, b""
             if pending:
                 self._receive_trailing(bytes(pending))
             return
+        self._response = response
         headers = response.headers
         if "Content-Length" not in headers and "Transfer-Encoding" not in headers:
             response.headers = headers = headers.copy()
@@ -208,8 +229,22 @@ class ServerProtocol(Protocol):
         self._pending = b""
         self._closing.refuse(None)
 
+    @property
+    def response(self) -> Optional[Response]:
+        """The handshake response sent (None until it was sent). After a 101,
+        the first read parses it again from the bytes sent: a
+        :class:`~fastws.http11.Response` equal to the one sent."""
+        response = self._response
+        head = self._response_head
+        if response is None and head is not None:
+            size = len(head)
+            parser = ResponseParser(max_header_bytes=size, max_line=size, max_headers=size)
+            response = self._response = parser.feed(head)
+            self._response_head = None
+        return response
+
     def _handshake_eof(self) -> None:
-        if self.response is None:
+        if self._response is None and self._response_head is None:
             self._closing.record_error(
                 InvalidMessage("connection closed during the opening handshake")
             )
