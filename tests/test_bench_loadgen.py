@@ -154,7 +154,9 @@ async def _broadcast_server(skip: Optional[int] = None, last: Optional[int] = No
 async def test_broadcast_reaches_every_client() -> None:
     server = await _broadcast_server()
     try:
+        before = time.monotonic()
         result = await in_thread(loadgen.broadcast, port_of(server), 5, 3, 64, 5.0)
+        after = time.monotonic()
         assert not server.connections  # wsload closed every connection cleanly
     finally:
         server.close()
@@ -165,6 +167,10 @@ async def test_broadcast_reaches_every_client() -> None:
     assert all(0 < first <= last for first, last in zip(result["first_ms"], result["last_ms"]))
     assert result["last_ms"] == sorted(result["last_ms"])
     assert result["seconds"] * 1e3 == pytest.approx(max(result["last_ms"]), abs=1e-3)
+    # The burst's bounds on time.monotonic()'s clock, where the broadcast group
+    # reads the server's CPU time.
+    assert before < result["trigger_monotonic"] < result["end_monotonic"] < after
+    assert result["end_monotonic"] - result["trigger_monotonic"] == pytest.approx(result["seconds"], abs=1e-5)
 
 
 @pytest.mark.parametrize(

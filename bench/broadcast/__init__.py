@@ -213,10 +213,14 @@ def measure(port: int, pid: int, clients: int, messages: int, cpu: Optional[int]
     with _CpuSampler(pid) as sampler:
         started = time.monotonic()
         result = loadgen.broadcast(port, clients, messages, SIZE, TIMEOUT, cpu=cpu)
-    # wsload's clock starts just after it does: the trigger is connect_seconds
-    # later, the last delivery `seconds` after that (a millisecond or two late).
-    trigger = started + result.get("connect_seconds", 0.0)
-    end = trigger + result.get("seconds", 0.0)
+    if result.get("trigger_monotonic"):
+        # wsload's CLOCK_MONOTONIC is time.monotonic()'s: the burst's own bounds.
+        trigger, end = result["trigger_monotonic"], result["end_monotonic"]
+    else:
+        # An older wsload: its clock starts after its process did, so this
+        # window starts and ends early by wsload's start-up time.
+        trigger = started + result.get("connect_seconds", 0.0)
+        end = trigger + result.get("seconds", 0.0)
     first, last = sampler.at(trigger), sampler.at(end)
     deliveries = result.get("deliveries") or 0
     known = first is not None and last is not None and deliveries
@@ -372,9 +376,9 @@ def measures(results: Dict[Tuple[str, int], List[Dict[str, Any]]], counts: Seque
                     chart="broadcast.cpu",
                     short=count,
                     note="The server's main thread's CPU time (from /proc, sampled every millisecond) from the"
-                    " trigger to the last delivery, over the deliveries; the window is placed from wsload's own"
-                    " clock, a millisecond or two off, so bursts of under ~50 ms (one write per connection for"
-                    " the whole burst) are within some 10-20 %.",
+                    " trigger to the last delivery (the bounds wsload reports), over the deliveries; each bound is read"
+                    " to about a millisecond, so a burst of ~15 ms (one write per connection for the whole burst)"
+                    " is within some 5-10 %.",
                 )
             )
     return out

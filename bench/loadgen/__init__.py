@@ -239,7 +239,9 @@ def broadcast(
         ``connect_seconds``, ``first_ms`` and ``last_ms`` (per message: ms from
         the trigger until the first, and the last, connection had it; ``None``
         where none did, or not all), ``deliveries`` (``connected * messages``
-        when all went well), ``seconds`` (until the last delivery), ``errors``,
+        when all went well), ``seconds`` (until the last delivery),
+        ``trigger_monotonic`` and ``end_monotonic`` (the trigger and the last
+        delivery on :func:`time.monotonic`'s clock), ``errors``,
         ``error_total``, ``first_error``.
 
     Raises:

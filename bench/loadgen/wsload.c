@@ -903,7 +903,12 @@ static void run_broadcast(void) {
         if (connected && received[k] >= connected) printf("%s%.4f", k ? "," : "", (last_at[k] - trigger_at) * 1e3);
         else printf("%snull", k ? "," : "");
     }
-    printf("],\"deliveries\":%lld,\"seconds\":%.6f,", deliveries, seconds);
+    /* The trigger and the last delivery on CLOCK_MONOTONIC, the clock of
+       Python's time.monotonic() on Linux: a caller sampling the server's CPU
+       time places the burst's window with them, without its own guess of
+       when this process started. */
+    printf("],\"deliveries\":%lld,\"seconds\":%.6f,\"trigger_monotonic\":%.6f,\"end_monotonic\":%.6f,",
+           deliveries, seconds, trigger_at, deliveries ? last_delivery : trigger_at);
     json_errors();
     printf("}\n");
 }
