@@ -202,3 +202,32 @@ def test_bench_memory_refuses_a_measure_without_the_extension():
         with pytest.raises(MeasureError, match="permessage-deflate negotiated on 0 of 15"):
             measure("floor", 10, deflate=True, warmup=5, log_dir=logs)
         assert os.listdir(logs)  # the processes' stderr is kept there
+
+
+def test_bench_memory_extra_figures_are_the_medians_of_the_runs(monkeypatch, tmp_path):
+    # The RSS readings and opening times beside the measure are every run's
+    # median, as the measure's own figure is, not the last run's.
+    import statistics
+
+    import bench.memory as group
+    from bench.results import Context
+
+    samples: List[Any] = []
+    real = group.measure
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:  # the real measure, its samples kept
+        sample = real(*args, **kwargs)
+        samples.append(sample)
+        return sample
+
+    monkeypatch.setattr(group, "measure", recorded)
+    result = group.run_group(Context(mode="quick", out_dir=str(tmp_path)), stacks=(group.FLOOR,), connections=300,
+                             repeats=3)  # fmt: skip
+    (idle, _) = result.measures
+    label = group.LABELS[group.FLOOR]
+    assert idle.samples[label] == [round(s.kib_per_connection, 3) for s in samples]
+    assert idle.extra[label] == {
+        "server RSS before (MiB)": round(statistics.median(s.rss_before_kib / 1024 for s in samples), 1),
+        "server RSS after (MiB)": round(statistics.median(s.rss_after_kib / 1024 for s in samples), 1),
+        "opened in (s)": round(statistics.median(s.open_seconds for s in samples), 2),
+    }

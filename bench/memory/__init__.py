@@ -24,6 +24,7 @@ import json
 import os
 import resource
 import select
+import statistics
 import subprocess
 import sys
 import time
@@ -389,13 +390,17 @@ def run_group(
                     continue
                 samples, extra = (compressed, extra_deflate) if deflate else (plain, extra_plain)
                 samples.setdefault(label, []).append(round(sample.kib_per_connection, 3))
-                extra[label] = {
-                    "server RSS before (MiB)": round(sample.rss_before_kib / 1024, 1),
-                    "server RSS after (MiB)": round(sample.rss_after_kib / 1024, 1),
-                    "opened in (s)": round(sample.open_seconds, 2),
-                }
+                # Each run's figures, their medians once every run is in (below).
+                figures = extra.setdefault(label, {})
+                figures.setdefault("server RSS before (MiB)", []).append(sample.rss_before_kib / 1024)
+                figures.setdefault("server RSS after (MiB)", []).append(sample.rss_after_kib / 1024)
+                figures.setdefault("opened in (s)", []).append(sample.open_seconds)
                 if stack == FLOOR:
                     compressed.setdefault(label, []).append(round(sample.kib_per_connection, 3))
+    for extra in (extra_plain, extra_deflate):
+        for figures in extra.values():
+            for key, values in figures.items():
+                figures[key] = round(statistics.median(values), 2 if key == "opened in (s)" else 1)
     floor_label = LABELS[FLOOR] if LABELS[FLOOR] in plain else None
     placement = f"server on CPU {pin[0]}, opener on CPU {pin[1]}" if pin[0] is not None else "no CPU pinning"
     if plain:
