@@ -369,3 +369,42 @@ def test_handshake_group_measures_each_server_process() -> None:
     assert sessions.floor == "bare uvloop protocol (floor)"
     assert set(sessions.extra) == set(labels)
 
+
+
+def _children_running(module: str) -> Dict[int, str]:
+    """This process's children whose command line runs ``python -m module``: pid -> stack."""
+    found = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == os.getpid() and module.encode() in argv:
+            found[int(name)] = argv[argv.index(module.encode()) + 1].decode()
+    return found
+
+
+def test_handshake_group_keeps_the_others_when_a_server_dies_during_the_runs() -> None:
+    import signal
+
+    from bench import handshake
+
+    stacks = ["fastws", handshake.FLOOR]
+    killed = []
+
+    def step(message: str) -> None:
+        # Just before fastws's run: its server dies (as a crashing server would).
+        if message.startswith(handshake.label("fastws") + ": run"):
+            (pid,) = [pid for pid, stack in _children_running("bench.echo.servers").items() if stack == "fastws"]
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+    results, problems, _ = handshake.run_stacks(stacks, repeats=1, duration=0.2, step=step)
+    assert killed
+    assert list(results) == [handshake.FLOOR]  # measured, and kept
+    assert list(problems) == ["fastws"]

@@ -172,10 +172,13 @@ def run_stacks(
                 problems[stack] = f"not installed: {', '.join(absent)}"
                 continue
             step(f"starting {label(stack, loop)}")
+            running = server(stack, loop, server_cpu)
             try:
-                ports[stack] = servers.enter_context(server(stack, loop, server_cpu))
+                ports[stack] = running.__enter__()
             except ServerError as exc:
                 problems[stack] = str(exc)
+                continue
+            servers.push(_exit_recorded(stack, running, problems))
         for run in range(repeats):
             for stack, (port, pid) in ports.items():
                 if stack in problems:
@@ -193,6 +196,23 @@ def run_stacks(
                 results.setdefault(stack, []).append(result)
     pin = (server_cpu, client_cpu) if server_cpu is not None and client_cpu is not None else None
     return {s: r for s, r in results.items() if s not in problems}, problems, pin
+
+
+def _exit_recorded(stack: str, running: Any, problems: Dict[str, str]) -> Callable[..., bool]:
+    """An exit callback for ``running`` (a :func:`.servers.server` context)
+    that records, instead of raising, the :class:`.servers.ServerError` it
+    raises on the way out when the server died during the runs: that stack is
+    void, the others keep their figures."""
+    from .servers import ServerError
+
+    def exit_(*exc_info: Any) -> bool:
+        try:
+            return bool(running.__exit__(*exc_info))
+        except ServerError as exc:
+            problems.setdefault(stack, str(exc))
+            return False
+
+    return exit_
 
 
 def _median(values: Sequence[Optional[float]]) -> Optional[float]:
@@ -270,7 +290,7 @@ def run_group(ctx: Context) -> GroupResult:
     for loop in loops:
         results, problems, pin = run_stacks(STACKS, repeats, duration, ctx.step, loop)
         where = "" if loop == "uvloop" else f" on {loop}"
-        skipped.update({label(s, loop) + where: why for s, why in problems.items()})
+        skipped.update({label(s, loop) + ("" if s == FLOOR else where): why for s, why in problems.items()})
         if results:
             found += measures(results, loop)
             measured += [s for s in STACKS if s in results]
