@@ -623,10 +623,9 @@ class Connection(FastPath, asyncio.BufferedProtocol):
             if self._recv_waiter is waiter:
                 self._recv_waiter = None
         if message is _CLOSED:
-            exc = self._closed_exc()
-            if isinstance(exc, ConnectionClosedOK):
-                raise StopAsyncIteration
-            raise exc
+            if self._closed_normally():
+                raise StopAsyncIteration  # without making the ConnectionClosedOK
+            raise self._closed_exc()
         return message
 
     # --- sending ---------------------------------------------------------------------
@@ -899,15 +898,22 @@ class Connection(FastPath, asyncio.BufferedProtocol):
         lets them go without a task per connection."""
         self._closed.add_done_callback(lambda _: callback(self))
 
-    def _closed_exc(self) -> ConnectionClosed:
+    def _closed_normally(self) -> bool:
+        """Whether both close frames went and came with a normal code: the
+        closing that :meth:`_closed_exc` makes a :class:`ConnectionClosedOK`."""
         protocol = self.protocol
         rcvd, sent = protocol.close_rcvd, protocol.close_sent
-        if (
+        return (
             rcvd is not None
             and sent is not None
             and rcvd.code in _OK_CODES
             and sent.code in _OK_CODES
-        ):
+        )
+
+    def _closed_exc(self) -> ConnectionClosed:
+        protocol = self.protocol
+        rcvd, sent = protocol.close_rcvd, protocol.close_sent
+        if self._closed_normally():
             cls: type[ConnectionClosed] = ConnectionClosedOK
         else:
             cls = ConnectionClosedError

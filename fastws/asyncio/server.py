@@ -47,7 +47,13 @@ from ..protocol import CONNECTING, DEFAULT_MAX_SIZE, OPEN, ServerProtocol
 from ..protocol.types import MaxSize
 from .auth import basic_auth
 from .connection import Listener, broadcast
-from .server_connection import OpenTimer, ProcessRequest, ProcessResponse, ServerConnection
+from .server_connection import (
+    CloseTimer,
+    OpenTimer,
+    ProcessRequest,
+    ProcessResponse,
+    ServerConnection,
+)
 
 __all__ = [
     "serve",
@@ -126,6 +132,8 @@ class Server:
         self._factory: Optional[Callable[[], ServerConnection]] = None
         # The open timeout of serve()'s connections; set by serve().
         self._open_timer: Optional[OpenTimer] = None
+        # The close timeout of the connections serve() makes (see CloseTimer).
+        self._close_timer: Optional[CloseTimer] = None
 
     def _started(self) -> asyncio.Server:
         if self.server is None:
@@ -262,6 +270,8 @@ class Server:
         finally:
             if self._open_timer is not None:
                 self._open_timer.stop()
+            if self._close_timer is not None:
+                self._close_timer.stop()
             done = self._done_future()
             if not done.done():
                 done.set_result(None)
@@ -522,7 +532,7 @@ class serve:
             subprotocols=subprotocols,
             origins=checked_origins,
             extra_headers=extra_headers,
-            extensions=factories,
+            extensions=tuple(factories),
             max_size=max_size,
             auto_accept=False,
         )
@@ -560,6 +570,8 @@ class serve:
         self._factory = self._server._factory = make_connection
         if open_timeout is not None:
             self._server._open_timer = OpenTimer(open_timeout)
+        if close_timeout is not None:
+            self._server._close_timer = CloseTimer(close_timeout)
         self._host, self._port = host, port
         self._unix, self._path = unix, path
         self._kwargs = create_server_kwargs

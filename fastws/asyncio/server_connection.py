@@ -29,6 +29,7 @@ ProcessResponse = Callable[
     ["ServerConnection", Request, Response], Union[None, Response, Awaitable[Optional[Response]]]
 ]
 
+_TIMER_SLACK = 0.001  # seconds: see OpenTimer._expired
 _INTERNAL_ERROR = "Failed to open a WebSocket connection: internal error.\n"
 
 
@@ -65,15 +66,27 @@ class OpenTimer:
         """Cut the connections past their deadline, then wait for the next one."""
         self._handle = None
         deadlines = self.deadlines
-        now = loop.time()
+        # uvloop's timers count whole milliseconds: one may run up to a
+        # millisecond before its deadline by loop.time(). Without the slack,
+        # the timer would be set again for a deadline already reached, and
+        # run again and again until the clock passed it.
+        now = loop.time() + _TIMER_SLACK
+        expired = []
         while deadlines:
             connection = next(iter(deadlines))
             deadline = deadlines[connection]
             if deadline > now:
                 self._handle = loop.call_at(deadline, self._expired, loop)
-                return
+                break
             del deadlines[connection]
-            connection._open_timed_out()
+            expired.append(connection)
+        # After the timer is set again for the others: one that is watched
+        # again when cut (a close timer's second stage) goes after them.
+        for connection in expired:
+            self._fire(connection)
+
+    def _fire(self, connection: ServerConnection) -> None:
+        connection._open_timed_out()
 
     def stop(self) -> None:
         """The server is closed: cancel the timer, unless connections are
@@ -86,6 +99,22 @@ class OpenTimer:
     def armed(self) -> bool:
         """Whether the timer is set."""
         return self._handle is not None
+
+
+class CloseTimer(OpenTimer):
+    """The close timeout of a server's connections: one timer for all of them,
+    as :class:`OpenTimer` (each closing connection armed and cancelled a timer
+    of its own, one or two per session).
+
+    Args:
+        timeout: Seconds a stage of the closing handshake may take (the
+            server's ``close_timeout``).
+    """
+
+    __slots__ = ()
+
+    def _fire(self, connection: ServerConnection) -> None:
+        connection._close_timed_out()
 
 
 class ServerConnection(Connection):
@@ -172,8 +201,28 @@ class ServerConnection(Connection):
             self._open_shared.deadlines.pop(self, None)
             self._open_shared = None
 
+    def _arm_close_timer(self) -> None:
+        # The server's CloseTimer when this connection's close_timeout is its
+        # (getattr: a stand-in for Server, in tests, may not have one).
+        shared = getattr(self.server, "_close_timer", None)
+        timeout = self.close_timeout
+        if shared is None or shared.timeout != timeout:
+            super()._arm_close_timer()
+            return
+        if self._closed.done():
+            return
+        if self._close_timer is not None:  # armed before close_timeout changed
+            self._close_timer.cancel()
+            self._close_timer = None
+        # Watched again: its new deadline is the latest, it goes last.
+        shared.deadlines.pop(self, None)
+        shared.watch(self, self.loop)
+
     def connection_lost(self, exc: Optional[BaseException]) -> None:
         self._opened_in_time()
+        shared = getattr(self.server, "_close_timer", None)
+        if shared is not None:
+            shared.deadlines.pop(self, None)
         if self._hook_task is not None:
             self._hook_task.cancel()  # nobody is left to answer
         super().connection_lost(exc)
