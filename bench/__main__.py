@@ -24,7 +24,7 @@ import argparse
 import os
 import sys
 import time
-from typing import List, Optional
+from typing import Dict, List, Optional, Tuple
 
 if __package__ in (None, ""):  # python bench/__main__.py
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -74,10 +74,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     os.makedirs(out_dir, exist_ok=True)
 
     info = machine()
+    info["started"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    load = f", load {info['load_average']:.2f}" if info.get("load_average") is not None else ""
     print(
         f"fastws benchmarks, {mode} run: {', '.join(group.name for group in groups)}\n"
-        f"{info['cpu']}, {info['cpus_usable']} CPUs usable, load {info['load_average']:.2f}; "
-        f"fastws {info['fastws']}; {info['python']}",
+        f"{info['cpu']}, {info['cpus_usable']} CPUs usable{load}; fastws {info['fastws']}; {info['python']}",
         flush=True,
     )
     started = time.monotonic()
@@ -89,10 +90,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     seconds = time.monotonic() - started
     info["load_average_after"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
-    why_not = charts.unavailable()
-    drawn = {} if why_not else charts.draw_all(runs, out_dir)
+    # The figures are written before the charts are drawn: a chart that fails loses no result.
     summary.write_json(os.path.join(out_dir, "results.json"), runs, info, mode, seconds)
-    summary.write_report(os.path.join(out_dir, "report.md"), runs, info, mode, drawn, why_not, seconds)
+    report_path = os.path.join(out_dir, "report.md")
+    why_not = charts.unavailable()
+    summary.write_report(report_path, runs, info, mode, {}, why_not or "being drawn", seconds)
+    drawn: Dict[str, List[Tuple[str, str]]] = {}
+    if why_not is None:
+        try:
+            drawn = charts.draw_all(runs, out_dir)
+        except Exception as exc:  # a plotting library's failure must not cost the run
+            why_not = f"failed: {type(exc).__name__}: {exc}"
+    summary.write_report(report_path, runs, info, mode, drawn, why_not, seconds)
 
     print()
     for line in summary.summary_text(runs):

@@ -80,6 +80,7 @@ def draw(key: str, measures: Sequence[Measure], path: str, palette: Palette) -> 
     mine: set = set()
     for measure in measures:
         mine.update(measure.fastws)
+        mine.update(measure.references)
         for label in measure.samples:
             if label != measure.floor and label not in labels:
                 labels.append(label)

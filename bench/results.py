@@ -45,6 +45,9 @@ class Measure:
         fastws: The labels in ``samples`` that are fastws's own stacks.
         floor: The label in ``samples`` that is a floor (raw TCP, a bare event
             loop protocol, a memory copy): drawn on charts, never counted as a peer.
+        references: Labels in ``samples`` shown for comparison but neither
+            fastws's entry nor a peer (fastws in a setting the peers do not share,
+            such as one process where the peers run two workers).
         chart: Measures with the same ``chart`` key (and unit) share one chart
             of grouped bars; default: the measure's own id.
         short: A short name for the chart's x axis (``"32 B"``, ``"1 MiB"``);
@@ -67,6 +70,7 @@ class Measure:
     samples: Dict[str, List[float]]
     fastws: Sequence[str] = ()
     floor: Optional[str] = None
+    references: Sequence[str] = ()
     chart: Optional[str] = None
     short: Optional[str] = None
     chart_title: Optional[str] = None
@@ -84,7 +88,11 @@ class Measure:
         return min(values), max(values)
 
     def peers(self) -> List[str]:
-        return [label for label in self.samples if label not in self.fastws and label != self.floor]
+        return [
+            label
+            for label in self.samples
+            if label not in self.fastws and label != self.floor and label not in self.references
+        ]
 
     def best(self, labels: Sequence[str]) -> Optional[str]:
         """The label among *labels* with the best median, or ``None``."""
@@ -111,6 +119,7 @@ class Measure:
             "median": {label: self.median(label) for label in self.samples},
             "fastws": list(self.fastws),
             "floor": self.floor,
+            "references": list(self.references),
             "chart": self.chart or self.id,
             "short": self.short,
             "chart_title": self.chart_title,

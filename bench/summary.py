@@ -129,6 +129,9 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> 
     return [line(headers), line(["-" * w for w in widths])] + [line(row) for row in rows]
 
 
+SUMMARY_HEADERS = ("measure", "fastws (best)", "best peer", "fastws vs peer", "ahead")
+
+
 def summary_text(runs: Sequence[GroupRun]) -> List[str]:
     """The short table the command ends with: the headline measures."""
     rows = []
@@ -146,7 +149,7 @@ def summary_text(runs: Sequence[GroupRun]) -> List[str]:
         )
     if not rows:
         return ["(no measure has both a fastws figure and a peer's)"]
-    return table(["measure", "fastws (best)", "fastest peer", "fastws vs peer", "ahead"], rows, "lllrl")
+    return table(SUMMARY_HEADERS, rows, "lllrl")
 
 
 def problems(runs: Sequence[GroupRun]) -> List[str]:
@@ -191,9 +194,11 @@ def measure_table(measure: Measure) -> List[str]:
     for label in order:
         name = label
         if label == measure.floor:
-            name += " *(floor)*"
+            name += "" if "floor" in label else " *(floor)*"
         elif label in measure.fastws:
             name = f"**{label}**"
+        elif label in measure.references:
+            name += " *(reference)*"
         cells = [
             name,
             fmt_value(measure.median(label), measure.unit),
@@ -226,10 +231,11 @@ def write_report(
     seconds: float,
 ) -> None:
     """Write ``report.md``: the summary, then every group's method, tables and charts."""
+    started = info.get("started") or time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     lines = [
         "# fastws benchmark report",
         "",
-        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, mode `{mode}`, {seconds / 60:.1f} minutes.",
+        f"Run started {started}, mode `{mode}`, {seconds / 60:.1f} minutes.",
         "",
         "## Machine",
         "",
@@ -254,10 +260,13 @@ def write_report(
         "",
         "Every figure is the median of repeated runs; the spread is half the range between the lowest and the",
         "highest run, as a share of the median, and the charts draw that range as error bars. Every stack of a",
-        "measure is measured in the same run, on the same machine and event loop. Servers and load generators",
-        "run in separate processes, pinned to separate CPUs where the machine has two or more. A *floor* (raw",
-        "TCP, a bare event-loop protocol) does the least any stack must do, and is not counted as a peer. In",
-        "the summary, *fastws vs peer* is above 1 when fastws is ahead, for rates and for costs alike.",
+        "measure is measured in the same run on the same machine, on the same event loop wherever a stack lets",
+        "its loop be chosen (socketify runs its own; picows may use its own transport: each group says). Servers",
+        "and load generators run in separate processes, pinned to separate CPUs where the machine has two or",
+        "more. A *floor* (raw TCP, a bare event-loop protocol) does the least any stack must do, and is not",
+        "counted as a peer; a *reference* is shown for comparison only. In the summary, *fastws vs peer* is",
+        "above 1 when fastws is ahead, for rates and for costs alike; *best peer* is the fastest, or the",
+        "leanest for costs.",
         "",
         "## Summary",
         "",
@@ -272,7 +281,7 @@ def write_report(
         ]
         for row in summary_rows(runs)
     ]
-    lines += _md_table(["measure", "fastws (best)", "fastest peer", "fastws vs peer", "ahead"], rows, "lllrl")
+    lines += _md_table(SUMMARY_HEADERS, rows, "lllrl")
     issues = problems(runs)
     if issues:
         lines += ["", "Not measured:", ""] + [f"- {line}" for line in issues]

@@ -70,6 +70,19 @@ def test_summary_row_sets_fastws_best_against_fastest_peer(measure, mine, peer, 
     assert row["ratio"] == pytest.approx(ratio)
 
 
+def test_reference_is_neither_fastws_nor_a_peer(tmp_path: Path) -> None:
+    measure = rate(
+        {"fastws": [50.0], "fastws in 1 process": [300.0], "socketio": [80.0]},
+        fastws=("fastws",),
+        references=("fastws in 1 process",),
+    )
+    row = summary.summary_row(measure)
+    assert row is not None and (row["fastws"], row["peer"], row["ahead"]) == ("fastws", "socketio", "peer")
+    run = GroupRun(Group("g", "m", "G"), GroupResult(measures=[measure]))
+    summary.write_report(str(tmp_path / "report.md"), [run], {}, "quick", {}, None, 1.0)
+    assert "| fastws in 1 process *(reference)* | 300 msg/s |" in (tmp_path / "report.md").read_text()
+
+
 def test_floor_is_never_the_fastest_peer() -> None:
     measure = rate({"fastws": [10.0], "raw TCP": [99.0]}, floor="raw TCP")
     row = summary.summary_row(measure)
@@ -208,7 +221,7 @@ def test_report_and_json_hold_every_figure(tmp_path: Path) -> None:
     assert "- cpu: Test CPU" in report and "picows 2.3.1" in report
     assert "![echo.rt](echo.rt.png)" in report
     assert "| **fastws** | 105 msg/s | ±5% | 3 | " in report
-    assert "raw TCP (floor) *(floor)*" in report
+    assert "| raw TCP (floor) | 200 msg/s |" in report  # named a floor once
     assert "31 us" in report  # the extra column
     assert "pubsub: not run: redis-server is not on PATH" in report
     assert "NOT met" not in report

@@ -25,6 +25,8 @@ from bench.pubsub.__main__ import Redis, run_case
 from bench.results import Context, GroupResult, GroupSkipped, Measure
 
 FASTWS = tuple(stack for stack in STACKS if stack.startswith("fastws"))
+#: fastws in one process, without Redis: shown beside the two-worker stacks, not set against the peers.
+IN_PROCESS = tuple(stack for stack in FASTWS if "local" in stack)
 
 
 def settings(subscribers: int, duration: float, warmup: float) -> argparse.Namespace:
@@ -111,7 +113,8 @@ def to_measures(
                 "redis-server CPU per delivery (us)": None if redis is None else round(redis, 2),
                 "load generator CPU per delivery (us)": None if client is None else round(client, 2),
             }
-    fastws = [labels[s] for s in FASTWS if s in labels]
+    fastws = [labels[s] for s in FASTWS if s in labels and s not in IN_PROCESS]
+    references = [labels[s] for s in IN_PROCESS if s in labels]
     what = f"1 publisher, {subscribers:,} subscribers on 2 workers, 64 B"
     spec: List[Tuple[str, Dict[str, List[float]], Dict[str, Dict[str, Any]], str, str, bool, str]] = [
         ("rate", rate, rate_extra, f"Fan-out deliveries per second ({what})", "deliveries/s", True,
@@ -134,6 +137,7 @@ def to_measures(
                     higher_is_better=higher,
                     samples=labelled(samples, order),
                     fastws=[label for label in fastws if label in samples],
+                    references=[label for label in references if label in samples],
                     extra=extra,
                     note=note,
                 )
