@@ -185,6 +185,11 @@ class PerMessageDeflate(Extension):
 
     name = NAME
     uses_rsv1 = True
+    __slots__ = tuple(  # a server holds one per connection
+        "backend remote_no_context_takeover local_no_context_takeover remote_max_window_bits"
+        " local_max_window_bits level mem_level min_size _small_level _inflating _error _small"
+        " _large_size _decoder _encoder _encoder_large _encoding".split()
+    )
 
     def __init__(
         self,

@@ -29,6 +29,10 @@ ExtensionParams = List[Tuple[str, Optional[str]]]
 class Extension:
     """A negotiated extension, for one connection."""
 
+    # Empty slots: a subclass may keep its state in slots (a server holds one
+    # per connection); one without __slots__ gets an instance dict as usual.
+    __slots__ = ()
+
     #: Extension token, e.g. ``"permessage-deflate"``.
     name: str = ""
     #: True if the extension marks its messages with RSV1 (the frame parser is

@@ -151,3 +151,21 @@ async def test_a_handler_reads_the_request_and_response_of_its_connection():
             assert await client.recv() == "ok"
             assert client.response.status_code == 101
     assert seen == [("/chat?room=1", "t:1+hook", 101), "websocket"]
+
+
+def test_a_negotiated_permessage_deflate_keeps_its_state_in_slots():
+    protocol = ServerProtocol(extensions=extension_factories("deflate", None, server=True))
+    protocol.receive_data(REQUESTS["deflate offered"])
+    (ext,) = protocol.extensions
+    assert not hasattr(ext, "__dict__")
+    assert ext.name == "permessage-deflate" and ext._decoder is None
+
+
+def test_an_extension_subclass_without_slots_keeps_an_instance_dict():
+    class Marker(fastws.extensions.Extension):
+        name = "x-marker"
+
+        def __init__(self) -> None:
+            self.seen = 0
+
+    assert vars(Marker()) == {"seen": 0}
