@@ -90,7 +90,7 @@ def test_echo_measures_are_the_clients_figures(echo_run) -> None:
         "echo.cpu.asyncio": (
             [r["small"]["server_cpu_s"] / r["small"]["round_trips"] * 1e6 for r in fastws],
             [r["small"]["server_cpu_s"] / r["small"]["round_trips"] * 1e6 for r in floor],
-            "us", False,
+            "µs", False,
         ),
     }  # fmt: skip
     for measure_id, (mine, bottom, unit, higher) in expected.items():
@@ -104,7 +104,7 @@ def test_echo_measures_are_the_clients_figures(echo_run) -> None:
     large = by_id["echo.mbps.asyncio"].extra["fastws recv/send"]["server CPU per 1 MiB echo (ms)"]
     per_mib = statistics.median(r["large"]["server_cpu_s"] / r["large"]["messages"] for r in fastws)
     assert large == round(per_mib * 1e3, 2)
-    client = by_id["echo.rate.asyncio"].extra["raw TCP (floor)"]["client CPU per round trip (us)"]
+    client = by_id["echo.rate.asyncio"].extra["raw TCP (floor)"]["client CPU per round trip (µs)"]
     per_round_trip = statistics.median(r["small"]["client_cpu_s"] / r["small"]["round_trips"] for r in floor)
     assert client == round(per_round_trip * 1e6, 1)
 
@@ -274,8 +274,8 @@ def test_pubsub_measures_from_a_real_run() -> None:
         assert by_id["pubsub.rate"].extra[label]["connections per worker"] == "/".join(map(str, run["spread"]))
         assert by_id["pubsub.p99"].extra[label]["p50 (ms)"] == round(run["p50_ms"], 1)
     redis = by_id["pubsub.cpu"].extra
-    assert redis[LABELS["fastws-local"]]["redis-server CPU per delivery (us)"] is None
-    assert redis[LABELS["fastws-redis-uvloop"]]["redis-server CPU per delivery (us)"] > 0
+    assert redis[LABELS["fastws-local"]]["redis-server CPU per delivery (µs)"] is None
+    assert redis[LABELS["fastws-redis-uvloop"]]["redis-server CPU per delivery (µs)"] > 0
     for m in measures:
         assert m.fastws == [LABELS[s] for s in stacks] and m.peers() == []
         assert "6 subscribers" in m.title
@@ -385,7 +385,7 @@ def test_workers_measures_from_a_real_run() -> None:
         assert by_id["workers.scaling"].samples[label] == [two["rate"] / one["rate"]]
         assert by_id["workers.rate.1"].extra[label]["connections per worker"] == "1"
         assert by_id["workers.rate.2"].extra[label]["connections per worker"] == "1/1"
-        assert by_id["workers.rate.2"].extra[label]["server CPU per round trip (us)"] == round(two["server_us"], 1)
+        assert by_id["workers.rate.2"].extra[label]["server CPU per round trip (µs)"] == round(two["server_us"], 1)
     for m in measures:
         assert m.fastws == [LABELS["fastws-listener"]] and m.floor == LABELS["raw-tcp"]
 

@@ -192,7 +192,7 @@ def echo_measures(
                 cpu[label] = [v * 1e6 for v in server_small if v is not None]
             client_small = median_or_none(_per_echo(r, "small", "client") for r in ok)
             if client_small is not None:
-                rate_extra[label] = {"client CPU per round trip (us)": round(client_small * 1e6, 1)}
+                rate_extra[label] = {"client CPU per round trip (µs)": round(client_small * 1e6, 1)}
             server_large = median_or_none(_per_echo(r, "large", "server") for r in ok)
             client_large = median_or_none(_per_echo(r, "large", "client") for r in ok)
             figures = {}
@@ -214,7 +214,7 @@ def echo_measures(
                     f"Echo throughput, {LARGE // 2**20} MiB messages, {spec.what}",
                     "MB/s", True, "10^6 bytes echoed per second, counted in one direction.",
                 ),
-                "cpu": (f"Server CPU time per {SMALL} B echo, {spec.what}", "us", False, CPU_NOTE),
+                "cpu": (f"Server CPU time per {SMALL} B echo, {spec.what}", "µs", False, CPU_NOTE),
             }[kind]  # fmt: skip
             measures.append(
                 Measure(

@@ -110,8 +110,8 @@ def to_measures(
             )
             client = median_or_none(r["client_cpu_s"] / r["deliveries"] * 1e6 for r in ok)
             cpu_extra[label] = {
-                "redis-server CPU per delivery (us)": None if redis is None else round(redis, 2),
-                "load generator CPU per delivery (us)": None if client is None else round(client, 2),
+                "redis-server CPU per delivery (µs)": None if redis is None else round(redis, 2),
+                "load generator CPU per delivery (µs)": None if client is None else round(client, 2),
             }
     fastws = [labels[s] for s in FASTWS if s in labels and s not in IN_PROCESS]
     references = [labels[s] for s in IN_PROCESS if s in labels]
@@ -122,7 +122,7 @@ def to_measures(
          " every subscriber in one process, without Redis.")),
         ("p99", p99, p99_extra, f"Latency from publish to the last subscriber, p99 ({what})", "ms", False,
          "At saturation (2 messages out), the time until every subscriber has the message."),
-        ("cpu", cpu, cpu_extra, f"Server CPU time per delivery, all workers ({what})", "us", False,
+        ("cpu", cpu, cpu_extra, f"Server CPU time per delivery, all workers ({what})", "µs", False,
          ("User + system time of the server's worker processes (from /proc) per message delivered to one"
          " subscriber; Redis's own CPU time is beside it.")),
     ]  # fmt: skip

@@ -54,7 +54,7 @@ def to_measures(data: List[Dict[str, Any]], loop: str) -> Tuple[List[Measure], L
         for kind, samples, chart_title, unit, higher, note in (
             ("rate", rates, f"Round trips per second of one client connection, {SIZE} B messages",
              "round trips/s", True, "Send a message, wait for its echo, again; the clients measured in turns."),
-            ("cpu", cpus, f"Client CPU time per {SIZE} B round trip", "us", False,
+            ("cpu", cpus, f"Client CPU time per {SIZE} B round trip", "µs", False,
              ("User + system time of the client process per round trip: what other load on the machine disturbs"
              " least.")),
         ):  # fmt: skip

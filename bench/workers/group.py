@@ -82,7 +82,7 @@ def to_measures(
             server = median_or_none(r.get("server_us") for r in ok)
             middle = sorted(ok, key=lambda r: r["rate"])[len(ok) // 2]
             extra[LABELS[stack]] = {
-                "server CPU per round trip (us)": None if server is None else round(server, 1),
+                "server CPU per round trip (µs)": None if server is None else round(server, 1),
                 "connections per worker": "/".join(str(c) for c in middle["spread"]),
             }
         if samples:
