@@ -5,19 +5,21 @@ Response equal to the one sent; no parser, no negotiation result."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import pickle
-from typing import Any, List
+from typing import Any, ClassVar, List
 
 import pytest
 
 import fastws
+from fastws.asyncio import fastpath
 from fastws.compression import extension_factories
 from fastws.headers import Headers
 from fastws.http11 import RequestParser, Response, parse_request
 from fastws.protocol import OPEN, ServerProtocol
 
-from asyncio_helpers import run, server
+from asyncio_helpers import listener_server, run, server
 
 KEY_LINES = b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
 
@@ -169,3 +171,37 @@ def test_an_extension_subclass_without_slots_keeps_an_instance_dict():
             self.seen = 0
 
     assert vars(Marker()) == {"seen": 0}
+
+
+class _Opened(fastws.Listener):
+    connections: ClassVar[List[Any]] = []
+    opened: ClassVar[asyncio.Event]
+
+    def on_open(self, connection: Any) -> None:
+        type(self).connections.append(connection)
+        type(self).opened.set()
+
+
+@run
+async def test_an_open_idle_connection_holds_no_future_and_shares_its_dict_keys():
+    _Opened.connections = []
+    _Opened.opened = asyncio.Event()
+    async with listener_server(_Opened) as (_, uri):
+        client = await fastws.connect(uri, ping_interval=None)
+        await asyncio.wait_for(_Opened.opened.wait(), 5)
+        (conn,) = _Opened.connections
+        held = _reachable(conn)
+        assert not any(isinstance(x, asyncio.Future) for x in held), held
+        # CPython shares the keys of instance dicts of up to 30 names; past
+        # that each connection holds a table of its own (about 1.3 KB more).
+        # (The pure-Python fast path keeps a dozen more in the dict, where
+        # the compiled one has C fields.)
+        if fastpath.IMPLEMENTATION == "cython":
+            assert len(vars(conn)) <= 30, sorted(vars(conn))
+        # The futures, made when asked for, say what happened.
+        assert conn._opened.done() and conn._opened.exception() is None
+        waiting = asyncio.ensure_future(conn.wait_closed())
+        await client.close()
+        await asyncio.wait_for(waiting, 5)
+        assert conn._closed.done()
+        assert conn.protocol.response.status_code == 101

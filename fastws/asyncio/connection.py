@@ -145,6 +145,12 @@ class Connection(FastPath, asyncio.BufferedProtocol):
     :attr:`remote_address`, :attr:`local_address`.
     """
 
+    #: Round-trip time of the last ping answered, in seconds. (A class
+    #: default: the instance has its own once a pong came. CPython shares the
+    #: keys of instance dicts up to 30 of them; a server's connections have
+    #: about that many, and each one past it costs 1.3 KB per connection.)
+    latency: float = 0.0
+
     def __init__(
         self,
         protocol: Protocol,
@@ -181,8 +187,6 @@ class Connection(FastPath, asyncio.BufferedProtocol):
         self.write_limit = write_high
         #: The size it must drain below for ``send()`` to go on.
         self.write_limit_low = write_low
-        #: Round-trip time of the last ping answered, in seconds.
-        self.latency = 0.0
         # How several chunks are written (set with the transport): None for
         # transport.writelines(), or a function of the chunks.
         self._writelines: Any = None
@@ -190,8 +194,14 @@ class Connection(FastPath, asyncio.BufferedProtocol):
         self._drain_waiters: Optional[list] = None
         self._send_lock: Optional[asyncio.Future] = None  # a fragmented send() in progress
         self._pings: Optional[dict] = None  # payload -> (future, time sent)
-        self._opened: asyncio.Future = self.loop.create_future()
-        self._closed: asyncio.Future = self.loop.create_future()
+        # The futures _opened and _closed are made when first asked for (an
+        # idle connection of a server holds neither): until then _open_state
+        # (None: opening, True: open, an exception: the handshake failed) and
+        # _gone (connection_lost() ran) say what they would.
+        self._opened_future: Optional[asyncio.Future] = None
+        self._closed_future: Optional[asyncio.Future] = None
+        self._open_state: Union[None, bool, BaseException] = None
+        self._gone = False
         self._close_timer: Optional[asyncio.TimerHandle] = None
         self._close_stage = 0  # 1: waiting for the peer, 2: transport.close() sent
         self._failure_timer: Optional[asyncio.TimerHandle] = None  # see _schedule_failure
@@ -312,10 +322,17 @@ class Connection(FastPath, asyncio.BufferedProtocol):
         for handle in (self._close_timer, self._keepalive, self._failure_timer):
             if handle is not None:
                 handle.cancel()
-        if not self._opened.done():
-            self._opened.set_exception(self._handshake_error(exc))
-            self._opened.exception()  # whoever awaits it gets it; no "never retrieved" log
-        self._closed.set_result(None)
+        if not self._opened_done():
+            error = self._handshake_error(exc)
+            opened = self._opened_future
+            if opened is None:
+                self._open_state = error
+            else:
+                opened.set_exception(error)
+                opened.exception()  # whoever awaits it gets it; no "never retrieved" log
+        self._gone = True
+        if self._closed_future is not None:
+            self._closed_future.set_result(None)
         self._wake_recv(_CLOSED)
         self._wake_writers()
         pings = self._pings
@@ -404,7 +421,7 @@ class Connection(FastPath, asyncio.BufferedProtocol):
             self._failure_timer.cancel()
             self._failure_timer = None
         protocol = self.protocol
-        if protocol.pending_failure is not None and not self._closed.done():
+        if protocol.pending_failure is not None and not self._gone:
             protocol.fail_pending()
             self._flush()
 
@@ -465,7 +482,7 @@ class Connection(FastPath, asyncio.BufferedProtocol):
                 self.transport.resume_reading()
 
     def _arm_close_timer(self) -> None:
-        if self.close_timeout is None or self._closed.done():
+        if self.close_timeout is None or self._gone:
             return
         if self._close_timer is not None:
             self._close_timer.cancel()
@@ -475,7 +492,7 @@ class Connection(FastPath, asyncio.BufferedProtocol):
         """The peer took too long: close TCP, then abort it if even that hangs
         (a peer that does not read keeps the write buffer full)."""
         self._close_timer = None
-        if self._closed.done():
+        if self._gone:
             return
         if self._close_stage < 2:
             self._close_stage = 2
@@ -484,8 +501,39 @@ class Connection(FastPath, asyncio.BufferedProtocol):
         else:
             self.transport.abort()
 
+    @property
+    def _opened(self) -> asyncio.Future:
+        """Done once the opening handshake succeeded, or with its error."""
+        future = self._opened_future
+        if future is None:
+            future = self._opened_future = self.loop.create_future()
+            state = self._open_state
+            if state is True:
+                future.set_result(None)
+            elif isinstance(state, BaseException):
+                future.set_exception(state)
+                future.exception()  # no "never retrieved" log
+        return future
+
+    @property
+    def _closed(self) -> asyncio.Future:
+        """Done once the connection is closed (connection_lost() ran)."""
+        future = self._closed_future
+        if future is None:
+            future = self._closed_future = self.loop.create_future()
+            if self._gone:
+                future.set_result(None)
+        return future
+
+    def _opened_done(self) -> bool:
+        future = self._opened_future
+        return self._open_state is not None if future is None else future.done()
+
     def _opened_ok(self) -> bool:
-        return self._opened.done() and not self._opened.cancelled() and self._opened.exception() is None
+        future = self._opened_future
+        if future is None:
+            return self._open_state is True
+        return future.done() and not future.cancelled() and future.exception() is None
 
     def _handshake_error(self, exc: Optional[BaseException]) -> BaseException:
         error = self.protocol.error
@@ -497,8 +545,10 @@ class Connection(FastPath, asyncio.BufferedProtocol):
 
     def _connection_open(self) -> None:
         """The opening handshake succeeded."""
-        if not self._opened.done():
-            self._opened.set_result(None)
+        if not self._opened_done():
+            self._open_state = True
+            if self._opened_future is not None:
+                self._opened_future.set_result(None)
         self._start_keepalive()
         if self.listener is not None:
             self._call_listener("on_open")
@@ -543,10 +593,10 @@ class Connection(FastPath, asyncio.BufferedProtocol):
                     self._schedule_failure()
             if self._reading_paused and self.max_queue is not None and len(messages) <= self._queue_low:
                 self._reading_paused = False
-                if not self._closed.done():
+                if not self._gone:
                     self.transport.resume_reading()
         else:
-            if self.protocol.close_rcvd is not None or self._closed.done():
+            if self.protocol.close_rcvd is not None or self._gone:
                 raise self._closed_exc()
             if self._recv_waiter is not None:
                 raise ConcurrencyError("cannot call recv() while another coroutine is already in recv()")
@@ -610,7 +660,7 @@ class Connection(FastPath, asyncio.BufferedProtocol):
             or self._recv_waiter is not None
             or self.listener is not None
             or self.protocol.close_rcvd is not None
-            or self._closed.done()
+            or self._gone
         ):
             try:
                 return await self.recv()
@@ -741,14 +791,14 @@ class Connection(FastPath, asyncio.BufferedProtocol):
 
     async def _drain(self) -> None:
         """Wait until the transport's buffer is below the low-water mark."""
-        while self._writing_paused and not self._closed.done():
+        while self._writing_paused and not self._gone:
             waiter = self.loop.create_future()
             if self._drain_waiters is None:
                 self._drain_waiters = [waiter]
             else:
                 self._drain_waiters.append(waiter)
             await waiter
-        if self._closed.done() and self.protocol.state is not OPEN:
+        if self._gone and self.protocol.state is not OPEN:
             raise self._closed_exc()
 
     def _wake_writers(self) -> None:

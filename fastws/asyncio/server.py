@@ -126,6 +126,9 @@ class Server:
         self.server: Optional[asyncio.Server] = None
         self._connections: Set[ServerConnection] = set()
         self._handlers: Set[asyncio.Task[None]] = set()
+        # Each handler's task leaves _handlers when done: one bound method for
+        # all of them (one made per task is 64 bytes held while it runs).
+        self._handler_done = self._handlers.discard
         self._close_task: Optional[asyncio.Task[None]] = None
         self._done: Optional[asyncio.Future[None]] = None  # set once closed
         # makes one ServerConnection; set by serve()
