@@ -108,14 +108,19 @@ class Headers:
         try:
             raw = object.__getattribute__(self, "_raw")
         except AttributeError:
-            raise AttributeError(name) from None
+            # Another thread rebuilt them meanwhile (it sets _items before it
+            # deletes _raw), or they were never compacted.
+            return object.__getattribute__(self, "_items")
         items: List[Tuple[str, str]] = []
         if raw:
             for line in raw.split("\n"):
                 n, _, v = line.partition(":")
                 items.append((n, v))
         self._items = items
-        del self._raw
+        try:
+            del self._raw
+        except AttributeError:  # another thread's rebuild deleted it first
+            pass
         return items
 
     def _lookup(self) -> Dict[str, List[str]]:

@@ -205,3 +205,33 @@ async def test_an_open_idle_connection_holds_no_future_and_shares_its_dict_keys(
         await asyncio.wait_for(waiting, 5)
         assert conn._closed.done()
         assert conn.protocol.response.status_code == 101
+
+
+def _read_after(start: Any, headers: Headers, seen: List[Any]) -> None:
+    start.wait()
+    seen.append(headers.items())
+
+
+def test_compacted_headers_read_by_several_threads_at_once_come_back_whole():
+    import sys
+    import threading
+
+    items = [(f"X-{i}", str(i)) for i in range(2000)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch within the rebuild
+    try:
+        for _ in range(20):
+            headers = Headers(items)
+            headers._compact()
+            start = threading.Barrier(4)
+            seen: List[Any] = []
+            threads = [
+                threading.Thread(target=_read_after, args=(start, headers, seen)) for _ in range(4)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert seen == [items] * 4
+    finally:
+        sys.setswitchinterval(interval)
