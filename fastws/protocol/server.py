@@ -207,7 +207,21 @@ class ServerProtocol(Protocol):
             # What an open connection keeps of its handshake is held for as
             # long as it is open: the response as the bytes sent, the
             # request's headers as one string (both read back on demand).
-            self._response_head = head = response.serialize()
+            head = response.serialize()
+            if (
+                response.body
+                or b":  " in head
+                or b": \t" in head
+                or b" \r\n" in head
+                or b"\t\r\n" in head
+            ):
+                # Parsed again, it could differ: a parser drops the spaces
+                # and tabs around a header value (found in the bytes: a false
+                # alarm, such a pair inside a value, only costs memory), and
+                # a 101 has no body. Kept as it is.
+                self._response = response
+            else:
+                self._response_head = head
             self._writer.queue(head)
             request = self.request
             if request is not None:
