@@ -263,7 +263,10 @@ def apply_mask_inplace(buffer, mask, phase=0):
         for i in range(4):
             rotated[i] = key[(p + i) & 3]
         memcpy(key, rotated, 4)
-    if type(buffer) is bytearray:
+    # A small bytearray is masked in place with the GIL held. A large one goes
+    # through the buffer protocol below: the export it holds while the GIL is
+    # released keeps another thread from resizing the bytearray under the mask.
+    if type(buffer) is bytearray and PyByteArray_GET_SIZE(buffer) < _NOGIL_SIZE:
         n = PyByteArray_GET_SIZE(buffer)
         _mask_maybe_nogil(<const uint8_t *>PyByteArray_AS_STRING(buffer),
                           <uint8_t *>PyByteArray_AS_STRING(buffer), n, key)

@@ -166,6 +166,10 @@ async def test_id_and_logger_are_made_when_first_read():
             assert adapter.extra == {"websocket": conn}
             assert adapter.logger.name == "fastws.server"
             assert conn.logger is adapter
+            # assignable, as websockets' Connection.id is
+            mine = uuid.UUID(int=7)
+            conn.id = mine
+            assert conn.id is mine
         finally:
             await client.close()
 

@@ -218,6 +218,10 @@ class Connection(FastPath, asyncio.BufferedProtocol):
             ident = self._id = uuid.uuid4()
         return ident
 
+    @id.setter
+    def id(self, value: uuid.UUID) -> None:
+        self._id = value
+
     @property
     def logger(self) -> logging.LoggerAdapter[Any]:
         """The connection's logger: a :class:`logging.LoggerAdapter` whose

@@ -209,6 +209,8 @@ class ServerConnection(Connection):
         shared = getattr(self.server, "_close_timer", None)
         timeout = self.close_timeout
         if shared is None or shared.timeout != timeout:
+            if shared is not None:  # close_timeout changed since the shared timer took it
+                shared.deadlines.pop(self, None)
             super()._arm_close_timer()
             return
         if self._gone:
