@@ -339,12 +339,12 @@ def run_group(
         stacks: The stacks to measure (default: all of :data:`STACKS`).
         connections: Connections per measure (default by mode: 1,000 quick,
             10,000 otherwise).
-        repeats: Runs per stack (default by mode: 1, 1, 3).
+        repeats: Runs per stack (default by mode: 1, 2, 3).
     """
     if not sys.platform.startswith("linux"):
         raise GroupSkipped("reads the server's RSS from /proc (Linux only)")
     n = connections if connections is not None else ctx.pick(1000, 10000, 10000)
-    runs = repeats if repeats is not None else ctx.pick(1, 1, 3)
+    runs = repeats if repeats is not None else ctx.pick(1, 2, 3)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < n + WARMUP + 64:
         raise GroupSkipped(f"the open file limit ({hard}) is below the {n + WARMUP + 64} connections need")
